@@ -1,0 +1,2 @@
+// Placeholder until the multiplexer lands (see MUX.md requirements).
+export {}

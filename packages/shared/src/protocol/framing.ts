@@ -1,0 +1,128 @@
+import type { Duplex, Readable, Writable } from 'node:stream'
+import { PorchlightError } from '../errors.js'
+
+/**
+ * Control messages and stream heads travel as length-prefixed JSON: a 4-byte big-endian length
+ * then that many bytes of UTF-8 JSON. The size is checked before anything is buffered.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024
+const LENGTH_BYTES = 4
+
+export function encodeMessage(value: unknown, maxBytes = MAX_MESSAGE_BYTES): Buffer {
+  const body = Buffer.from(JSON.stringify(value), 'utf8')
+  if (body.length > maxBytes) throw new PorchlightError('PL_ERR_PROTO_FRAME_TOO_LARGE', [body.length, maxBytes])
+  const out = Buffer.allocUnsafe(LENGTH_BYTES + body.length)
+  out.writeUInt32BE(body.length, 0)
+  body.copy(out, LENGTH_BYTES)
+  return out
+}
+
+/** Incremental decoder: push chunks of any size, get whole parsed messages back. */
+export class MessageDecoder {
+  private chunks: Buffer[] = []
+  private buffered = 0
+  constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
+
+  /** Returns every complete message in the bytes received so far; throws on oversize or bad JSON. */
+  push(chunk: Buffer): unknown[] {
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    const out: unknown[] = []
+    for (;;) {
+      if (this.buffered < LENGTH_BYTES) break
+      const head = this.peek(LENGTH_BYTES)
+      const length = head.readUInt32BE(0)
+      if (length > this.maxBytes) throw new PorchlightError('PL_ERR_PROTO_FRAME_TOO_LARGE', [length, this.maxBytes])
+      if (this.buffered < LENGTH_BYTES + length) break
+      const whole = this.take(LENGTH_BYTES + length)
+      out.push(parseJson(whole.subarray(LENGTH_BYTES)))
+    }
+    return out
+  }
+
+  /** Bytes received after the last complete message (used when a raw body follows a head). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.chunks)
+    this.chunks = []
+    this.buffered = 0
+    return rest
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]
+    if (first && first.length >= n) return first.subarray(0, n)
+    return Buffer.concat(this.chunks).subarray(0, n)
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)
+    const taken = all.subarray(0, n)
+    const rest = all.subarray(n)
+    this.chunks = rest.length > 0 ? [rest] : []
+    this.buffered = rest.length
+    return taken
+  }
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    // Reviver drops prototype-polluting keys before anything looks at the object.
+    return JSON.parse(bytes.toString('utf8'), (key, value) => (key === '__proto__' || key === 'constructor' ? undefined : value))
+  } catch (err) {
+    throw new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', ['not JSON'], { cause: err })
+  }
+}
+
+/** Writes one framed head; resolves when the stream accepted it. */
+export function writeHead(stream: Writable, value: unknown): boolean {
+  return stream.write(encodeMessage(value))
+}
+
+/**
+ * Reads exactly one framed head from a stream, then puts any bytes after it back with
+ * `unshift` so the body can be piped as usual. Rejects on end, error, oversize or timeout.
+ */
+export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes = MAX_MESSAGE_BYTES): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const decoder = new MessageDecoder(maxBytes)
+    const timer = setTimeout(() => finish(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', ['stream head timed out'])), timeoutMs)
+    const onReadable = (): void => {
+      let chunk: Buffer | null
+      while ((chunk = stream.read() as Buffer | null) !== null) {
+        let messages: unknown[]
+        try {
+          messages = decoder.push(chunk)
+        } catch (err) {
+          finish(err as Error)
+          return
+        }
+        if (messages.length > 0) {
+          const rest = decoder.takeRest()
+          // Anything framed after the head belongs to the body: hand it back untouched.
+          const extra = messages.slice(1).map((m) => encodeMessage(m))
+          const back = Buffer.concat([...extra, rest])
+          finish(undefined, messages[0])
+          if (back.length > 0) stream.unshift(back)
+          return
+        }
+      }
+    }
+    const onEnd = (): void => finish(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', ['stream ended before its head']))
+    const onError = (err: Error): void => finish(err)
+    let done = false
+    function finish(err?: Error, value?: unknown): void {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      stream.off('readable', onReadable)
+      stream.off('end', onEnd)
+      stream.off('error', onError)
+      if (err) reject(err)
+      else resolve(value)
+    }
+    stream.on('readable', onReadable)
+    stream.on('end', onEnd)
+    stream.on('error', onError)
+    onReadable()
+  })
+}

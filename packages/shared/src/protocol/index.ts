@@ -1,0 +1,3 @@
+export * from './version.js'
+export * from './framing.js'
+export * from './messages.js'

@@ -1,0 +1,102 @@
+import { z } from 'zod'
+
+/**
+ * Control-stream messages (the first stream the agent opens) and stream heads (the first framed
+ * message on every data stream). Every message is validated with these schemas on receipt;
+ * strict objects reject unknown keys, and sizes are bounded so hostile JSON stays cheap.
+ */
+const name = z.string().min(1).max(253)
+const shortText = z.string().max(1024)
+const headerList = z.array(z.tuple([z.string().max(256), z.string().max(16 * 1024)])).max(256)
+
+/** Visitor access rules for one published tunnel; the relay enforces them. */
+export const AccessSpec = z.strictObject({
+  links: z.boolean().optional(),
+  basic: z.strictObject({ user: z.string().min(1).max(256), password_hash: z.string().min(1).max(512) }).optional(),
+  allow_ips: z.array(z.string().max(64)).max(256).optional(),
+  client_certs: z.boolean().optional(),
+})
+export type AccessSpec = z.infer<typeof AccessSpec>
+
+export const TunnelSpec = z.discriminatedUnion('kind', [
+  z.strictObject({ id: name, kind: z.literal('http'), host: name, access: AccessSpec.optional() }),
+  z.strictObject({
+    id: name,
+    kind: z.literal('tcp'),
+    remote_port: z.number().int().min(0).max(65535).optional(),
+    allow_ips: z.array(z.string().max(64)).max(256).optional(),
+    proxy_protocol: z.enum(['v1', 'v2']).optional(),
+  }),
+])
+export type TunnelSpec = z.infer<typeof TunnelSpec>
+
+export const PublishResult = z.union([
+  z.strictObject({ id: name, ok: z.literal(true), url: shortText }),
+  z.strictObject({ id: name, ok: z.literal(false), code: shortText, message: shortText }),
+])
+export type PublishResult = z.infer<typeof PublishResult>
+
+/** Messages the agent sends on the control stream. */
+export const AgentMessage = z.discriminatedUnion('type', [
+  /** First message: protocol version and the agent's software version. */
+  z.strictObject({ type: z.literal('hello'), version: z.number().int(), agent_version: shortText }),
+  /** Replaces the agent's whole set of published tunnels (sent after hello and on reload). */
+  z.strictObject({ type: z.literal('publish'), tunnels: z.array(TunnelSpec).max(256) }),
+  /** A request the relay answers with `response` carrying the same id (share links, status). */
+  z.strictObject({ type: z.literal('request'), id: z.number().int().nonnegative(), op: z.string().max(64), args: z.record(z.string(), z.unknown()) }),
+])
+export type AgentMessage = z.infer<typeof AgentMessage>
+
+/** Messages the relay sends on the control stream. */
+export const RelayMessage = z.discriminatedUnion('type', [
+  /** Answer to hello: who the relay thinks we are and its public domain. */
+  z.strictObject({ type: z.literal('welcome'), version: z.number().int(), agent: name, session: shortText, domain: name }),
+  /** Answer to publish: one result per tunnel, in order. */
+  z.strictObject({ type: z.literal('published'), results: z.array(PublishResult).max(256) }),
+  /** Answer to request. */
+  z.strictObject({
+    type: z.literal('response'), id: z.number().int().nonnegative(), ok: z.boolean(),
+    result: z.unknown().optional(), code: shortText.optional(), message: shortText.optional(),
+  }),
+  /** Something the agent should log (e.g. certificate revoked, session replaced). */
+  z.strictObject({ type: z.literal('notice'), level: z.enum(['info', 'warn', 'error']), code: shortText, message: shortText }),
+])
+export type RelayMessage = z.infer<typeof RelayMessage>
+
+/** First message on a stream the relay opens for one visitor HTTP request. */
+export const HttpRequestHead = z.strictObject({
+  t: z.literal('http'),
+  tunnel: name,
+  host: name,
+  method: z.string().min(1).max(32),
+  url: z.string().min(1).max(16 * 1024),
+  headers: headerList,
+  upgrade: z.boolean(),
+})
+export type HttpRequestHead = z.infer<typeof HttpRequestHead>
+
+/** First message on a stream the relay opens for one TCP connection to a reverse-TCP tunnel. */
+export const TcpHead = z.strictObject({
+  t: z.literal('tcp'),
+  tunnel: name,
+  remote_address: z.string().max(64),
+  remote_port: z.number().int().min(0).max(65535),
+  local_address: z.string().max(64),
+  local_port: z.number().int().min(0).max(65535),
+})
+export type TcpHead = z.infer<typeof TcpHead>
+
+/** First message on a stream the agent opens for an outbound forward. */
+export const ForwardHead = z.strictObject({ t: z.literal('forward'), host: name, port: z.number().int().min(1).max(65535) })
+export type ForwardHead = z.infer<typeof ForwardHead>
+
+export const StreamHead = z.discriminatedUnion('t', [HttpRequestHead, TcpHead, ForwardHead])
+export type StreamHead = z.infer<typeof StreamHead>
+
+/** Reply head on a stream: the origin's response (http) or the dial outcome (tcp/forward). */
+export const ReplyHead = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('response'), status: z.number().int().min(100).max(999), status_message: shortText.optional(), headers: headerList }),
+  z.strictObject({ t: z.literal('ok') }),
+  z.strictObject({ t: z.literal('error'), code: shortText, message: shortText }),
+])
+export type ReplyHead = z.infer<typeof ReplyHead>
