@@ -1,0 +1,17 @@
+import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
+
+/** Prometheus metrics (prom-client), one registry per relay so tests can build several. */
+export interface Metrics {
+  registry: PromRegistry
+  requests: Counter<'status'>
+  sessions: Counter<string>
+}
+
+export function createMetrics(connectedAgents: () => number): Metrics {
+  const registry = new PromRegistry()
+  collectDefaultMetrics({ register: registry, prefix: 'porchlight_relay_' })
+  const requests = new Counter({ name: 'porchlight_http_requests_total', help: 'Visitor HTTP requests by status', labelNames: ['status'] as const, registers: [registry] })
+  const sessions = new Counter({ name: 'porchlight_agent_sessions_total', help: 'Agent sessions accepted', registers: [registry] })
+  new Gauge({ name: 'porchlight_agents_connected', help: 'Agents connected now', registers: [registry], collect() { this.set(connectedAgents()) } })
+  return { registry, requests, sessions }
+}

@@ -1,0 +1,70 @@
+import type { AgentMessage, RelayMessage } from '@porchlight/shared/protocol'
+import { isPorchlightError } from '@porchlight/shared/errors'
+import type { AgentSession } from './session.js'
+
+type Request = Extract<AgentMessage, { type: 'request' }>
+type Reply = Extract<RelayMessage, { type: 'response' }>
+
+const MAX_LINK_TTL_MS = 365 * 24 * 3600 * 1000
+
+/** Answers an agent's control `request` (share links, status). Never throws. */
+export async function handleControlRequest(session: AgentSession, req: Request): Promise<Reply> {
+  try {
+    const handler = ops[req.op]
+    if (!handler) return { type: 'response', id: req.id, ok: false, code: 'PL_ERR_PROTO_BAD_MESSAGE', message: `unknown op ${req.op.slice(0, 64)}` }
+    const result = await handler(session, req.args)
+    return { type: 'response', id: req.id, ok: true, result }
+  } catch (err) {
+    if (isPorchlightError(err)) return { type: 'response', id: req.id, ok: false, code: err.code, message: err.message }
+    session.log.error({ err }, 'control request failed')
+    return { type: 'response', id: req.id, ok: false, code: 'PL_ERR_INTERNAL', message: 'internal error' }
+  }
+}
+
+class RequestError extends Error {
+  constructor(readonly code: string, message: string) { super(message) }
+}
+
+function linkHostOf(session: AgentSession, host: unknown): string {
+  if (typeof host !== 'string') throw new RequestError('PL_ERR_PROTO_BAD_MESSAGE', 'host is required')
+  const wanted = host.toLowerCase().replace(/\.$/, '')
+  const route = session.ctx.registry.routesOf(session.agent).find((r) => r.host === wanted || r.tunnelId === host)
+  if (!route) throw new RequestError('PL_ERR_NOT_FOUND', `${host} not found`)
+  if (!route.access?.links) throw new RequestError('PL_ERR_PROTO_BAD_MESSAGE', `share links are not enabled for ${route.host} (set access.links: true)`)
+  return route.host
+}
+
+const ops: Record<string, (session: AgentSession, args: Record<string, unknown>) => Promise<unknown>> = {
+  'link.create': async (session, args) => {
+    const host = linkHostOf(session, args['host'])
+    const expiresMs = typeof args['expires_ms'] === 'number' ? args['expires_ms'] : 24 * 3600 * 1000
+    if (!(expiresMs > 0 && expiresMs <= MAX_LINK_TTL_MS)) throw new RequestError('PL_ERR_PROTO_BAD_MESSAGE', 'expires must be between 1s and 365d')
+    const note = typeof args['note'] === 'string' ? args['note'].slice(0, 200) : ''
+    const link = await session.ctx.links.create(host, expiresMs, note)
+    const url = `${session.ctx.publicUrl(host)}?porchlight_share=${encodeURIComponent(link.token)}`
+    session.log.info({ host, link: link.id }, 'share link created')
+    return { id: link.id, host, url, expires_at: new Date(link.expiresAt).toISOString(), note }
+  },
+  'link.list': async (session) => {
+    const hosts = new Set(session.ctx.registry.routesOf(session.agent).map((r) => r.host))
+    return session.ctx.links.list().filter((l) => hosts.has(l.host))
+  },
+  'link.revoke': async (session, args) => {
+    const id = String(args['id'] ?? '')
+    const hosts = new Set(session.ctx.registry.routesOf(session.agent).map((r) => r.host))
+    const link = session.ctx.links.list().find((l) => l.id === id)
+    if (!link || !hosts.has(link.host)) throw new RequestError('PL_ERR_NOT_FOUND', `link ${id.slice(0, 64)} not found`)
+    await session.ctx.links.revoke(id)
+    session.log.info({ host: link.host, link: id }, 'share link revoked')
+    return { id, revoked: true }
+  },
+  status: async (session) => ({
+    agent: session.agent,
+    session: session.id,
+    tunnels: session.results,
+  }),
+}
+
+// RequestError carries a code like PorchlightError so isPorchlightError-style checks see it.
+Object.defineProperty(RequestError.prototype, 'name', { value: 'RequestError' })
+export { RequestError }

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import { MuxSession, websocketDuplex, type MuxStream } from '@porchlight/shared/mux'
+import {
+  AgentMessage, MessageDecoder, PROTOCOL_VERSION, StreamHead, encodeMessage, readHead,
+  type PublishResult, type RelayMessage, type TunnelSpec,
+} from '@porchlight/shared/protocol'
+import { PorchlightError } from '@porchlight/shared/errors'
+import type { Logger } from '@porchlight/shared/log'
+import type { RelayContext } from '../context.js'
+import { publishTunnels, unpublishAll } from './publish.js'
+import { handleControlRequest } from './requests.js'
+
+const CONTROL_HEAD_TIMEOUT_MS = 10_000
+
+/**
+ * One connected agent: its multiplexed link, its control stream and what it publishes.
+ * The first stream the agent opens is the control stream; later agent-opened streams are
+ * outbound forwards. Streams the relay opens carry visitor traffic.
+ */
+export class AgentSession {
+  readonly id = randomBytes(6).toString('hex')
+  readonly connectedAt = new Date()
+  readonly log: Logger
+  readonly mux: MuxSession
+  tunnels: TunnelSpec[] = []
+  results: PublishResult[] = []
+  /** Serial of the client certificate this session authenticated with, if any (revocation). */
+  readonly certSerial: string | null
+  private control: MuxStream | null = null
+  private closed = false
+  private readonly onClosed: Array<() => void> = []
+
+  constructor(
+    readonly agent: string,
+    ws: WebSocket,
+    readonly ctx: RelayContext,
+    opts: { certSerial: string | null; remoteAddress: string },
+  ) {
+    this.certSerial = opts.certSerial
+    this.log = ctx.log.child({ component: 'agents', agent, session: this.id })
+    this.mux = new MuxSession(websocketDuplex(ws), {
+      role: 'server',
+      keepAliveIntervalMs: ctx.config.heartbeat.interval_ms,
+      keepAliveTimeoutMs: ctx.config.heartbeat.timeout_ms,
+      maxStreams: ctx.config.limits.max_streams_per_agent,
+      onStream: (stream) => this.onStream(stream),
+    })
+    this.mux.on('close', (err?: Error) => this.close(err))
+    this.log.info({ remote: opts.remoteAddress }, 'agent connected')
+  }
+
+  /** Opens a stream for visitor traffic; throws a PorchlightError if the link is gone. */
+  openStream(): Duplex {
+    if (this.closed) throw new PorchlightError('PL_ERR_MUX_CLOSED')
+    return this.mux.open()
+  }
+
+  whenClosed(fn: () => void): void {
+    if (this.closed) fn()
+    else this.onClosed.push(fn)
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** Tells the agent why (best effort) and drops the link; idempotent. */
+  close(err?: Error, notice?: { code: string; message: string }): void {
+    if (this.closed) return
+    if (notice && this.control) {
+      try {
+        this.send({ type: 'notice', level: 'warn', code: notice.code, message: notice.message })
+      } catch { /* link already broken */ }
+    }
+    this.closed = true
+    unpublishAll(this)
+    this.ctx.registry.detach(this)
+    this.mux.close(err)
+    if (err) this.log.info({ err: { code: (err as { code?: string }).code, message: err.message } }, 'agent disconnected')
+    else this.log.info('agent disconnected')
+    for (const fn of this.onClosed.splice(0)) fn()
+  }
+
+  send(message: RelayMessage): void {
+    this.control?.write(encodeMessage(message))
+  }
+
+  private onStream(stream: MuxStream): void {
+    stream.on('error', () => { /* reported where it matters; never crash on a stream */ })
+    if (this.control === null) {
+      this.control = stream
+      this.runControl(stream)
+      return
+    }
+    void this.onDataStream(stream)
+  }
+
+  private async onDataStream(stream: MuxStream): Promise<void> {
+    let head
+    try {
+      head = StreamHead.parse(await readHead(stream, CONTROL_HEAD_TIMEOUT_MS))
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message } }, 'bad stream head from agent')
+      stream.destroy()
+      return
+    }
+    if (head.t !== 'forward') {
+      stream.destroy()
+      return
+    }
+    await this.ctx.forwards.handle(this, stream, head)
+  }
+
+  private runControl(stream: MuxStream): void {
+    const decoder = new MessageDecoder()
+    let hello = false
+    stream.on('data', (chunk: Buffer) => {
+      let messages: unknown[]
+      try {
+        messages = decoder.push(chunk)
+      } catch (err) {
+        this.protocolError((err as Error).message)
+        return
+      }
+      for (const raw of messages) {
+        const parsed = AgentMessage.safeParse(raw)
+        if (!parsed.success) {
+          this.protocolError(parsed.error.issues[0]?.message ?? 'invalid message')
+          return
+        }
+        const msg = parsed.data
+        if (!hello && msg.type !== 'hello') {
+          this.protocolError('expected hello')
+          return
+        }
+        this.dispatch(msg)
+        hello = true
+      }
+    })
+    stream.on('end', () => this.close(new PorchlightError('PL_ERR_LINK_LOST', ['control stream ended'])))
+  }
+
+  private readonly handlers: { [K in AgentMessage['type']]: (m: Extract<AgentMessage, { type: K }>) => void } = {
+    hello: (m) => {
+      if (m.version !== PROTOCOL_VERSION) {
+        this.send({ type: 'notice', level: 'error', code: 'PL_ERR_PROTO_VERSION', message: `relay speaks protocol ${PROTOCOL_VERSION}` })
+        this.close(new PorchlightError('PL_ERR_PROTO_VERSION', [m.version]))
+        return
+      }
+      this.send({ type: 'welcome', version: PROTOCOL_VERSION, agent: this.agent, session: this.id, domain: this.ctx.config.domain })
+    },
+    publish: (m) => {
+      void publishTunnels(this, m.tunnels).then((results) => {
+        this.tunnels = m.tunnels
+        this.results = results
+        this.send({ type: 'published', results })
+      })
+    },
+    request: (m) => {
+      void handleControlRequest(this, m).then((reply) => this.send(reply))
+    },
+  }
+
+  private dispatch(msg: AgentMessage): void {
+    const handler = this.handlers[msg.type] as (m: AgentMessage) => void
+    handler(msg)
+  }
+
+  private protocolError(reason: string): void {
+    this.log.warn({ reason }, 'control protocol error')
+    this.close(new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', [reason]))
+  }
+}

@@ -1,0 +1,104 @@
+import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
+import type { Logger } from '@porchlight/shared/log'
+import type { RelayConfig } from '@porchlight/shared/config'
+import { TcpTunnelListener } from '../visitors/tcp.js'
+import { pickPort, portAllowed } from './port-policy.js'
+import { reject, resultFromError } from './publish.js'
+import type { AgentSession } from './session.js'
+
+type TcpSpec = Extract<TunnelSpec, { kind: 'tcp' }>
+
+interface PortEntry {
+  agent: string
+  session: AgentSession
+  tunnelId: string
+  listener: TcpTunnelListener
+}
+
+/**
+ * Relay ports opened for reverse-TCP tunnels. A port belongs to one agent; when that agent's
+ * session ends its listeners close at once (the port is freed), and a re-publish listens again.
+ */
+export class TcpPorts {
+  private readonly byPort = new Map<number, PortEntry>()
+
+  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number> }) {}
+
+  /** Makes `session`'s listeners exactly `specs`; returns one result per spec, in order. */
+  async apply(session: AgentSession, specs: TcpSpec[]): Promise<PublishResult[]> {
+    const keep = new Set(specs.map((s) => s.remote_port).filter((p): p is number => p !== undefined && p > 0))
+    const closing: Array<Promise<void>> = []
+    for (const [port, entry] of this.byPort) {
+      const mine = entry.session === session || (entry.agent === session.agent && entry.session.isClosed)
+      if (mine && !(keep.has(port) && !session.isClosed)) {
+        this.byPort.delete(port)
+        closing.push(entry.listener.close())
+      }
+    }
+    await Promise.all(closing)
+    if (session.isClosed) return specs.map((s) => reject(s.id, 'PL_ERR_MUX_CLOSED'))
+
+    const results: PublishResult[] = []
+    for (const spec of specs) results.push(await this.publishOne(session, spec))
+    return results
+  }
+
+  /** Live ports for the admin API. */
+  portsOf(agent: string): Array<{ port: number; tunnelId: string }> {
+    return [...this.byPort].filter(([, e]) => e.agent === agent).map(([port, e]) => ({ port, tunnelId: e.tunnelId }))
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.byPort.values()]
+    this.byPort.clear()
+    await Promise.all(all.map((e) => e.listener.close()))
+  }
+
+  private async publishOne(session: AgentSession, spec: TcpSpec): Promise<PublishResult> {
+    const config = this.deps.config()
+    const policy = config.agents[session.agent]
+    const ranges = policy?.tcp_ports ?? []
+    const reserved = this.deps.reservedPorts()
+    let port = spec.remote_port ?? 0
+    if (port === 0) {
+      const picked = pickPort(ranges, (p) => this.byPort.has(p) || reserved.has(p))
+      if (picked === null) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', 'any', session.agent)
+      port = picked
+    }
+    if (!portAllowed(port, ranges) || reserved.has(port)) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', port, session.agent)
+    const existing = this.byPort.get(port)
+    if (existing && existing.agent !== session.agent) return reject(spec.id, 'PL_ERR_POLICY_PORT_IN_USE', port)
+    if (existing) {
+      // Same agent, same port (reload): keep listening, serve from this session.
+      existing.session = session
+      existing.tunnelId = spec.id
+      return { id: spec.id, ok: true, url: this.url(port) }
+    }
+    const entry: Partial<PortEntry> = { agent: session.agent, session, tunnelId: spec.id }
+    const listener = new TcpTunnelListener({
+      host: config.listen.public.host,
+      port,
+      tunnelId: spec.id,
+      agent: session.agent,
+      allowIps: spec.allow_ips ?? [],
+      openStream: () => (entry as PortEntry).session.openStream(),
+      log: session.log.child({ tunnel: spec.id }),
+    })
+    entry.listener = listener
+    try {
+      await listener.listen()
+    } catch (err) {
+      return resultFromError(spec.id, err)
+    }
+    if (session.isClosed) {
+      await listener.close()
+      return reject(spec.id, 'PL_ERR_MUX_CLOSED')
+    }
+    this.byPort.set(port, entry as PortEntry)
+    return { id: spec.id, ok: true, url: this.url(port) }
+  }
+
+  private url(port: number): string {
+    return `tcp://${this.deps.config().domain}:${port}`
+  }
+}

@@ -1,0 +1,108 @@
+import http from 'node:http'
+import https from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { tokenMatchesHash } from '@porchlight/shared/secrets'
+import type { RelayConfig } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import { RateLimiter } from '../access/rate-limit.js'
+import { checkClientCert } from './tls.js'
+
+/** Largest WebSocket message the relay accepts from an agent (set explicitly; ws defaults to 100 MiB). */
+export const AGENT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+const HANDSHAKE_TIMEOUT_MS = 10_000
+const GENERIC_401 = 'unauthorized\n'
+
+export interface AuthenticatedAgent {
+  agent: string
+  ws: WebSocket
+  certSerial: string | null
+  remoteAddress: string
+}
+
+export interface AgentListenerDeps {
+  config: () => RelayConfig
+  log: Logger
+  revokedSerials: () => Set<string>
+  onAgent: (a: AuthenticatedAgent) => void
+  /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
+  tlsOptions: https.ServerOptions | null
+}
+
+/**
+ * The agents' endpoint. Authentication happens on the HTTP upgrade request, BEFORE the
+ * WebSocket exists: a bad token gets 401, a bad certificate 403 with a one-line reason, and an
+ * address with too many failures 429. Only this file and the agent's relay-link import `ws`.
+ */
+export function createAgentListener(deps: AgentListenerDeps): http.Server {
+  const failures = new RateLimiter({ limit: 20, windowMs: 60_000, maxKeys: 10_000 })
+  const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false })
+  const log = deps.log.child({ component: 'agents' })
+  const server = deps.tlsOptions ? https.createServer(deps.tlsOptions) : http.createServer()
+  server.headersTimeout = HANDSHAKE_TIMEOUT_MS
+  server.requestTimeout = HANDSHAKE_TIMEOUT_MS
+  server.maxHeadersCount = 100
+
+  server.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
+    res.end('porchlight agents endpoint: WebSocket upgrade required\n')
+  })
+  server.on('clientError', (_err, socket: Socket) => socket.destroy())
+  server.on('tlsClientError', () => undefined)
+
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => undefined)
+    const remoteAddress = normaliseIp(socket.remoteAddress ?? '')
+    const refuse = (status: number, body: string, extra = ''): void => {
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
+    }
+    if (failures.peek(remoteAddress)) {
+      log.warn({ remote: remoteAddress }, 'agent authentication rate-limited')
+      return refuse(429, 'too many failed attempts\n', 'retry-after: 60\r\n')
+    }
+    const agent = authenticate(deps.config(), req.headers.authorization)
+    if (agent === null) {
+      const hit = failures.hit(remoteAddress)
+      log.warn({ remote: remoteAddress, code: 'PL_ERR_AUTH_BAD_TOKEN' }, 'agent authentication failed')
+      return hit.allowed ? refuse(401, GENERIC_401) : refuse(429, 'too many failed attempts\n', `retry-after: ${hit.retryAfterS}\r\n`)
+    }
+    const policy = deps.config().agents[agent]!
+    let certSerial: string | null = null
+    if (deps.tlsOptions) {
+      const tlsSocket = socket as TLSSocket
+      const verdict = checkClientCert(tlsSocket, agent, deps.revokedSerials())
+      if (verdict.ok) certSerial = verdict.serial ?? null
+      else if (policy.require_cert) {
+        failures.hit(remoteAddress)
+        log.warn({ agent, remote: remoteAddress, code: verdict.code, reason: verdict.reason }, 'agent certificate rejected')
+        return refuse(403, `${verdict.code}: ${verdict.reason}\n`)
+      }
+    } else if (policy.require_cert) {
+      return refuse(403, 'PL_ERR_AUTH_CERT_REQUIRED: the relay has no TLS configured for client certificates\n')
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.setNoDelay(true)
+      deps.onAgent({ agent, ws, certSerial, remoteAddress })
+    })
+  })
+  return server
+}
+
+/** Returns the agent whose token this is. Checks every agent so timing says nothing about which. */
+export function authenticate(config: RelayConfig, authorization: string | undefined): string | null {
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization ?? '')
+  const token = m?.[1] ?? ''
+  let found: string | null = null
+  for (const [name, policy] of Object.entries(config.agents)) {
+    if (tokenMatchesHash(token, policy.token_sha256) && m) found = name
+  }
+  return found
+}
+
+function normaliseIp(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address
+}
+
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests' }

@@ -1,0 +1,15 @@
+import { loadRelayConfig } from '@porchlight/shared/config'
+import { createLogger } from '@porchlight/shared/log'
+import { buildRelay } from '../relay.js'
+import { installLifecycle } from '../lifecycle.js'
+
+/** `porchlight-relay serve -c relay.yaml`: load, build, listen, log ready, handle signals. */
+export async function runServe(opts: { config: string; debug: boolean }): Promise<void> {
+  const { config, warnings } = await loadRelayConfig(opts.config)
+  const log = createLogger({ name: 'porchlight-relay', ...(opts.debug ? { level: 'debug' } : {}) })
+  for (const w of warnings) log.warn(w)
+  const relay = buildRelay(config, { log })
+  const addresses = await relay.listen()
+  log.info({ ...addresses, domain: config.domain, agents_configured: Object.keys(config.agents).length }, 'ready')
+  installLifecycle({ relay, log, configFile: opts.config })
+}

@@ -1,0 +1,26 @@
+import type { Duplex } from 'node:stream'
+import type { RelayConfig } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import type { ForwardHead } from '@porchlight/shared/protocol'
+import type { Registry } from './agents/registry.js'
+import type { AgentSession } from './agents/session.js'
+import type { TcpPorts } from './agents/tcp-ports.js'
+import type { Metrics } from './admin/metrics.js'
+import type { LinkStore } from './access/links.js'
+
+/** What the relay's parts share. Built once by buildRelay; replaced fields on reload. */
+export interface RelayContext {
+  config: RelayConfig
+  log: Logger
+  registry: Registry
+  tcpPorts: TcpPorts
+  forwards: { handle(session: AgentSession, stream: Duplex, head: ForwardHead): Promise<void> }
+  links: LinkStore
+  metrics: Metrics
+  /** Hostnames the relay itself answers on; never claimable by agents. */
+  reservedHosts: Set<string>
+  /** The public URL visitors use for a hostname (scheme and port of the public listener). */
+  publicUrl(host: string): string
+  /** Addresses of the relay's own listeners (outbound forwards may not dial them). */
+  ownAddresses(): Set<string>
+}

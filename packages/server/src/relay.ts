@@ -1,0 +1,231 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import https from 'node:https'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
+import { PorchlightError } from '@porchlight/shared/errors'
+import type { Logger } from '@porchlight/shared/log'
+import { Registry } from './agents/registry.js'
+import { AgentSession } from './agents/session.js'
+import { TcpPorts } from './agents/tcp-ports.js'
+import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
+import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
+import { parseOutboundRules } from './agents/outbound-policy.js'
+import { handleForwardStream } from './visitors/outbound.js'
+import { createVisitorHandler, createVisitorServer } from './visitors/http.js'
+import { buildAdmin, type AdminApp } from './admin/plugin.js'
+import { createMetrics } from './admin/metrics.js'
+import { LinkStore } from './access/links.js'
+import { loadRevokedSerials } from '@porchlight/shared/pki'
+import type { RelayContext } from './context.js'
+
+export interface RelayAddresses {
+  public: string
+  public_tls: string | null
+  agents: string
+  admin: string | null
+}
+
+export interface Relay {
+  ctx: RelayContext
+  listen(): Promise<RelayAddresses>
+  /** Stops accepting, tells agents to go away, waits up to graceMs for in-flight work. */
+  close(graceMs?: number): Promise<void>
+  /** Applies a new config: policies change at once; sessions whose agent lost access are closed. */
+  reload(config: RelayConfig): void
+}
+
+/**
+ * Builds the relay without binding anything (fastify's "build, don't listen"): bin.ts and tests
+ * call listen(); tests can build many relays in one process.
+ */
+export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
+  let config = initial
+  const log = deps.log
+  const registry = new Registry()
+  const metrics = createMetrics(() => registry.allSessions().length)
+  const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
+  const pkiDir = config.pki
+  let revoked = pkiDir ? safeRevoked(pkiDir) : new Set<string>()
+
+  const ctx: RelayContext = {
+    get config() { return config },
+    log,
+    registry,
+    tcpPorts: new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)) }),
+    forwards: {
+      handle: (session, stream, head) => handleForwardStream(stream, head, {
+        agent: session.agent,
+        rules: parseOutboundRules(config.agents[session.agent]?.outbound ?? []),
+        log: session.log,
+        relayOwnAddresses: ctx.ownAddresses(),
+      }),
+    },
+    links: new LinkStore({ stateDir: config.state }),
+    metrics,
+    reservedHosts: new Set(['localhost', config.domain]),
+    publicUrl(host: string): string {
+      if (config.listen.public_tls && bound.public_tls) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
+      return `http://${host}${portSuffix(bound.public?.port ?? config.listen.public.port, 80)}/`
+    },
+    ownAddresses(): Set<string> {
+      return new Set(Object.values(bound).map((a) => a.host))
+    },
+  }
+
+  const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts() })
+  const publicServer = createVisitorServer(ctx, visitorHandler)
+  let publicTlsServer: https.Server | null = null
+  if (config.listen.public_tls) {
+    const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts() })
+    publicTlsServer = createPublicTlsServer(config, tlsHandler)
+  }
+
+  const tlsOptions = config.tls ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
+  const agentServer = createAgentListener({
+    config: () => config,
+    log,
+    revokedSerials: () => revoked,
+    tlsOptions,
+    onAgent: (a) => attachAgent(a),
+  })
+  let stopWatching: (() => void) | null = null
+
+  function attachAgent(a: AuthenticatedAgent): void {
+    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress })
+    const previous = registry.attach(session)
+    // Same identity reconnecting (laptop woke up, network changed): the new link wins at once.
+    previous?.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer connection' })
+    metrics.sessions.inc()
+  }
+
+  function onRevocations(serials: Set<string>): void {
+    revoked = serials
+    for (const s of registry.allSessions()) {
+      if (s.certSerial && serials.has(s.certSerial)) {
+        log.warn({ agent: s.agent, serial: s.certSerial }, 'certificate revoked; closing agent session')
+        s.close(new PorchlightError('PL_ERR_AUTH_CERT_REJECTED', ['certificate revoked']), { code: 'PL_ERR_AUTH_CERT_REJECTED', message: 'certificate revoked' })
+      }
+    }
+  }
+
+  function listenerPorts(): Set<number> {
+    const ports = new Set([80, 443])
+    if (bound.public) ports.add(bound.public.port)
+    if (bound.public_tls) ports.add(bound.public_tls.port)
+    return ports
+  }
+
+  let admin: AdminApp | null = null
+
+  return {
+    ctx,
+    async listen(): Promise<RelayAddresses> {
+      const started: Array<{ close(): unknown }> = []
+      try {
+        bound.public = await listenOn(publicServer, config.listen.public, 'public')
+        started.push(publicServer)
+        if (publicTlsServer && config.listen.public_tls) {
+          bound.public_tls = await listenOn(publicTlsServer, config.listen.public_tls.address, 'public_tls')
+          started.push(publicTlsServer)
+        }
+        bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
+        started.push(agentServer)
+        if (config.listen.admin) {
+          admin = await buildAdmin(ctx)
+          bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
+        }
+      } catch (err) {
+        // Nothing stays half-started: close what did bind before reporting.
+        for (const s of started) s.close()
+        throw err
+      }
+      if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations)
+      return {
+        public: formatAddress(bound.public),
+        public_tls: bound.public_tls ? formatAddress(bound.public_tls) : null,
+        agents: formatAddress(bound.agents),
+        admin: bound.admin ? formatAddress(bound.admin) : null,
+      }
+    },
+    async close(graceMs = 10_000): Promise<void> {
+      stopWatching?.()
+      publicServer.close()
+      publicTlsServer?.close()
+      agentServer.close()
+      for (const s of registry.allSessions()) s.mux.goAway()
+      const deadline = Date.now() + graceMs
+      while (Date.now() < deadline && registry.allSessions().some((s) => s.mux.streamCount > 1)) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      for (const s of registry.allSessions()) s.close()
+      await ctx.tcpPorts.closeAll()
+      publicServer.closeAllConnections()
+      publicTlsServer?.closeAllConnections()
+      await admin?.app.close()
+    },
+    reload(next: RelayConfig): void {
+      config = next
+      for (const s of registry.allSessions()) {
+        if (!next.agents[s.agent]) s.close(new PorchlightError('PL_ERR_AUTH_BAD_TOKEN'), { code: 'PL_ERR_AUTH_BAD_TOKEN', message: 'agent removed from relay config' })
+      }
+      log.info('config reloaded')
+    },
+  }
+}
+
+function portSuffix(port: number, defaultPort: number): string {
+  return port === defaultPort ? '' : `:${port}`
+}
+
+function safeRevoked(dir: string): Set<string> {
+  try {
+    return loadRevokedSerials(dir)
+  } catch {
+    return new Set()
+  }
+}
+
+function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>): https.Server {
+  const certs = config.listen.public_tls!.certs.map((c) => ({ cert: readFile(c.cert), key: readFile(c.key) }))
+  const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
+  const server = https.createServer({
+    cert: certs.map((c) => c.cert),
+    key: certs.map((c) => c.key),
+    // Visitor client certificates are optional here; sites with client_certs demand them.
+    requestCert: caFile !== null,
+    rejectUnauthorized: false,
+    ...(caFile ? { ca: readFile(caFile) } : {}),
+    noDelay: true,
+    headersTimeout: config.limits.headers_timeout_ms,
+    requestTimeout: config.limits.request_timeout_ms,
+    keepAliveTimeout: 30_000,
+  })
+  server.on('request', handler.onRequest)
+  server.on('upgrade', handler.onUpgrade)
+  server.on('clientError', handler.onClientError)
+  return server
+}
+
+function readFile(file: string): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (err) {
+    throw new PorchlightError('PL_ERR_TLS_FILE', [file, (err as Error).message], { cause: err })
+  }
+}
+
+function listenOn(server: Server | https.Server, address: Address, label: string): Promise<Address> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new PorchlightError('PL_ERR_LISTEN', [formatAddress(address), label, err.code ?? err.message], { cause: err }))
+    }
+    server.once('error', onError)
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError)
+      const a = server.address() as AddressInfo
+      resolve({ host: a.address, port: a.port })
+    })
+  })
+}

@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import type { ErrorCode } from '@porchlight/shared/errors'
+import { decideAccess } from '../access/decide.js'
+import { stripRelayCookies } from '../access/links.js'
+import type { HttpRoute } from '../agents/registry.js'
+import type { RelayContext } from '../context.js'
+import type { RateLimiter } from '../access/rate-limit.js'
+
+/** The outcome of checking a visitor against a site's `access:` rules. */
+export type GateResult =
+  | { action: 'allow'; cookie: string | null | undefined; dropAuthorization: boolean }
+  | { action: 'redirect'; location: string; setCookie: string }
+  | { action: 'deny'; status: number; code: ErrorCode; headers: Record<string, string> }
+
+/**
+ * Every entry path (requests, upgrades, HEAD/OPTIONS) calls this one function. A site without
+ * `access:` admits everyone; otherwise the relay's cookie and a used Authorization never reach
+ * the origin.
+ */
+export async function checkVisitorAccess(
+  ctx: RelayContext,
+  route: HttpRoute,
+  req: IncomingMessage,
+  clientIp: string,
+  https: boolean,
+  basicLimiter: RateLimiter,
+): Promise<GateResult> {
+  const cookieHeader = req.headers.cookie
+  const access = route.access
+  if (!access || (!access.links && !access.basic && !(access.allow_ips?.length) && !access.client_certs)) {
+    return { action: 'allow', cookie: cookieHeader, dropAuthorization: false }
+  }
+  const socket = req.socket as TLSSocket
+  const peerCertOk = https && socket.authorized === true
+  const decision = await decideAccess(
+    {
+      access: {
+        links: access.links ?? false,
+        basic: access.basic ?? null,
+        allow_ips: access.allow_ips ?? [],
+        client_certs: access.client_certs ?? false,
+      },
+      clientIp,
+      https,
+      authorizationHeader: req.headers.authorization,
+      cookieHeader,
+      url: req.url ?? '/',
+      host: route.host,
+      peerCertOk,
+    },
+    { links: ctx.links, basicLimiter, now: Date.now },
+  )
+  if (decision.action === 'allow') {
+    return { action: 'allow', cookie: stripRelayCookies(cookieHeader ?? '') ?? null, dropAuthorization: access.basic != null }
+  }
+  if (decision.action === 'redirect') return decision
+  const headers: Record<string, string> = {}
+  if (decision.wwwAuthenticate) headers['www-authenticate'] = decision.wwwAuthenticate
+  if (decision.retryAfterS !== undefined) headers['retry-after'] = String(decision.retryAfterS)
+  return { action: 'deny', status: decision.status, code: decision.code as ErrorCode, headers }
+}

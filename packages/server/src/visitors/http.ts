@@ -1,0 +1,244 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { ReplyHead, readHead, writeHead, type HttpRequestHead } from '@porchlight/shared/protocol'
+import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
+import { pipeBoth } from '@porchlight/shared/net'
+import { redactUrl } from '@porchlight/shared/log'
+import type { RelayContext } from '../context.js'
+import type { HttpRoute } from '../agents/registry.js'
+import { RateLimiter } from '../access/rate-limit.js'
+import { clientAddress } from '../access/ips.js'
+import { checkRequest, originForm } from './request-checks.js'
+import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
+import { sendPage, writeRawPage } from './pages.js'
+import { checkVisitorAccess } from './access-gate.js'
+
+/**
+ * The visitors' HTTP entry: Host -> route -> one mux stream per request. The relay parses each
+ * request (Node's strict parser) and re-frames it as a head + body; it never pipes a visitor's
+ * raw bytes to an agent, except after an origin answered 101 to a WebSocket upgrade.
+ */
+export interface VisitorHandlerOptions {
+  https: boolean
+  /** Ports a Host header may carry (the public listeners' and the defaults). */
+  listenerPorts: () => ReadonlySet<number>
+}
+
+export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOptions) {
+  const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const log = ctx.log.child({ component: 'visitors' })
+
+  async function route(req: IncomingMessage, accept: string | undefined): Promise<
+    { ok: true; route: HttpRoute; host: string; clientIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string }
+  > {
+    const check = checkRequest(req, opts.listenerPorts())
+    if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}` }
+    const found = ctx.registry.route(check.host)
+    if (!found) return { ok: false, code: 'PL_ERR_HTTP_UNKNOWN_HOST' }
+    void accept
+    const peer = req.socket.remoteAddress ?? ''
+    const { clientIp, trustedChain } = clientAddress(peer, req.headers['x-forwarded-for'], ctx.config.trust_proxy)
+    return { ok: true, route: found, host: check.host, clientIp, trustedChain }
+  }
+
+  function openStream(r: HttpRoute): Duplex | ErrorCode {
+    if (!r.session || r.session.isClosed) return 'PL_ERR_HTTP_TUNNEL_OFFLINE'
+    try {
+      return r.session.openStream()
+    } catch (err) {
+      return isPorchlightError(err) && err.code === 'PL_ERR_MUX_STREAM_LIMIT' ? 'PL_ERR_MUX_STREAM_LIMIT' : 'PL_ERR_HTTP_TUNNEL_OFFLINE'
+    }
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const accept = req.headers.accept
+    let bytesIn = 0
+    let bytesOut = 0
+    let agent: string | undefined
+    let host: string | undefined
+    res.on('close', () => {
+      ctx.metrics.requests.inc({ status: String(res.statusCode) })
+      log.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
+    })
+    const r = await route(req, accept)
+    if (!r.ok) {
+      if (r.code === 'PL_ERR_HTTP_BAD_REQUEST') res.shouldKeepAlive = false
+      sendPage(res, r.code, accept, r.detail ? { detail: r.detail } : {})
+      return
+    }
+    agent = r.route.agent
+    host = r.host
+    const gate = await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
+    if (gate.action === 'redirect') {
+      res.writeHead(302, { location: gate.location, 'set-cookie': gate.setCookie, 'cache-control': 'no-store', 'content-length': 0 })
+      res.end()
+      return
+    }
+    if (gate.action === 'deny') {
+      // A denied request's body is never read: close rather than drain it.
+      res.shouldKeepAlive = false
+      sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
+      return
+    }
+    const stream = openStream(r.route)
+    if (typeof stream === 'string') {
+      sendPage(res, stream, accept)
+      return
+    }
+    stream.on('error', () => { /* handled through the reply/pipe paths below */ })
+    const head: HttpRequestHead = {
+      t: 'http',
+      tunnel: r.route.tunnelId,
+      host: r.host,
+      method: req.method ?? 'GET',
+      url: originForm(req.url ?? '/'),
+      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      upgrade: false,
+    }
+    writeHead(stream, head)
+    req.on('data', (c: Buffer) => { bytesIn += c.length })
+    req.pipe(stream)
+    // A visitor who goes away aborts the origin request too (RST on the stream).
+    res.on('close', () => { if (!res.writableFinished) stream.destroy() })
+
+    let reply: ReplyHead
+    try {
+      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
+    } catch (err) {
+      stream.destroy()
+      const timedOut = (err as Error).message.includes('timed out')
+      sendPage(res, timedOut ? 'PL_ERR_HTTP_ORIGIN_TIMEOUT' : r.route.session?.isClosed ? 'PL_ERR_HTTP_TUNNEL_OFFLINE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+      return
+    }
+    if (reply.t !== 'response') {
+      stream.destroy()
+      sendPage(res, reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+      return
+    }
+    try {
+      const headers = responseHeadersForVisitor(reply.headers, { upgrade: false })
+      if (reply.status < 200 || reply.status === 101) throw new Error('unexpected interim status')
+      res.writeHead(reply.status, reply.status_message ?? '', headers)
+    } catch {
+      // Invalid characters or statuses from an origin: a clean 502, never a crash.
+      stream.destroy()
+      sendPage(res, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+      return
+    }
+    stream.on('data', (c: Buffer) => { bytesOut += c.length })
+    stream.pipe(res)
+    // A truncated body must look truncated: destroy the visitor's connection, never end it.
+    stream.on('error', () => res.destroy())
+    stream.on('close', () => { if (!stream.readableEnded) res.destroy() })
+  }
+
+  async function onUpgrade(req: IncomingMessage, socket: Socket, headBytes: Buffer): Promise<void> {
+    socket.on('error', () => undefined)
+    socket.setNoDelay(true)
+    const accept = req.headers.accept
+    const r = await route(req, accept)
+    if (!r.ok) return writeRawPage(socket, r.code, accept, r.detail ? { detail: r.detail } : {})
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      return writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', accept, { detail: 'bad request: only WebSocket upgrades are supported' })
+    }
+    const gate = await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
+    if (gate.action === 'redirect') {
+      socket.end(`HTTP/1.1 302 Found\r\nlocation: ${gate.location}\r\nset-cookie: ${gate.setCookie}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`)
+      return
+    }
+    if (gate.action === 'deny') return writeRawPage(socket, gate.code, accept, { status: gate.status, headers: gate.headers })
+    const stream = openStream(r.route)
+    if (typeof stream === 'string') return writeRawPage(socket, stream, accept)
+    stream.on('error', () => socket.destroy())
+    writeHead(stream, {
+      t: 'http',
+      tunnel: r.route.tunnelId,
+      host: r.host,
+      method: req.method ?? 'GET',
+      url: originForm(req.url ?? '/'),
+      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: true, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      upgrade: true,
+    } satisfies HttpRequestHead)
+    socket.on('close', () => { if (!stream.destroyed && !stream.writableEnded) stream.destroy() })
+    let reply: ReplyHead
+    try {
+      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
+    } catch (err) {
+      stream.destroy()
+      return writeRawPage(socket, (err as Error).message.includes('timed out') ? 'PL_ERR_HTTP_ORIGIN_TIMEOUT' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+    }
+    if (reply.t !== 'response') {
+      stream.destroy()
+      return writeRawPage(socket, reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+    }
+    const upgraded = reply.status === 101
+    const headers = responseHeadersForVisitor(reply.headers, { upgrade: upgraded })
+    const lines: string[] = []
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!
+      const value = headers[i + 1]!
+      if (/[\r\n\0]/.test(name + value)) {
+        stream.destroy()
+        return writeRawPage(socket, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+      }
+      if (!upgraded && name.toLowerCase() === 'content-length') continue
+      lines.push(`${name}: ${value}\r\n`)
+    }
+    const statusText = (reply.status_message ?? '').replace(/[\r\n]/g, '')
+    if (!upgraded) {
+      // The origin refused to switch: answer as plain HTTP and close; nothing more is piped.
+      socket.write(`HTTP/1.1 ${reply.status} ${statusText}\r\n${lines.join('')}connection: close\r\n\r\n`)
+      stream.pipe(socket)
+      return
+    }
+    socket.write(`HTTP/1.1 101 ${statusText || 'Switching Protocols'}\r\n${lines.join('')}\r\n`)
+    if (headBytes.length > 0) stream.write(headBytes)
+    pipeBoth(socket, stream)
+    log.info({ agent: r.route.agent, host: r.host, method: req.method, url: redactUrl(req.url ?? ''), status: 101 }, 'request')
+  }
+
+  return {
+    onRequest: (req: IncomingMessage, res: ServerResponse) => {
+      onRequest(req, res).catch((err: unknown) => {
+        log.error({ err }, 'visitor request failed')
+        sendPage(res, 'PL_ERR_INTERNAL', req.headers.accept)
+      })
+    },
+    onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      onUpgrade(req, socket, head).catch((err: unknown) => {
+        log.error({ err }, 'visitor upgrade failed')
+        socket.destroy()
+      })
+    },
+    onClientError: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (socket.writable && !socket.destroyed) {
+        const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+        writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', undefined, tooLarge ? { status: 431, detail: 'request headers too large' } : { detail: 'bad request: malformed HTTP' })
+      } else {
+        socket.destroy()
+      }
+    },
+  }
+}
+
+/** Node's HTTP server with explicit limits (fastify/Node defaults are not good enough here). */
+export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeof createVisitorHandler>): http.Server {
+  const limits = ctx.config.limits
+  const server = http.createServer({
+    noDelay: true,
+    requireHostHeader: true,
+    insecureHTTPParser: false,
+    maxHeaderSize: 16 * 1024,
+    headersTimeout: limits.headers_timeout_ms,
+    requestTimeout: limits.request_timeout_ms,
+    keepAliveTimeout: 30_000,
+    joinDuplicateHeaders: false,
+  })
+  server.maxHeadersCount = 200
+  server.on('request', handler.onRequest)
+  server.on('upgrade', handler.onUpgrade)
+  server.on('clientError', handler.onClientError)
+  return server
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage } from 'node:http'
+import { normalizeHostname } from '@porchlight/shared/config'
+
+/**
+ * One parse, one truth: the routing host comes from a single normalised Host value, and
+ * requests that could be read two ways are refused before anything reaches an agent.
+ */
+export type RequestCheck = { ok: true; host: string } | { ok: false; reason: string }
+
+const SINGLETON_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization'])
+
+export function checkRequest(req: IncomingMessage, listenerPorts: ReadonlySet<number>): RequestCheck {
+  const seen = new Set<string>()
+  const raw = req.rawHeaders
+  let hostValue: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (SINGLETON_HEADERS.has(name)) {
+      if (seen.has(name)) return { ok: false, reason: `duplicate ${name} header` }
+      seen.add(name)
+    }
+    if (name === 'host') hostValue = raw[i + 1]
+  }
+  if (seen.has('content-length') && seen.has('transfer-encoding')) {
+    return { ok: false, reason: 'both content-length and transfer-encoding' }
+  }
+  const te = req.headers['transfer-encoding']
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return { ok: false, reason: 'unsupported transfer-encoding' }
+  if (req.method === 'CONNECT') return { ok: false, reason: 'CONNECT is not supported' }
+  if (hostValue === undefined || hostValue === '') return { ok: false, reason: 'missing host header' }
+  const host = parseHostHeader(hostValue, listenerPorts)
+  if (host === null) return { ok: false, reason: 'invalid host header' }
+  const url = req.url ?? ''
+  if (!url.startsWith('/')) {
+    // Absolute form must name the same host; anything else (authority form, '*') is refused.
+    if (url === '*' && req.method === 'OPTIONS') return { ok: true, host }
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      return { ok: false, reason: 'invalid request target' }
+    }
+    if (normalizeHostname(parsed.hostname) !== host) return { ok: false, reason: 'request target does not match host' }
+  }
+  return { ok: true, host }
+}
+
+/** `A.TEST.` / `a.test:80` -> `a.test`; a port other than our listeners' -> null. */
+export function parseHostHeader(value: string, listenerPorts: ReadonlySet<number>): string | null {
+  const m = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(value)
+  if (!m) return null
+  if (m[2] !== undefined && !listenerPorts.has(Number(m[2]))) return null
+  return normalizeHostname(m[1]!)
+}
+
+/** The path and query of the request, whatever form the target had. */
+export function originForm(url: string): string {
+  if (url.startsWith('/')) return url
+  if (url === '*') return '*'
+  try {
+    const parsed = new URL(url)
+    return `${parsed.pathname}${parsed.search}`
+  } catch {
+    return '/'
+  }
+}
