@@ -14,6 +14,7 @@ import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules } from './agents/outbound-policy.js'
 import { handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer } from './visitors/http.js'
+import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { LinkStore } from './access/links.js'
@@ -76,10 +77,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
 
   const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts() })
   const publicServer = createVisitorServer(ctx, visitorHandler)
+  limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip)
   let publicTlsServer: https.Server | null = null
   if (config.listen.public_tls) {
     const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts() })
     publicTlsServer = createPublicTlsServer(config, tlsHandler)
+    limitConnectionsPerIp(publicTlsServer, config.limits.max_connections_per_ip)
   }
 
   const tlsOptions = config.tls ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
@@ -90,6 +93,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     tlsOptions,
     onAgent: (a) => attachAgent(a),
   })
+  // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
+  limitConnectionsPerIp(agentServer, 32)
   let stopWatching: (() => void) | null = null
 
   function attachAgent(a: AuthenticatedAgent): void {

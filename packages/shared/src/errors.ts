@@ -34,6 +34,7 @@ export const codes = {
   PL_ERR_LINK_CONNECT: { msg: 'cannot reach relay %s: %s', retry: true },
   PL_ERR_LINK_REPLACED: { msg: 'session replaced by a newer connection of the same agent', retry: false },
   PL_ERR_LINK_HEARTBEAT: { msg: 'no heartbeat from peer for %s ms', retry: true },
+  PL_ERR_LINK_TIMEOUT: { msg: 'relay did not answer %s within %s ms', retry: true },
 
   // Protocol and multiplexer
   PL_ERR_PROTO_VERSION: { msg: 'unsupported protocol version %s', exit: 1, retry: false },
@@ -45,6 +46,7 @@ export const codes = {
   PL_ERR_MUX_STREAM_LIMIT: { msg: 'too many concurrent streams (limit %s)', status: 503, retry: true },
   PL_ERR_MUX_STREAM_RESET: { msg: 'stream reset by peer', retry: true },
   PL_ERR_MUX_TIMEOUT: { msg: 'keepalive timed out after %s ms', retry: true },
+  PL_ERR_MUX_IDS_EXHAUSTED: { msg: 'stream ids exhausted on this session; reconnect to open more', retry: true },
 
   // Policy
   PL_ERR_POLICY_HOST_DENIED: { msg: 'host %s is not allowed for agent %s', retry: false },
@@ -77,6 +79,7 @@ export const codes = {
   PL_ERR_PKI_MISSING: { msg: 'no CA in %s (run `porchlight-relay ca init` first)', exit: 1, retry: false },
   PL_ERR_PKI_UNKNOWN_CERT: { msg: 'no issued certificate matches %s', exit: 1, retry: false },
   PL_ERR_TLS_FILE: { msg: 'cannot load TLS file %s: %s', exit: 1, retry: false },
+  PL_ERR_STATE_FILE: { msg: 'cannot use state file %s: %s', exit: 1, retry: false },
 
   // Admin API and agent control requests
   PL_ERR_ADMIN_UNAUTHORIZED: { msg: 'admin token required', status: 401, retry: false },

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import type { Test } from 'tap'
+import type { Scope } from './scope.js'
 
 /** What a line waiter reads: one stream of the child, or either. */
 export type LineSource = 'stdout' | 'stderr' | 'any'
@@ -38,7 +38,7 @@ export class ChildHandle {
   exitSignal: NodeJS.Signals | null = null
   private readonly events = new EventEmitter()
 
-  constructor(t: Test, opts: SpawnOptions) {
+  constructor(t: Scope, opts: SpawnOptions) {
     this.label = opts.label
     this.child = spawn(opts.command, opts.args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] })
     live.add(this.child)
@@ -142,9 +142,11 @@ export class ChildHandle {
     return `# ---- ${this.label} (pid ${String(this.child.pid)}) logs for failed test "${testName}" ----\n${[...out, ...err].join('\n')}\n`
   }
 
-  private tail(lines = 30): string {
-    const out = this.stdoutLines.slice(-lines).map(l => `  stdout| ${l}`)
-    const err = this.stderrLines.slice(-lines).map(l => `  stderr| ${l}`)
+  /** The last lines of each stream, each cut short: enough to say why, the full dump follows. */
+  private tail(lines = 8, maxChars = 300): string {
+    const cut = (l: string): string => (l.length > maxChars ? `${l.slice(0, maxChars)}…` : l)
+    const out = this.stdoutLines.slice(-lines).map(l => `  stdout| ${cut(l)}`)
+    const err = this.stderrLines.slice(-lines).map(l => `  stderr| ${cut(l)}`)
     return [...out, ...err].join('\n')
   }
 

@@ -3,15 +3,16 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Test } from 'tap'
+import type { Scope } from './scope.js'
 import { ChildHandle, childEnv, jsonLines } from './child.js'
 import { randomToken, sha256Hex, writeYaml, type AgentYaml, type RelayAgentYaml, type RelayYaml, type TunnelYaml } from './config.js'
 import { splitHostPort } from './ports.js'
 import { childDir } from './workdir.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-export const RELAY_BIN = join(ROOT, 'packages/server/dist/bin.js')
-export const AGENT_BIN = join(ROOT, 'packages/agent/dist/bin.js')
+/** The built binaries; PORCHLIGHT_E2E_RELAY_BIN / _AGENT_BIN point the suite at other builds. */
+export const RELAY_BIN = process.env['PORCHLIGHT_E2E_RELAY_BIN'] ?? join(ROOT, 'packages/server/dist/bin.js')
+export const AGENT_BIN = process.env['PORCHLIGHT_E2E_AGENT_BIN'] ?? join(ROOT, 'packages/agent/dist/bin.js')
 
 /** How long a child may take to print its readiness line (cold start of node + config load). */
 const READY_TIMEOUT_MS = 15_000
@@ -76,10 +77,10 @@ export class RelayProcess {
   publicTls: string | null = null
   /** Every child this relay has run, oldest first (restart() adds one). */
   readonly runs: ChildHandle[] = []
-  private readonly t: Test
+  private readonly t: Scope
   private readonly opts: RelayOptions
 
-  constructor(t: Test, opts: RelayOptions) {
+  constructor(t: Scope, opts: RelayOptions) {
     this.t = t
     this.opts = opts
     this.dir = childDir(t, 'relay')
@@ -185,7 +186,7 @@ export class RelayProcess {
 }
 
 /** Starts a relay on ephemeral loopback ports with fresh agent and admin tokens. */
-export async function startRelay(t: Test, opts: RelayOptions = {}): Promise<RelayProcess> {
+export async function startRelay(t: Scope, opts: RelayOptions = {}): Promise<RelayProcess> {
   const relay = new RelayProcess(t, opts)
   await relay.start()
   return relay
@@ -222,6 +223,11 @@ export interface Forwarding {
 
 const FORWARDING_RE = /^Forwarding (\S+) -> (\S+)/
 
+/** "http://a.localhost:80/" and "http://a.localhost:80" name the same site; compare without the slash. */
+function withoutRootSlash(url: string): string {
+  return url.endsWith('/') && url.indexOf('/', url.indexOf('//') + 2) === url.length - 1 ? url.slice(0, -1) : url
+}
+
 export class AgentProcess {
   readonly handle: ChildHandle
   readonly configFile: string | null
@@ -240,7 +246,7 @@ export class AgentProcess {
   get forwarding(): Forwarding[] {
     return this.handle.stdoutLines.flatMap(l => {
       const m = FORWARDING_RE.exec(l)
-      return m && m[1] !== undefined && m[2] !== undefined ? [{ publicUrl: m[1], localUrl: m[2] }] : []
+      return m && m[1] !== undefined && m[2] !== undefined ? [{ publicUrl: withoutRootSlash(m[1]), localUrl: withoutRootSlash(m[2]) }] : []
     })
   }
 
@@ -267,7 +273,7 @@ export class AgentProcess {
  * Starts an agent against relay: writes agent.yaml (relay URL, the agent's token, inspect off,
  * tunnels), runs `porchlight up`, and waits for its `Forwarding` lines, or for its exit.
  */
-export async function startAgent(t: Test, relay: RelayProcess, opts: AgentOptions = {}): Promise<AgentProcess> {
+export async function startAgent(t: Scope, relay: RelayProcess, opts: AgentOptions = {}): Promise<AgentProcess> {
   const name = opts.name ?? Object.keys(relay.tokens)[0] ?? 'laptop'
   const token = opts.token ?? relay.tokens[name]
   if (token === undefined) throw new Error(`startAgent: the relay has no agent named ${name}`)

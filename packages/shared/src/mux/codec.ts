@@ -71,10 +71,10 @@ export class FrameDecoder {
           this.current = null
         }
         this.sink.onPayload(header, piece)
-        if (this.payloadLeftBytes === 0 && this.state !== State.Stopped) this.sink.onDataEnd(header)
+        if (this.payloadLeftBytes === 0 && !this.stopped) this.sink.onDataEnd(header)
         continue
       }
-      if (this.state === State.Stopped) return
+      if (this.stopped) return
       let header: FrameHeader
       if (this.scratchFill === 0 && end - offset >= HEADER_BYTES) {
         header = readHeader(chunk, offset)
@@ -90,7 +90,7 @@ export class FrameDecoder {
       }
       this.validate(header)
       this.sink.onHeader(header)
-      if (this.state === State.Stopped) return
+      if (this.stopped) return
       if (header.type === FrameType.Data) {
         if (header.length === 0) {
           this.sink.onDataEnd(header)

@@ -19,10 +19,11 @@ const NUMERIC_LABEL = /^(?:0x[0-9a-f]*|[0-9]+)$/
 
 export function classifyHost(text: string): HostKind {
   if (text.length === 0) return { kind: 'invalid', reason: 'empty host' }
-  const unbracketed = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
+  const bracketed = text.startsWith('[') && text.endsWith(']')
+  const unbracketed = bracketed ? text.slice(1, -1) : text
   const ip = parseCanonicalIp(unbracketed)
-  if (ip !== null) return { kind: 'ip', address: ip }
-  if (unbracketed !== text || unbracketed.includes(':')) return { kind: 'invalid', reason: 'not a canonical IPv6 literal' }
+  if (ip !== null && (!bracketed || ip.kind() === 'ipv6')) return { kind: 'ip', address: ip }
+  if (bracketed || unbracketed.includes(':')) return { kind: 'invalid', reason: 'not a canonical IPv6 literal' }
   const name = normalizeHostname(text)
   if (name === null) return { kind: 'invalid', reason: 'not a valid hostname or canonical IP literal' }
   return { kind: 'name', name }

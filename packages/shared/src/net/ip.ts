@@ -80,8 +80,9 @@ export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
 /** ipaddr.js range name of an address ("unicast", "loopback", "private", ...), plus our own additions. */
 export function ipRange(ip: IpAddress): string {
   // ::/96 (IPv4-compatible, deprecated) is "unicast" to ipaddr.js; treat it as special, fail closed.
-  if (ip.kind() === 'ipv6' && ip.match(IPV4_COMPATIBLE.network, IPV4_COMPATIBLE.prefixLength)) return 'ipv4Compatible'
-  return ip.range()
+  const range = ip.range()
+  if (range === 'unicast' && ip.kind() === 'ipv6' && ip.match(IPV4_COMPATIBLE.network, IPV4_COMPATIBLE.prefixLength)) return 'ipv4Compatible'
+  return range
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PorchlightError } from '../errors.js'
@@ -59,7 +60,23 @@ export async function writeIssued(dir: string, certs: IssuedRecord[]): Promise<v
 }
 
 export async function readRevoked(dir: string): Promise<{ crlNumber: number; revoked: RevokedRecord[] }> {
-  const data = await readJson(pkiPath(dir, 'revoked'))
+  return parseRevoked(dir, await readJson(pkiPath(dir, 'revoked')))
+}
+
+/** Synchronous twin of readRevoked for the relay's startup and its revocation watcher (a small file). */
+export function readRevokedSync(dir: string): { crlNumber: number; revoked: RevokedRecord[] } {
+  const path = pkiPath(dir, 'revoked')
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { crlNumber: 0, revoked: [] }
+    throw new PorchlightError('PL_ERR_TLS_FILE', [path, (err as Error).message], { cause: err })
+  }
+  return parseRevoked(dir, parseJson(path, text))
+}
+
+function parseRevoked(dir: string, data: unknown): { crlNumber: number; revoked: RevokedRecord[] } {
   if (data === null) return { crlNumber: 0, revoked: [] }
   const file = data as Partial<RevokedFile>
   if (!Array.isArray(file.revoked)) throw new PorchlightError('PL_ERR_TLS_FILE', [pkiPath(dir, 'revoked'), 'expected {"version":1,"revoked":[…]}'])
@@ -128,6 +145,10 @@ async function readJson(path: string): Promise<unknown> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
     throw new PorchlightError('PL_ERR_TLS_FILE', [path, (err as Error).message], { cause: err })
   }
+  return parseJson(path, text)
+}
+
+function parseJson(path: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown
   } catch (err) {

@@ -56,7 +56,8 @@ export function buildCertificate(spec: CertificateSpec): string {
   const tbsDer = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary')
   cert.tbsCertificate = tbs
   cert.signature = sign('sha256', tbsDer, spec.signerKeyPem).toString('binary')
-  return forge.pki.certificateToPem(cert)
+  // forge writes CRLF line ends; files we write use LF throughout.
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n')
 }
 
 function profileExtensions(spec: CertificateSpec): object[] {

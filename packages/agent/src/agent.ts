@@ -1,0 +1,412 @@
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { formatAddress, type Address, type AgentConfig, type AgentTunnel } from '@porchlight/shared/config'
+import { PorchlightError } from '@porchlight/shared/errors'
+import type { Logger } from '@porchlight/shared/log'
+import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
+import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, type TcpTunnel } from './inbound.js'
+import { InspectServer } from './inspect.js'
+import { dialRelay, type RelayLinkOptions } from './relay-link.js'
+import { Supervisor, type LinkState } from './supervisor.js'
+import { ForwardListener } from './tunnels/forward.js'
+import { buildOriginAgents, destroyOriginAgents } from './tunnels/http.js'
+import { localTarget, sameTunnel, toTunnelSpecs } from './tunnels/specs.js'
+import { AGENT_VERSION } from './version.js'
+
+export const DEFAULT_GRACE_MS = 10_000
+
+export type TunnelState = 'pending' | 'ready' | 'rejected' | 'offline' | 'listening' | 'failed'
+
+export interface TunnelStatus {
+  id: string
+  kind: AgentTunnel['kind']
+  state: TunnelState
+  /** Public URL (http/tcp, once accepted) or the local listen address (forward). */
+  url: string | null
+  /** Local side: origin URL, local TCP address, or the forward's destination. */
+  to: string
+  code?: string
+  message?: string
+}
+
+export interface AgentStatus {
+  version: string
+  connected: boolean
+  state: LinkState
+  relay: string
+  agent: string | null
+  session: string | null
+  domain: string | null
+  connectedAt: string | null
+  reconnect: { attempt: number; delayMs: number | null; nextAttemptAt: string | null } | null
+  lastError: { code: string; message: string } | null
+  tunnels: TunnelStatus[]
+  /** Relay-opened streams in flight (visitor requests, TCP connections). */
+  streams: number
+  inspect: string | null
+}
+
+/** Emitted once per accepted tunnel (again only when its URL changes). */
+export interface TunnelReadyEvent {
+  id: string
+  kind: AgentTunnel['kind']
+  url: string
+  to: string
+}
+
+export interface TunnelRejectedEvent {
+  id: string
+  code: string
+  message: string
+}
+
+export interface AgentDeps {
+  log: Logger
+  /** Injected by tests; default dials the relay over ws. */
+  dial?: (options: RelayLinkOptions) => Promise<import('@porchlight/shared/mux').MuxSession>
+  env?: NodeJS.ProcessEnv
+  /** Quick modes: a busy inspect port is a warning, not a failure. */
+  inspectOptional?: boolean
+  keepAliveIntervalMs?: number
+  keepAliveTimeoutMs?: number
+  controlTimeoutMs?: number
+}
+
+/**
+ * The agent as a library object (fastify's "build, don't listen"): buildAgent() binds nothing;
+ * start() binds forward listeners and the status API and starts the connect loop. Events:
+ * 'tunnel' (TunnelReadyEvent), 'rejected' (TunnelRejectedEvent), 'forward' (TunnelReadyEvent),
+ * 'connected', 'disconnected', 'fatal' (PorchlightError: the process should exit 1).
+ */
+export class Agent extends EventEmitter {
+  private config: AgentConfig
+  private readonly log: Logger
+  private readonly origins = buildOriginAgents()
+  private readonly supervisor: Supervisor
+  private readonly forwards = new Map<string, { tunnel: Extract<AgentTunnel, { kind: 'forward' }>; listener: ForwardListener; address: Address | null }>()
+  private readonly states = new Map<string, TunnelStatus>()
+  /** Hostname the relay accepted, per http tunnel id (what inbound heads must name). */
+  private readonly acceptedHosts = new Map<string, string>()
+  private readonly printedUrls = new Map<string, string>()
+  private readonly streams = new Set<Duplex>()
+  private inspect: InspectServer | null = null
+  private routesCache: RouteTable | null = null
+  private started = false
+  private stopped = false
+
+  constructor(config: AgentConfig, private readonly deps: AgentDeps) {
+    super()
+    this.config = config
+    this.log = deps.log
+    this.resetStates()
+    this.supervisor = new Supervisor({
+      log: deps.log,
+      dial: deps.dial ?? dialRelay,
+      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca }),
+      tunnels: () => toTunnelSpecs(this.config.tunnels),
+      onPublished: (specs, results) => this.onPublished(specs, results),
+      onStream: (stream) => this.onStream(stream),
+      onDisconnected: () => this.onDisconnected(),
+      agentVersion: AGENT_VERSION,
+      ...(deps.env !== undefined ? { env: deps.env } : {}),
+      ...(deps.keepAliveIntervalMs !== undefined ? { keepAliveIntervalMs: deps.keepAliveIntervalMs } : {}),
+      ...(deps.keepAliveTimeoutMs !== undefined ? { keepAliveTimeoutMs: deps.keepAliveTimeoutMs } : {}),
+      ...(deps.controlTimeoutMs !== undefined ? { controlTimeoutMs: deps.controlTimeoutMs } : {}),
+    })
+    this.supervisor.on('connected', (welcome) => this.emit('connected', welcome))
+    this.supervisor.on('disconnected', () => this.emit('disconnected'))
+    this.supervisor.on('fatal', (err: PorchlightError) => this.emit('fatal', err))
+  }
+
+  /** Binds forward listeners and the status API, then starts the connect loop (it never throws for link trouble). */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('agent already started')
+    this.started = true
+    try {
+      for (const tunnel of this.config.tunnels) {
+        if (tunnel.kind === 'forward') await this.startForward(tunnel)
+      }
+      await this.startInspect(this.config.inspect)
+    } catch (err) {
+      await this.closeListeners()
+      throw err
+    }
+    this.supervisor.start()
+  }
+
+  /**
+   * Graceful stop: forward listeners and the status API close, the relay gets GoAway, in-flight
+   * streams get up to graceMs to finish, then the link closes.
+   */
+  async stop(graceMs = DEFAULT_GRACE_MS): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.closeListeners()
+    await this.supervisor.stop(graceMs, (ms) => this.waitIdle(ms))
+    for (const stream of this.streams) stream.destroy()
+    destroyOriginAgents(this.origins)
+  }
+
+  /**
+   * Applies a new config (SIGHUP): link settings changed -> reconnect; otherwise re-publish the
+   * new tunnel set while unaffected tunnels keep serving. Forward listeners and the status API
+   * are restarted only where they changed.
+   */
+  async reload(next: AgentConfig): Promise<void> {
+    const previous = this.config
+    this.config = next
+    this.routesCache = null
+    this.resetStates()
+    for (const id of [...this.acceptedHosts.keys()]) {
+      if (!next.tunnels.some((t) => t.id === id && t.kind === 'http')) this.acceptedHosts.delete(id)
+    }
+    if (!this.started || this.stopped) return
+    await this.reloadForwards(next)
+    if (formatInspect(previous.inspect) !== formatInspect(next.inspect)) {
+      await this.inspect?.close()
+      this.inspect = null
+      try {
+        await this.startInspect(next.inspect)
+      } catch (err) {
+        this.log.error({ err }, 'cannot start the status API with the new config')
+      }
+    }
+    const linkChanged = previous.relay !== next.relay || previous.token !== next.token || previous.cert !== next.cert || previous.ca !== next.ca
+    if (linkChanged) {
+      this.supervisor.reconnect('relay settings changed')
+      return
+    }
+    try {
+      await this.supervisor.republish()
+    } catch (err) {
+      this.log.warn({ err }, 're-publish after reload failed; the next connect publishes the new set')
+    }
+  }
+
+  status(): AgentStatus {
+    const link = this.supervisor.status()
+    return {
+      version: AGENT_VERSION,
+      connected: link.state === 'connected',
+      state: link.state,
+      relay: link.relay,
+      agent: link.agent,
+      session: link.session,
+      domain: link.domain,
+      connectedAt: link.connectedAt === null ? null : new Date(link.connectedAt).toISOString(),
+      reconnect: link.state === 'connected' ? null : {
+        attempt: link.attempt,
+        delayMs: link.nextDelayMs,
+        nextAttemptAt: link.nextAttemptAt === null ? null : new Date(link.nextAttemptAt).toISOString(),
+      },
+      lastError: link.lastError,
+      tunnels: this.config.tunnels.map((t) => ({ ...(this.states.get(t.id) ?? initialState(t)) })),
+      streams: this.streams.size,
+      inspect: this.inspect?.boundAddress ? formatAddress(this.inspect.boundAddress) : null,
+    }
+  }
+
+  /** A control request to the relay (link.create, link.list, link.revoke, status). */
+  request(op: string, args: Record<string, unknown>): Promise<unknown> {
+    return this.supervisor.request(op, args)
+  }
+
+  /** The status API address once bound (null when disabled or not started). */
+  get inspectAddress(): Address | null {
+    return this.inspect?.boundAddress ?? null
+  }
+
+  /** Where each forward listens once bound, by tunnel id. */
+  forwardAddress(id: string): Address | null {
+    return this.forwards.get(id)?.address ?? null
+  }
+
+  private routes(): RouteTable {
+    if (this.routesCache !== null) return this.routesCache
+    const http = new Map<string, { tunnel: HttpTunnel; acceptedHost: string | null }>()
+    const tcp = new Map<string, TcpTunnel>()
+    for (const t of this.config.tunnels) {
+      if (t.kind === 'http') http.set(t.id, { tunnel: t, acceptedHost: this.acceptedHosts.get(t.id) ?? null })
+      else if (t.kind === 'tcp') tcp.set(t.id, t)
+    }
+    this.routesCache = { http, tcp }
+    return this.routesCache
+  }
+
+  private onStream(stream: Duplex): void {
+    if (this.stopped) {
+      stream.destroy()
+      return
+    }
+    this.track(stream)
+    void serveInboundStream(stream, { routes: () => this.routes(), origins: this.origins, log: this.log }).catch((err: unknown) => {
+      this.log.error({ err }, 'inbound stream handler failed')
+      stream.destroy()
+    })
+  }
+
+  private onPublished(specs: TunnelSpec[], results: PublishResult[]): void {
+    this.routesCache = null
+    const published = new Set(specs.map((s) => s.id))
+    for (const id of [...this.acceptedHosts.keys()]) if (!published.has(id)) this.acceptedHosts.delete(id)
+    if (results.length !== specs.length) this.log.warn({ expected: specs.length, got: results.length }, 'relay answered publish with a different number of results')
+    for (const result of results) {
+      const tunnel = this.config.tunnels.find((t) => t.id === result.id)
+      if (tunnel === undefined || !published.has(result.id)) continue
+      if (result.ok) {
+        if (tunnel.kind === 'http') {
+          const host = hostOfUrl(result.url)
+          if (host === null) this.acceptedHosts.delete(tunnel.id)
+          else this.acceptedHosts.set(tunnel.id, host)
+        }
+        this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'ready', url: result.url, to: localTarget(tunnel) })
+        this.log.info({ tunnel: tunnel.id, url: result.url }, 'tunnel ready')
+        if (this.printedUrls.get(tunnel.id) !== result.url) {
+          this.printedUrls.set(tunnel.id, result.url)
+          this.emit('tunnel', { id: tunnel.id, kind: tunnel.kind, url: result.url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
+        }
+      } else {
+        this.acceptedHosts.delete(tunnel.id)
+        this.printedUrls.delete(tunnel.id)
+        this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'rejected', url: null, to: localTarget(tunnel), code: result.code, message: result.message })
+        this.log.error({ tunnel: tunnel.id, code: result.code }, `tunnel rejected: ${result.message}`)
+        this.emit('rejected', { id: tunnel.id, code: result.code, message: result.message } satisfies TunnelRejectedEvent)
+      }
+    }
+    this.routesCache = null
+  }
+
+  private onDisconnected(): void {
+    this.acceptedHosts.clear()
+    this.routesCache = null
+    for (const [id, state] of this.states) {
+      if (state.kind !== 'forward' && state.state === 'ready') this.states.set(id, { ...state, state: 'offline' })
+    }
+  }
+
+  private resetStates(): void {
+    const previous = new Map(this.states)
+    this.states.clear()
+    for (const t of this.config.tunnels) {
+      const old = previous.get(t.id)
+      this.states.set(t.id, old !== undefined && old.kind === t.kind ? { ...old, to: localTarget(t) } : initialState(t))
+    }
+  }
+
+  private async startForward(tunnel: Extract<AgentTunnel, { kind: 'forward' }>): Promise<void> {
+    const listener = new ForwardListener({
+      tunnel,
+      openStream: () => this.openForwardStream(),
+      log: this.log.child({ tunnel: tunnel.id }),
+    })
+    const entry: { tunnel: typeof tunnel; listener: ForwardListener; address: Address | null } = { tunnel, listener, address: null }
+    this.forwards.set(tunnel.id, entry)
+    const address = await listener.listen()
+    entry.address = address
+    const url = `tcp://${formatAddress(address)}`
+    this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'listening', url, to: localTarget(tunnel) })
+    this.log.info({ tunnel: tunnel.id, listen: formatAddress(address), to: localTarget(tunnel) }, 'forward listening')
+    this.emit('forward', { id: tunnel.id, kind: 'forward', url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
+  }
+
+  /** A stream for a local forward connection; throws while the link is down (the socket is then closed). */
+  private openForwardStream(): Duplex {
+    const session = this.supervisor.session
+    if (session === null || this.stopped) throw new PorchlightError('PL_ERR_LINK_LOST', ['not connected to the relay'])
+    const stream = session.open()
+    this.track(stream)
+    return stream
+  }
+
+  private async reloadForwards(next: AgentConfig): Promise<void> {
+    const wanted = new Map(next.tunnels.filter((t) => t.kind === 'forward').map((t) => [t.id, t] as const))
+    for (const [id, entry] of [...this.forwards]) {
+      const replacement = wanted.get(id)
+      if (replacement !== undefined && sameTunnel(replacement, entry.tunnel)) {
+        wanted.delete(id)
+        if (entry.address !== null) this.states.set(id, { id, kind: 'forward', state: 'listening', url: `tcp://${formatAddress(entry.address)}`, to: localTarget(entry.tunnel) })
+        continue
+      }
+      this.forwards.delete(id)
+      await entry.listener.close()
+    }
+    for (const tunnel of wanted.values()) {
+      try {
+        await this.startForward(tunnel)
+      } catch (err) {
+        this.forwards.delete(tunnel.id)
+        this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'failed', url: null, to: localTarget(tunnel), message: (err as Error).message })
+        this.log.error({ err, tunnel: tunnel.id }, 'cannot start forward listener')
+      }
+    }
+  }
+
+  private async startInspect(address: Address | null): Promise<void> {
+    if (address === null) return
+    const server = new InspectServer(address, {
+      status: () => this.status(),
+      request: (op, args) => this.request(op, args),
+      log: this.log.child({ component: 'inspect' }),
+    })
+    try {
+      const bound = await server.listen()
+      this.inspect = server
+      this.log.info({ inspect: formatAddress(bound) }, 'status API listening')
+    } catch (err) {
+      if (this.deps.inspectOptional !== true) throw err
+      this.log.warn({ err }, 'status API not started (is another agent running?)')
+    }
+  }
+
+  private async closeListeners(): Promise<void> {
+    const closing = [...this.forwards.values()].map((f) => f.listener.close().catch((err: unknown) => this.log.warn({ err }, 'forward close failed')))
+    this.forwards.clear()
+    await Promise.all(closing)
+    await this.inspect?.close()
+    this.inspect = null
+  }
+
+  private waitIdle(timeoutMs: number): Promise<void> {
+    if (this.streams.size === 0) return Promise.resolve()
+    this.log.info({ streams: this.streams.size, graceMs: timeoutMs }, 'draining in-flight streams')
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.off('idle', done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      this.once('idle', done)
+    })
+  }
+
+  /** In-flight streams (relay-opened and forward connections) are what a graceful stop waits for. */
+  private track(stream: Duplex): void {
+    this.streams.add(stream)
+    stream.once('close', () => {
+      this.streams.delete(stream)
+      if (this.streams.size === 0) this.emit('idle')
+    })
+  }
+}
+
+/** buildAgent(config, { log }): an agent that binds nothing until start(). */
+export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
+  return new Agent(config, deps)
+}
+
+function initialState(t: AgentTunnel): TunnelStatus {
+  return { id: t.id, kind: t.kind, state: 'pending', url: null, to: localTarget(t) }
+}
+
+function hostOfUrl(url: string): string | null {
+  try {
+    return normalizeHost(new URL(url).hostname)
+  } catch {
+    return null
+  }
+}
+
+function formatInspect(a: Address | null): string {
+  return a === null ? 'off' : formatAddress(a)
+}

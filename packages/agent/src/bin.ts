@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander'
+import type { Logger } from '@porchlight/shared/log'
+import { exitCodeOf, processIo, reportError } from './cli-io.js'
+import { runForward } from './commands/forward.js'
+import { runHashPassword } from './commands/hash-password.js'
+import { runHttp } from './commands/http.js'
+import { runLinkCreate, runLinkList, runLinkRevoke } from './commands/link.js'
+import { promptHidden, readStdin } from './commands/prompt.js'
+import { runStatus } from './commands/status.js'
+import { runTcp } from './commands/tcp.js'
+import { runUp } from './commands/up.js'
+import { buildAgentLogger } from './logger.js'
+import { AGENT_VERSION } from './version.js'
+
+/**
+ * `porchlight`: argv -> commands/*. Usage errors exit 2, config/auth errors exit 1 with one
+ * `CODE: message` line on stderr (stack only with --debug). The only place that exits.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0
+  const program = new Command('porchlight')
+  // Before any subcommand is added, so they all inherit it: commander throws instead of exiting.
+  program.exitOverride()
+  program
+    .description('Porchlight agent: publish local sites and ports through your own relay, and forward ports out through it')
+    .version(AGENT_VERSION, '-V, --version')
+    .option('--debug', 'debug-level logs and stack traces on errors')
+    .showHelpAfterError('(run with --help for usage)')
+  const debug = (): boolean => program.opts<{ debug?: boolean }>().debug === true
+  const log = (): Logger => buildAgentLogger({ debug: debug() })
+
+  const quickOptions = (cmd: Command): Command =>
+    cmd
+      .option('--relay <url>', 'relay URL (else PORCHLIGHT_RELAY, else the config file)')
+      .option('--token <token>', 'agent token (else PORCHLIGHT_TOKEN, else the config file); prefer the env var: flags show up in ps')
+      .option('--cert <file>', 'client certificate bundle (else `cert:` of the config file)')
+      .option('-c, --config <file>', 'config file for relay settings (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+
+  program
+    .command('up')
+    .description('run the agent with every tunnel in its config (SIGHUP reloads, SIGTERM drains)')
+    .option('-c, --config <file>', 'agent config (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+    .action(async (opts: { config?: string }) => {
+      exitCode = await runUp({ config: opts.config, debug: debug() }, log(), processIo)
+    })
+
+  quickOptions(
+    program
+      .command('http')
+      .description('share a local web server; prints the public URL')
+      .argument('<target>', 'local PORT, HOST:PORT or http(s):// URL')
+      .option('--name <name>', 'public name (a label like "blog" or a full hostname); default: random')
+      .option('--host-header <host>', 'Host header the local server expects (name-based virtual hosts)'),
+  ).action(async (target: string, opts: { name?: string; hostHeader?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
+    exitCode = await runHttp(target, { ...opts, debug: debug() }, log(), processIo)
+  })
+
+  quickOptions(
+    program
+      .command('tcp')
+      .description('expose a local TCP port on a relay port')
+      .argument('<port>', 'local PORT or HOST:PORT')
+      .option('--remote-port <port>', 'relay port to listen on (default: the relay picks one)'),
+  ).action(async (port: string, opts: { remotePort?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
+    exitCode = await runTcp(port, { ...opts, debug: debug() }, log(), processIo)
+  })
+
+  quickOptions(
+    program
+      .command('forward')
+      .description('outbound: listen on a local port; the relay dials HOST:PORT (if its policy allows)')
+      .argument('<localport>', 'local PORT (on 127.0.0.1) or HOST:PORT to listen on')
+      .argument('<destination>', 'HOST:PORT the relay connects to'),
+  ).action(async (local: string, destination: string, opts: { relay?: string; token?: string; cert?: string; config?: string }) => {
+    exitCode = await runForward(local, destination, { ...opts, debug: debug() }, log(), processIo)
+  })
+
+  program
+    .command('status')
+    .description("show what the running agent is doing (asks its status API)")
+    .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
+    .option('--json', 'print the raw JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      exitCode = await runStatus(opts, processIo)
+    })
+
+  const link = program.command('link').description('share links for tunnels with `access.links: true`')
+  link
+    .command('create')
+    .description('create a share link; prints its URL')
+    .argument('<hostname>', 'published hostname (or tunnel name)')
+    .option('--expires <duration>', 'lifetime, e.g. 30m, 24h, 7d', '24h')
+    .option('--note <text>', 'note shown in link list')
+    .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
+    .option('--json', 'print the raw JSON')
+    .action(async (host: string, opts: { expires?: string; note?: string; config?: string; json?: boolean }) => {
+      exitCode = await runLinkCreate(host, opts, processIo)
+    })
+  link
+    .command('list')
+    .description("list this agent's share links")
+    .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
+    .option('--json', 'print the raw JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      exitCode = await runLinkList(opts, processIo)
+    })
+  link
+    .command('revoke')
+    .description('revoke a share link at once')
+    .argument('<id>', 'link id (see link list)')
+    .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
+    .action(async (id: string, opts: { config?: string }) => {
+      exitCode = await runLinkRevoke(id, opts, processIo)
+    })
+
+  program
+    .command('hash-password')
+    .description('print an scrypt hash for access.basic.password_hash')
+    .option('--password-stdin', 'read the password from stdin instead of prompting')
+    .action(async (opts: { passwordStdin?: boolean }) => {
+      await runHashPassword({ passwordStdin: opts.passwordStdin === true }, { readStdin: () => readStdin(), print: (line) => processIo.out(line), prompt: promptHidden })
+      exitCode = 0
+    })
+
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are successes; everything else commander reports is bad usage.
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
+    }
+    reportError(processIo, err, debug())
+    return exitCodeOf(err)
+  }
+  return exitCode
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    reportError(processIo, err, process.argv.includes('--debug'))
+    process.exit(1)
+  },
+)

@@ -1,0 +1,99 @@
+import type { AgentConfig } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
+import { exitCodeOf, reportError, type CliIo } from '../cli-io.js'
+
+export interface RunAgentOptions {
+  config: AgentConfig
+  log: Logger
+  io: CliIo
+  debug: boolean
+  /** Quick modes: a rejected tunnel ends the process (exit 1); a busy inspect port is only a warning. */
+  quick: boolean
+  /** `up`: re-reads the config file on SIGHUP. */
+  reload?: () => Promise<AgentConfig>
+  /** Tests inject the signal source and the dialer. */
+  signals?: NodeJS.EventEmitter
+  dial?: AgentDeps['dial']
+  graceMs?: number
+}
+
+/** 128 + signal number, the shell's convention, for the "second signal: exit now" case. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
+
+/**
+ * Runs an agent until it is told to stop; resolves with the process exit code. Prints one
+ * `Forwarding PUBLIC -> LOCAL` line per accepted tunnel (and per forward listener) on stdout.
+ * SIGHUP reloads; SIGTERM/SIGINT drain for up to 10 s then exit 0; a second signal exits at once;
+ * a fatal link error (bad token, rejected certificate) prints one line and exits 1.
+ */
+export function runAgent(options: RunAgentOptions): Promise<number> {
+  const { config, log, io, debug, quick } = options
+  const signals = options.signals ?? process
+  const agent = buildAgent(config, {
+    log,
+    inspectOptional: quick,
+    ...(options.dial !== undefined ? { dial: options.dial } : {}),
+  })
+  return new Promise<number>((resolve) => {
+    let finishing = false
+    let stopping = false
+    const finish = (code: number): void => {
+      if (finishing) return
+      finishing = true
+      signals.off('SIGTERM', onStop)
+      signals.off('SIGINT', onStop)
+      signals.off('SIGHUP', onReload)
+      resolve(code)
+    }
+    const stopWith = (code: number, graceMs: number): void => {
+      if (stopping) return
+      stopping = true
+      agent.stop(graceMs).then(
+        () => finish(code),
+        (err: unknown) => {
+          log.error({ err }, 'stop failed')
+          finish(code === 0 ? 1 : code)
+        },
+      )
+    }
+    const onStop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now')
+        finish(SIGNAL_EXIT[signal] ?? 1)
+        return
+      }
+      log.info({ signal, graceMs: options.graceMs ?? DEFAULT_GRACE_MS }, 'stopping')
+      stopWith(0, options.graceMs ?? DEFAULT_GRACE_MS)
+    }
+    const onReload = (): void => {
+      if (options.reload === undefined) {
+        log.info('SIGHUP: nothing to reload in quick mode')
+        return
+      }
+      log.info('SIGHUP: reloading config')
+      options.reload().then(
+        (next) => agent.reload(next),
+        (err: unknown) => log.error({ err }, 'reload failed; keeping the running config'),
+      ).catch((err: unknown) => log.error({ err }, 'reload failed'))
+    }
+    agent.on('tunnel', (t: TunnelReadyEvent) => io.out(`Forwarding ${t.url} -> ${t.to}`))
+    agent.on('forward', (t: TunnelReadyEvent) => io.out(`Forwarding ${t.url} -> ${t.to}`))
+    agent.on('rejected', (r: TunnelRejectedEvent) => {
+      if (!quick) return
+      io.err(`${r.code}: ${r.message}`)
+      stopWith(1, 0)
+    })
+    agent.on('fatal', (err: unknown) => {
+      reportError(io, err, debug)
+      stopWith(exitCodeOf(err), 0)
+    })
+    signals.on('SIGTERM', onStop)
+    signals.on('SIGINT', onStop)
+    signals.on('SIGHUP', onReload)
+    agent.start().catch((err: unknown) => {
+      reportError(io, err, debug)
+      stopWith(exitCodeOf(err), 0)
+    })
+  })
+}

@@ -1,0 +1,47 @@
+import type { AgentStatus } from '../agent.js'
+import type { CliIo } from '../cli-io.js'
+import { formatDurationMs } from '../duration.js'
+import { callInspect } from '../inspect-client.js'
+import { resolveInspectAddress } from '../settings.js'
+
+/** `porchlight status [-c agent.yaml] [--json]`: asks the running agent's status API. */
+export async function runStatus(options: { config?: string | undefined; json?: boolean }, io: CliIo, now: () => number = Date.now): Promise<number> {
+  const address = await resolveInspectAddress(options.config)
+  const status = (await callInspect(address, 'GET', '/api/status')) as AgentStatus
+  if (options.json === true) {
+    io.out(JSON.stringify(status, null, 2))
+    return 0
+  }
+  for (const line of formatStatus(status, now())) io.out(line)
+  return 0
+}
+
+/** Human-readable status lines (pure, for tests). */
+export function formatStatus(status: AgentStatus, nowMs: number): string[] {
+  const lines: string[] = []
+  let link: string
+  if (status.connected) {
+    link = `connected to ${status.relay} as ${status.agent ?? '?'} (session ${status.session ?? '?'})`
+  } else if (status.reconnect !== null && status.reconnect.nextAttemptAt !== null) {
+    const inMs = Math.max(0, Date.parse(status.reconnect.nextAttemptAt) - nowMs)
+    link = `reconnecting to ${status.relay} (attempt ${status.reconnect.attempt}, next in ${formatDurationMs(inMs)})`
+  } else {
+    link = `${status.state} (${status.relay})`
+  }
+  lines.push(`Agent    porchlight ${status.version}: ${link}`)
+  if (status.lastError !== null && !status.connected) lines.push(`Last error  ${status.lastError.code}: ${status.lastError.message}`)
+  if (status.inspect !== null) lines.push(`Inspect  http://${status.inspect}/api/status`)
+  lines.push(`Streams  ${status.streams} in flight`)
+  if (status.tunnels.length === 0) {
+    lines.push('Tunnels  none')
+    return lines
+  }
+  lines.push('Tunnels')
+  const width = Math.max(...status.tunnels.map((t) => t.id.length))
+  for (const t of status.tunnels) {
+    const where = t.url !== null ? `${t.url} -> ${t.to}` : `-> ${t.to}`
+    const why = t.code !== undefined ? `  ${t.code}: ${t.message ?? ''}` : t.message !== undefined ? `  ${t.message}` : ''
+    lines.push(`  ${t.state.padEnd(9)} ${t.id.padEnd(width)}  ${where}${why}`)
+  }
+  return lines
+}

@@ -1,0 +1,271 @@
+import t from 'tap'
+import type { AgentConfig, AgentTunnel } from '@porchlight/shared/config'
+import { buildAgent, type Agent, type TunnelReadyEvent } from '../src/agent.js'
+import { FakeRelay, startFakeRelay, TEST_TOKEN } from './helpers/fake-relay.js'
+import { memoryLogger } from './helpers/log.js'
+import { startOrigin } from './helpers/origin.js'
+import { readBody, readReply } from './helpers/streams.js'
+
+const FAST_ENV = { PORCHLIGHT_BACKOFF_MAX_MS: '200' }
+
+function httpTunnel(id: string, to: string, hostHeader: string | null = null): AgentTunnel {
+  return { kind: 'http', id, http: id, to, host_header: hostHeader, access: null }
+}
+
+function agentConfig(relay: FakeRelay, tunnels: AgentTunnel[], overrides: Partial<AgentConfig> = {}): AgentConfig {
+  return { relay: relay.url, token: TEST_TOKEN, cert: null, ca: null, tunnels, inspect: null, ...overrides }
+}
+
+function startAgent(t: Tap.Test, config: AgentConfig, extra: { controlTimeoutMs?: number } = {}) {
+  const logs = memoryLogger()
+  const agent = buildAgent(config, { log: logs.log, env: FAST_ENV, ...extra })
+  const ready: TunnelReadyEvent[] = []
+  agent.on('tunnel', (e: TunnelReadyEvent) => ready.push(e))
+  t.teardown(() => agent.stop(0))
+  return { agent, logs, ready }
+}
+
+function once<T = unknown>(agent: Agent, event: string, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs)
+    agent.once(event, (value: T) => {
+      clearTimeout(timer)
+      resolve(value)
+    })
+  })
+}
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now()
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+t.test('connects, says hello, publishes, and serves a visitor request end to end', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const { agent, logs, ready } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url, 'blog.local')]))
+  await agent.start()
+  const tunnel = await once<TunnelReadyEvent>(agent, 'tunnel')
+  t.same(tunnel, { id: 'blog', kind: 'http', url: `http://blog.localhost:${relay.port}`, to: origin.url })
+  const session = relay.lastSession()
+  t.equal(relay.upgrades[0]?.authorization, `Bearer ${TEST_TOKEN}`)
+  t.equal(relay.upgrades[0]?.url, '/agent')
+  const hello = session.messages[0]
+  t.equal(hello?.type, 'hello')
+  t.equal(hello?.type === 'hello' && hello.version, 1)
+  t.same(session.messages[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog' }] })
+
+  const stream = session.openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/hello', headers: [], upgrade: false })
+  stream.end()
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'response' && reply.status, 200)
+  t.equal((await readBody(stream)).bytes.toString(), 'hello')
+
+  const status = agent.status()
+  t.equal(status.connected, true)
+  t.equal(status.session, 's1')
+  t.equal(status.agent, 'laptop')
+  t.same(status.tunnels, [{ id: 'blog', kind: 'http', state: 'ready', url: `http://blog.localhost:${relay.port}`, to: origin.url }])
+  t.ok(logs.lines().some((l) => l['msg'] === 'connected' && l['session'] === 's1'), 'logs "connected" with the session')
+  t.ok(logs.lines().some((l) => l['msg'] === 'tunnel ready' && l['tunnel'] === 'blog'), 'logs "tunnel ready"')
+  t.notOk(logs.text().includes(TEST_TOKEN), 'the token never appears in logs')
+  t.equal(ready.length, 1)
+})
+
+t.test('streams for hosts or tunnels the agent does not publish get PL_ERR_POLICY_NOT_PUBLISHED and dial nothing', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const { agent } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url)]))
+  await agent.start()
+  await once(agent, 'tunnel')
+  const session = relay.lastSession()
+  const heads = [
+    { t: 'http', tunnel: 'blog', host: 'evil.localhost', method: 'GET', url: '/', headers: [], upgrade: false },
+    { t: 'http', tunnel: 'other', host: 'blog.localhost', method: 'GET', url: '/', headers: [], upgrade: false },
+    { t: 'tcp', tunnel: 'tcp:22', remote_address: '203.0.113.1', remote_port: 5555, local_address: '127.0.0.1', local_port: 2222 },
+    { t: 'forward', host: '127.0.0.1', port: origin.port },
+  ]
+  for (const head of heads) {
+    const stream = session.openStream(head)
+    stream.end()
+    const reply = await readReply(stream)
+    t.same(reply, { t: 'error', code: 'PL_ERR_POLICY_NOT_PUBLISHED', message: reply.t === 'error' ? reply.message : '' }, `${head.t} ${'tunnel' in head ? head.tunnel : ''}`)
+    t.equal(reply.t === 'error' && reply.code, 'PL_ERR_POLICY_NOT_PUBLISHED')
+  }
+  t.equal(origin.connections(), 0, 'the origin saw no connection')
+})
+
+t.test('a rejected tunnel is logged with its code and not served', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t, {
+    publish: (tunnels) => tunnels.map((s) => (s.id === 'admin'
+      ? { id: s.id, ok: false as const, code: 'PL_ERR_POLICY_HOST_DENIED', message: 'host admin.localhost is not allowed for agent laptop' }
+      : { id: s.id, ok: true as const, url: `http://${s.id}.localhost:1` })),
+  })
+  const { agent, logs } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url), httpTunnel('admin', origin.url)]))
+  const rejected = once<{ id: string; code: string }>(agent, 'rejected')
+  await agent.start()
+  t.same(await rejected, { id: 'admin', code: 'PL_ERR_POLICY_HOST_DENIED', message: 'host admin.localhost is not allowed for agent laptop' })
+  const line = logs.lines().find((l) => l['msg'] === 'tunnel rejected: host admin.localhost is not allowed for agent laptop')
+  t.equal(line?.['level'], 50, 'error level')
+  t.equal(line?.['code'], 'PL_ERR_POLICY_HOST_DENIED')
+  const stream = relay.lastSession().openStream({ t: 'http', tunnel: 'admin', host: 'admin.localhost', method: 'GET', url: '/', headers: [], upgrade: false })
+  stream.end()
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'error' && reply.code, 'PL_ERR_POLICY_NOT_PUBLISHED')
+  t.same(agent.status().tunnels.map((s) => s.state), ['ready', 'rejected'])
+})
+
+t.test('bad token: fatal PL_ERR_AUTH_BAD_TOKEN after one attempt, no retries', async (t) => {
+  const relay = await startFakeRelay(t, { token: 'a-different-token-0123456789-0123456789' })
+  const { agent } = startAgent(t, agentConfig(relay, []))
+  const fatal = once<{ code: string; message: string }>(agent, 'fatal')
+  await agent.start()
+  const err = await fatal
+  t.equal(err.code, 'PL_ERR_AUTH_BAD_TOKEN')
+  t.equal(err.message, 'relay rejected the agent token (HTTP 401)')
+  await new Promise((r) => setTimeout(r, 400))
+  t.equal(relay.upgrades.length, 1, 'never retried')
+  t.equal(agent.status().state, 'failed')
+})
+
+t.test("403: fatal PL_ERR_AUTH_CERT_REJECTED carrying the relay's reason", async (t) => {
+  const relay = await startFakeRelay(t, { rejectWith: { status: 403, body: 'PL_ERR_AUTH_CERT_REJECTED: certificate revoked\n' } })
+  const { agent } = startAgent(t, agentConfig(relay, []))
+  const fatal = once<{ code: string; message: string }>(agent, 'fatal')
+  await agent.start()
+  const err = await fatal
+  t.equal(err.code, 'PL_ERR_AUTH_CERT_REJECTED')
+  t.equal(err.message, 'client certificate rejected: certificate revoked')
+})
+
+t.test('429 and unreachable relays are retried with backoff (status shows the attempt)', async (t) => {
+  const relay = await startFakeRelay(t, { rejectWith: { status: 429, body: 'slow down' } })
+  const { agent, logs } = startAgent(t, agentConfig(relay, []))
+  await agent.start()
+  await until(() => relay.upgrades.length >= 3)
+  const status = agent.status()
+  t.equal(status.connected, false)
+  t.equal(status.lastError?.code, 'PL_ERR_AUTH_RATE_LIMITED')
+  t.ok((status.reconnect?.attempt ?? 0) >= 2, 'attempt counter grows')
+  const reconnecting = logs.lines().filter((l) => l['msg'] === 'reconnecting')
+  t.ok(reconnecting.length >= 2)
+  t.ok(reconnecting.every((l) => typeof l['delayMs'] === 'number' && (l['delayMs'] as number) <= 200), 'delays honour PORCHLIGHT_BACKOFF_MAX_MS')
+})
+
+t.test('relay restart: link lost, reconnect with backoff, re-publish, serve again', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const { agent, logs } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url)]))
+  await agent.start()
+  await relay.waitForPublishes(1)
+  const port = relay.port
+  await relay.kill()
+  await until(() => logs.lines().some((l) => l['msg'] === 'link lost'))
+  t.equal(agent.status().tunnels[0]?.state, 'offline')
+  const restarted = new FakeRelay()
+  await restarted.start(port)
+  t.teardown(() => restarted.kill())
+  await restarted.waitForPublishes(1)
+  await until(() => agent.status().connected)
+  const stream = restarted.lastSession().openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/hello', headers: [], upgrade: false })
+  stream.end()
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'response' && reply.status, 200)
+  t.ok(logs.lines().some((l) => l['msg'] === 'reconnecting' && typeof l['attempt'] === 'number'), 'logged reconnecting with attempt')
+})
+
+t.test('a relay that never answers hello is dropped after the control timeout and redialled', async (t) => {
+  const relay = await startFakeRelay(t, { silent: true })
+  const { agent, logs } = startAgent(t, agentConfig(relay, []), { controlTimeoutMs: 200 })
+  await agent.start()
+  await until(() => relay.upgrades.length >= 2)
+  t.ok(logs.lines().some((l) => (l['err'] as { code?: string } | undefined)?.code === 'PL_ERR_LINK_TIMEOUT'), 'PL_ERR_LINK_TIMEOUT logged')
+})
+
+t.test('protocol version mismatch is fatal', async (t) => {
+  const relay = await startFakeRelay(t, { welcomeVersion: 99 })
+  const { agent } = startAgent(t, agentConfig(relay, []))
+  const fatal = once<{ code: string }>(agent, 'fatal')
+  await agent.start()
+  t.equal((await fatal).code, 'PL_ERR_PROTO_VERSION')
+})
+
+t.test('reload: re-publishes the new set on the same session; kept tunnels keep serving', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const first = agentConfig(relay, [httpTunnel('blog', origin.url)])
+  const { agent } = startAgent(t, first)
+  await agent.start()
+  await relay.waitForPublishes(1)
+  await agent.reload({ ...first, tunnels: [httpTunnel('blog', origin.url), httpTunnel('docs', origin.url)] })
+  await relay.waitForPublishes(2)
+  t.equal(relay.sessions.length, 1, 'same session')
+  const publishes = relay.lastSession().messages.filter((m) => m.type === 'publish')
+  t.same(publishes[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog' }, { id: 'docs', kind: 'http', host: 'docs' }] })
+  await until(() => agent.status().tunnels.every((s) => s.state === 'ready'))
+  for (const name of ['blog', 'docs']) {
+    const stream = relay.lastSession().openStream({ t: 'http', tunnel: name, host: `${name}.localhost`, method: 'GET', url: '/hello', headers: [], upgrade: false })
+    stream.end()
+    const reply = await readReply(stream)
+    t.equal(reply.t === 'response' && reply.status, 200, `${name} served`)
+  }
+  // Dropping a tunnel stops serving it at once, even before the relay answers.
+  await agent.reload({ ...first, tunnels: [httpTunnel('docs', origin.url)] })
+  const stream = relay.lastSession().openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/hello', headers: [], upgrade: false })
+  stream.end()
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'error' && reply.code, 'PL_ERR_POLICY_NOT_PUBLISHED')
+})
+
+t.test('reload with a new token reconnects', async (t) => {
+  const relay = await startFakeRelay(t)
+  const first = agentConfig(relay, [])
+  const { agent } = startAgent(t, first)
+  await agent.start()
+  await relay.waitForPublishes(1)
+  await agent.reload({ ...first, token: `${TEST_TOKEN}` , relay: `${relay.url}/` })
+  await relay.waitForPublishes(2)
+  t.equal(relay.sessions.length, 2, 'a second session')
+})
+
+t.test('control requests reach the relay and errors keep their code', async (t) => {
+  const relay = await startFakeRelay(t, {
+    request: (req) => (req.op === 'link.create'
+      ? { ok: true, result: { id: 'abc', url: 'http://blog.localhost/?porchlight_share=x', args: req.args } }
+      : { ok: false, code: 'PL_ERR_NOT_FOUND', message: 'link zzz not found' }),
+  })
+  const { agent } = startAgent(t, agentConfig(relay, []))
+  await t.rejects(agent.request('link.list', {}), { code: 'PL_ERR_LINK_LOST' }, 'offline before connecting')
+  await agent.start()
+  await relay.waitForPublishes(1)
+  t.same(await agent.request('link.create', { host: 'blog', expires_ms: 60_000, note: '' }), {
+    id: 'abc', url: 'http://blog.localhost/?porchlight_share=x', args: { host: 'blog', expires_ms: 60_000, note: '' },
+  })
+  await t.rejects(agent.request('link.revoke', { id: 'zzz' }), { code: 'PL_ERR_NOT_FOUND', message: 'link zzz not found' })
+})
+
+t.test('stop() drains in-flight requests, then closes the link', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const { agent } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url)]))
+  await agent.start()
+  await once(agent, 'tunnel')
+  const stream = relay.lastSession().openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/chunked', headers: [], upgrade: false })
+  stream.end()
+  const replyP = readReply(stream)
+  await until(() => agent.status().streams === 1)
+  const started = Date.now()
+  const stopped = agent.stop(5_000)
+  const reply = await replyP
+  t.equal(reply.t === 'response' && reply.status, 200)
+  const body = await readBody(stream)
+  t.equal(body.bytes.toString(), 'chunk1;chunk2;chunk3;', 'the in-flight response completed')
+  await stopped
+  t.ok(Date.now() - started < 2_000, 'stop returned once idle, not after the whole grace period')
+  await until(() => relay.lastSession().mux.closed)
+  t.equal(agent.status().state, 'stopped')
+})

@@ -1,0 +1,77 @@
+import { z } from 'zod'
+import { parseLocalAddress, type Address } from './address.js'
+import { convert, requireString } from './fields.js'
+import { checkSecretSyntax } from './secret.js'
+import { nullablePath, type SchemaContext } from './value-fields.js'
+
+/**
+ * agent.yaml: the parsed types, the defaults and the top-level schema. Tunnel entries have their
+ * own schemas in tunnel-schema.ts. docs/configuration.md documents every key listed here.
+ */
+
+export interface AccessConfig {
+  /** Share links (`porchlight link create`) let visitors in. */
+  links: boolean
+  basic: { user: string; password_hash: string } | null
+  /** Visitor networks allowed at all, as "address/bits"; empty = any address. */
+  allow_ips: string[]
+  /** Visitors must present a certificate from the relay's CA (HTTPS only). */
+  client_certs: boolean
+}
+
+export type AgentTunnel =
+  | { kind: 'http'; id: string; http: string; to: string; host_header: string | null; access: AccessConfig | null }
+  | { kind: 'tcp'; id: string; tcp: number; to: Address; allow_ips: string[]; proxy_protocol: 'v1' | 'v2' | null }
+  | { kind: 'forward'; id: string; forward: Address; to: { host: string; port: number } }
+
+export interface AgentConfig {
+  /** ws:// or wss:// URL of the relay's agents listener, without a trailing slash. */
+  relay: string
+  /** The resolved token (the literal, or what env:/file: pointed at). */
+  token: string
+  /** Client certificate bundle path; read when the agent connects, not at load time. */
+  cert: string | null
+  /** Extra CA file to trust for the relay's certificate; read when the agent connects. */
+  ca: string | null
+  tunnels: AgentTunnel[]
+  /** Local status API; null when disabled. */
+  inspect: Address | null
+}
+
+export const AGENT_DEFAULTS = {
+  inspect: '127.0.0.1:4040',
+  /** Tunnels per agent; the publish message carries at most this many. */
+  max_tunnels: 256,
+} as const
+
+function relayUrl(value: unknown): string {
+  const text = requireString(value, 'a ws:// or wss:// URL')
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new Error(`${JSON.stringify(text)} is not a URL (expected e.g. wss://tunnel.example.com:7443)`)
+  }
+  const scheme = ({ 'ws:': 'ws:', 'wss:': 'wss:', 'http:': 'ws:', 'https:': 'wss:' } as Record<string, string>)[url.protocol]
+  if (scheme === undefined) throw new Error(`expected a ws:// or wss:// URL, got ${JSON.stringify(text)}`)
+  if (url.username !== '' || url.password !== '') throw new Error('credentials do not belong in the relay URL; use token')
+  if (url.search !== '' || url.hash !== '') throw new Error(`the relay URL must not have a query or fragment: ${JSON.stringify(text)}`)
+  if (url.hostname === '') throw new Error(`missing host in ${JSON.stringify(text)}`)
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, '')
+  return `${scheme}//${url.host}${path}`
+}
+
+export function agentSections(ctx: SchemaContext) {
+  return {
+    relay: convert(relayUrl),
+    token: convert(checkSecretSyntax),
+    cert: nullablePath(ctx),
+    ca: nullablePath(ctx),
+    // Entries are validated one by one in tunnel-schema.ts, each under its own tunnels[i] path.
+    tunnels: z.array(z.unknown()).max(AGENT_DEFAULTS.max_tunnels).default([]),
+    // `false` (or null) turns the inspector off; a bare port means 127.0.0.1.
+    inspect: convert((v) => (v === false || v === null ? null : parseLocalAddress(v))).prefault(AGENT_DEFAULTS.inspect),
+  }
+}
+
+export type AgentSections = ReturnType<typeof agentSections>

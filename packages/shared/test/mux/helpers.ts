@@ -1,0 +1,127 @@
+// Test helpers for the multiplexer: in-memory and TCP transports, echo servers, hashing.
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import net from 'node:net'
+import { Duplex } from 'node:stream'
+import { MuxSession, type MuxOptions, type MuxStream } from '../../src/mux/index.js'
+
+/** Minimal tap surface the helpers need (teardown registration). */
+export interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+/**
+ * One end of an in-memory byte pipe. Bytes written here are pushed to the peer, re-cut into
+ * `chunkBytes` pieces when set (to exercise frame parsing across arbitrary boundaries).
+ */
+class PipeEnd extends Duplex {
+  peer!: PipeEnd
+  constructor(private readonly chunkBytes: number) {
+    super({ allowHalfOpen: false })
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const peer = this.peer
+    if (peer.destroyed) return cb()
+    if (this.chunkBytes <= 0 || chunk.length <= this.chunkBytes) peer.push(chunk)
+    else for (let o = 0; o < chunk.length; o += this.chunkBytes) peer.push(chunk.subarray(o, o + this.chunkBytes))
+    cb()
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.peer.destroyed) this.peer.push(null)
+    cb()
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.peer.destroyed) this.peer.destroy()
+    cb(err)
+  }
+}
+
+export function memoryPair(chunkBytes = 0): [Duplex, Duplex] {
+  const a = new PipeEnd(chunkBytes)
+  const b = new PipeEnd(chunkBytes)
+  a.peer = b
+  b.peer = a
+  return [a, b]
+}
+
+export async function tcpPair(t: Teardown): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const client = net.connect(port, '127.0.0.1')
+  await once(client, 'connect')
+  const [serverSide] = await accepted
+  server.close()
+  t.teardown(() => {
+    client.destroy()
+    serverSide.destroy()
+  })
+  return [client, serverSide]
+}
+
+export type SessionOptions = Partial<Omit<MuxOptions, 'role'>>
+
+/** A client and a server session over the given transports; both closed on teardown. */
+export function sessionPair(t: Teardown, [a, b]: [Duplex, Duplex], clientOpts: SessionOptions = {}, serverOpts: SessionOptions = clientOpts): { client: MuxSession; server: MuxSession } {
+  const client = new MuxSession(a, { keepAliveIntervalMs: 0, ...clientOpts, role: 'client' })
+  const server = new MuxSession(b, { keepAliveIntervalMs: 0, ...serverOpts, role: 'server' })
+  t.teardown(() => {
+    client.close()
+    server.close()
+  })
+  return { client, server }
+}
+
+/** Every inbound stream echoes what it reads, then half-closes. */
+export function echoStreams(session: MuxSession): void {
+  session.on('stream', (s) => {
+    s.on('error', () => {})
+    s.pipe(s)
+  })
+}
+
+export function sha256(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex')
+}
+
+/** Reads a stream to its end. */
+export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of stream) parts.push(chunk as Buffer)
+  return Buffer.concat(parts)
+}
+
+/** Writes `data` in `writeBytes` pieces respecting backpressure, then end(). */
+export async function writeAll(stream: MuxStream, data: Buffer, writeBytes = 64 * 1024): Promise<void> {
+  for (let o = 0; o < data.length; o += writeBytes) {
+    if (!stream.write(data.subarray(o, o + writeBytes))) await once(stream, 'drain')
+  }
+  stream.end()
+}
+
+/** Opens `count` streams, sends `bytes` random bytes on each and checks the echo's sha256. */
+export async function echoCheck(client: MuxSession, count: number, bytes: number, writeBytes?: number): Promise<{ sent: string[]; echoed: string[] }> {
+  const sent: string[] = []
+  const jobs: Array<Promise<string>> = []
+  for (let i = 0; i < count; i++) {
+    const data = randomBytes(bytes)
+    sent.push(sha256(data))
+    const s = client.open()
+    const reply = collect(s)
+    void writeAll(s, data, writeBytes)
+    jobs.push(reply.then(sha256))
+  }
+  return { sent, echoed: await Promise.all(jobs) }
+}
+
+/** Resolves once `cond()` holds, polling every few ms; rejects after `timeoutMs`. */
+export async function waitFor(cond: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}

@@ -1,0 +1,102 @@
+// `npm run bench`: the tunnel's cost against a direct connection, with the built relay and agent.
+// GET 1 KiB at 50 connections (req/s), a 200 MB download (MB/s), then the mux's own bench if present.
+import autocannon from 'autocannon'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { startAgent, startRelay, ROOT } from '../e2e/harness/processes.js'
+import { download } from '../e2e/harness/visitor.js'
+import { BenchScope } from './bench-scope.js'
+
+const CONNECTIONS = 50
+const DURATION_S = 5
+const DOWNLOAD_BYTES = 200 * 1024 * 1024
+/** The whole run is cut off after this, whatever hangs. */
+const WATCHDOG_MS = 240_000
+const MUX_BENCH = join(ROOT, 'packages/shared/bench/mux-throughput.bench.ts')
+
+interface Row { what: string; direct: string; tunnel: string; ratio: string }
+
+async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
+  const worker = new Worker(join(dirname(fileURLToPath(import.meta.url)), 'origin-worker.mjs'))
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', (msg: { port: number }) => resolve(msg.port))
+    worker.once('error', reject)
+  })
+  return {
+    port,
+    close: async () => { worker.postMessage('close'); await worker.terminate() },
+  }
+}
+
+async function requestsPerSecond(port: number, host: string, durationS: number): Promise<{ rps: number; p99Ms: number; bad: number }> {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}/1k`, connections: CONNECTIONS, duration: durationS, headers: { host } })
+  return { rps: result.requests.average, p99Ms: result.latency.p99, bad: result.non2xx + result.errors + result.timeouts }
+}
+
+async function megabytesPerSecond(port: number, host: string): Promise<number> {
+  const res = await download(port, { host, path: `/bytes/${DOWNLOAD_BYTES}`, timeoutMs: 30_000 })
+  if (res.status !== 200 || res.bytes !== DOWNLOAD_BYTES) throw new Error(`download via ${host}: status ${res.status}, ${res.bytes} bytes`)
+  return DOWNLOAD_BYTES / 1e6 / (res.ms / 1000)
+}
+
+function printTable(rows: Row[]): void {
+  const header: Row = { what: 'measure', direct: 'direct', tunnel: 'tunnel', ratio: 'tunnel/direct' }
+  const all = [header, ...rows]
+  const width = (k: keyof Row): number => Math.max(...all.map(r => r[k].length))
+  const line = (r: Row): string => `${r.what.padEnd(width('what'))}  ${r.direct.padStart(width('direct'))}  ${r.tunnel.padStart(width('tunnel'))}  ${r.ratio.padStart(width('ratio'))}`
+  process.stdout.write(`\n${line(header)}\n${'-'.repeat(line(header).length)}\n${rows.map(line).join('\n')}\n`)
+}
+
+/** Calls runMuxBench() from the mux package's bench file when it exists; prints what it returns. */
+async function muxBench(): Promise<void> {
+  if (!existsSync(MUX_BENCH)) { process.stdout.write('\nmux bench: skipped (packages/shared/bench/mux-throughput.bench.ts not found)\n'); return }
+  const mod = (await import(pathToFileURL(MUX_BENCH).href)) as { runMuxBench?: () => Promise<unknown> }
+  if (typeof mod.runMuxBench !== 'function') { process.stdout.write('\nmux bench: skipped (no runMuxBench export)\n'); return }
+  const results = await mod.runMuxBench()
+  process.stdout.write('\nmux bench (runMuxBench):\n')
+  for (const r of Array.isArray(results) ? results : [results]) process.stdout.write(`  ${JSON.stringify(r)}\n`)
+}
+
+async function main(): Promise<void> {
+  const scope = new BenchScope()
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: still running after ${WATCHDOG_MS} ms, giving up\n`)
+    scope.fail()
+    void scope.close().finally(() => process.exit(1))
+  }, WATCHDOG_MS)
+  watchdog.unref()
+  try {
+    const origin = await startOrigin()
+    scope.teardown(() => origin.close())
+    const relay = await startRelay(scope)
+    await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin.port}` }] })
+    const host = 'bench.localhost'
+    process.stdout.write(`relay public 127.0.0.1:${relay.publicPort}, origin 127.0.0.1:${origin.port}; ${CONNECTIONS} connections, ${DURATION_S} s per run\n`)
+
+    await requestsPerSecond(relay.publicPort, host, 1) // warm-up: JIT and connection pools
+    const direct = await requestsPerSecond(origin.port, host, DURATION_S)
+    const tunnel = await requestsPerSecond(relay.publicPort, host, DURATION_S)
+    const directMBs = await megabytesPerSecond(origin.port, host)
+    const tunnelMBs = await megabytesPerSecond(relay.publicPort, host)
+    printTable([
+      { what: 'GET 1 KiB req/s', direct: direct.rps.toFixed(0), tunnel: tunnel.rps.toFixed(0), ratio: (tunnel.rps / direct.rps).toFixed(2) },
+      { what: 'GET 1 KiB p99 ms', direct: direct.p99Ms.toFixed(1), tunnel: tunnel.p99Ms.toFixed(1), ratio: (tunnel.p99Ms / Math.max(direct.p99Ms, 0.001)).toFixed(2) },
+      { what: 'non-2xx/errors', direct: String(direct.bad), tunnel: String(tunnel.bad), ratio: '' },
+      { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
+    ])
+    await muxBench()
+  } catch (err) {
+    scope.fail()
+    throw err
+  } finally {
+    clearTimeout(watchdog)
+    await scope.close()
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exit(1)
+})
