@@ -106,6 +106,12 @@ t.test('100 MB upload and download keep every byte', { timeout: 120_000 }, async
   t.equal(down.bytes, size)
   t.equal(down.sha256, patternSha256(size))
   t.comment(`100 MB through the tunnel: download ${down.ms} ms`)
+  const upLog = await relay.waitForLog(l => l['msg'] === 'request' && l['method'] === 'PUT' && l['host'] === 'echo.localhost', 5000, 'access line for the upload')
+  t.equal(upLog['bytesIn'], size, 'access log counts the upload bytes')
+  t.equal(upLog['status'], 200)
+  t.type(upLog['ms'], 'number')
+  const downLog = await relay.waitForLog(l => l['msg'] === 'request' && typeof l['bytesOut'] === 'number' && l['bytesOut'] >= size, 5000, 'access line for the download')
+  t.equal(downLog['bytesOut'], size, 'access log counts the download bytes')
 })
 
 t.test('chunked request and response bodies', async t => {
@@ -186,8 +192,10 @@ t.test('status pages: unknown host, local server down; HTML for browsers, text f
     t.notMatch(page.text, new RegExp(`127\\.0\\.0\\.1|${refusedPort}|${relay.agentsPort}|ECONNREFUSED|localhost:${origin.port}`), 'no internal address in the page')
     t.notMatch(page.text, /echo\.localhost|a\.localhost/, 'no other tunnel named')
   }
-  const access = relay.accessLogs().find(l => l['host'] === 'down.localhost')
-  t.equal(access?.['status'], 502, 'access log line for the 502')
+  const access = await relay.waitForLog(l => l['msg'] === 'request' && l['host'] === 'down.localhost', 5000, 'access log line for down.localhost')
+  t.equal(access['status'], 502, 'access log line for the 502')
+  t.equal(access['agent'], 'laptop')
+  t.equal(access['method'], 'GET')
 })
 
 t.test('a silent origin gets 504 after limits.origin_timeout_ms', async t => {

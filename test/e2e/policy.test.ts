@@ -78,9 +78,10 @@ t.test('a second agent cannot take a host in use; the first keeps serving', asyn
   t.equal(res.status, 200)
   t.equal(res.text, 'first agent')
   t.equal(second.requestCount, 0)
-  const access = relay.accessLogs().find(l => l['host'] === 'blog.localhost')
-  t.equal(access?.['agent'], 'laptop')
-  t.equal(access?.['status'], 200)
+  // The access line is written after the response, asynchronously: wait for it.
+  const access = await relay.waitForLog(l => l['msg'] === 'request' && l['host'] === 'blog.localhost', 5000, 'access log line for blog.localhost')
+  t.equal(access['agent'], 'laptop')
+  t.equal(access['status'], 200)
 })
 
 t.test('check lists every issue of a bad config and exits 1', async t => {

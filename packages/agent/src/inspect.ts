@@ -160,7 +160,7 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown): voi
 export function statusForError(err: unknown): number {
   if (!isPorchlightError(err)) return 500
   if (err.code === 'PL_ERR_LINK_LOST' || err.code === 'PL_ERR_LINK_TIMEOUT' || err.code === 'PL_ERR_MUX_CLOSED') return 503
-  if (err.code === 'PL_ERR_PROTO_BAD_MESSAGE') return 400
+  if (err.code === 'PL_ERR_PROTO_BAD_MESSAGE' || err.code === 'PL_ERR_USAGE') return 400
   const spec = codes[err.code as ErrorCode] as { status?: number }
   return spec.status ?? 502
 }

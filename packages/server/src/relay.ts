@@ -12,7 +12,7 @@ import { TcpPorts } from './agents/tcp-ports.js'
 import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
 import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules } from './agents/outbound-policy.js'
-import { handleForwardStream } from './visitors/outbound.js'
+import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer } from './visitors/http.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
@@ -56,12 +56,17 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     registry,
     tcpPorts: new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)) }),
     forwards: {
-      handle: (session, stream, head) => handleForwardStream(stream, head, {
-        agent: session.agent,
-        rules: parseOutboundRules(config.agents[session.agent]?.outbound ?? []),
-        log: session.log,
-        relayOwnAddresses: ctx.ownAddresses(),
-      }),
+      handle: async (session, stream, head) => {
+        let rules
+        try {
+          rules = parseOutboundRules(config.agents[session.agent]?.outbound ?? [])
+        } catch {
+          // The loader validated these; refuse rather than guess if they still do not parse.
+          rules = parseOutboundRules([])
+        }
+        // Policy is read from the current config on every stream open (no per-session caching).
+        await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()) })
+      },
     },
     links: new LinkStore({ stateDir: config.state }),
     metrics,

@@ -53,8 +53,12 @@ async function connect(url: string): Promise<WebSocket> {
   return ws
 }
 
-function clientSession(ws: WebSocket): MuxSession {
-  return new MuxSession(websocketDuplex(ws), { role: 'client' })
+/** The session wraps the socket before 'open', so no early message can slip past it. */
+async function connectSession(url: string): Promise<MuxSession> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES })
+  const session = new MuxSession(websocketDuplex(ws), { role: 'client' })
+  await once(ws, 'open')
+  return session
 }
 
 /** Raw ws: 1 MiB messages while bufferedAmount allows, for durationMs; the peer reports the total. */
@@ -84,7 +88,7 @@ async function rawWsUpload(url: string, durationMs: number): Promise<number> {
 
 /** One mux stream: write 1 MiB chunks for durationMs, end; the peer answers with the byte count. */
 async function muxUpload(url: string, durationMs: number): Promise<number> {
-  const session = clientSession(await connect(url))
+  const session = await connectSession(url)
   const stream = session.open()
   const chunk = Buffer.alloc(CHUNK_BYTES, 7)
   const started = performance.now()
@@ -104,7 +108,7 @@ async function muxUpload(url: string, durationMs: number): Promise<number> {
 
 /** The relay opens a stream and sends for the given time; we count. */
 async function muxDownload(url: string): Promise<number> {
-  const session = clientSession(await connect(url))
+  const session = await connectSession(url)
   const [stream] = (await once(session, 'stream')) as [MuxStream]
   stream.on('error', () => {}) // closing the session below resets our still-open write side
   const started = performance.now()
@@ -120,7 +124,7 @@ async function muxDownload(url: string): Promise<number> {
 
 /** open, write 100 B, end, read the echo to its end; SHORT_STREAM_CONCURRENCY at a time. */
 async function shortStreams(url: string, durationMs: number): Promise<number> {
-  const session = clientSession(await connect(url))
+  const session = await connectSession(url)
   const payload = Buffer.alloc(SHORT_STREAM_BYTES, 1)
   const started = performance.now()
   let done = 0

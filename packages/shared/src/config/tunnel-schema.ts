@@ -88,7 +88,8 @@ const access = strict({
   client_certs: z.boolean().default(false),
 })
 
-const schemas = {
+/** One strict schema per tunnel kind (exported for the test that keeps examples and docs complete). */
+export const tunnelSchemas = {
   http: strict({
     http: convert(tunnelName),
     to: convert(normalizeHttpTarget),
@@ -120,15 +121,15 @@ export function parseTunnel(value: unknown, path: readonly PathSegment[], issues
   }
   switch (kinds[0]) {
     case 'http': {
-      const t = validate(schemas.http, value, path, issues)
+      const t = validate(tunnelSchemas.http, value, path, issues)
       return t && { kind: 'http', id: t.http, ...t }
     }
     case 'tcp': {
-      const t = validate(schemas.tcp, value, path, issues)
+      const t = validate(tunnelSchemas.tcp, value, path, issues)
       return t && { kind: 'tcp', id: `tcp:${t.tcp === 0 ? t.to.port : t.tcp}`, ...t }
     }
     default: {
-      const t = validate(schemas.forward, value, path, issues)
+      const t = validate(tunnelSchemas.forward, value, path, issues)
       return t && { kind: 'forward', id: `forward:${t.forward.port}`, ...t }
     }
   }

@@ -23,6 +23,11 @@ const CLOSING = 2
  * message; large chunks go out as messages of their own rather than being copied.
  * Backpressure both ways: a full read buffer pauses the socket; a write completes only once
  * ws.bufferedAmount is back under the high-water mark.
+ *
+ * Wrap the socket while it is still CONNECTING (writes wait for 'open'), or synchronously inside
+ * the 'open' / 'connection' handler. Not after `await once(ws, 'open')`: the peer's first
+ * messages can arrive in the same read as the upgrade response and are emitted on a nextTick,
+ * before that await resumes, so they would be lost and the byte stream would be corrupt.
  */
 export function websocketDuplex(ws: WebSocket, options: WebSocketDuplexOptions = {}): Duplex {
   return new WebSocketDuplex(ws, options)

@@ -1,0 +1,159 @@
+import { writeFile } from 'node:fs/promises'
+import https from 'node:https'
+import net, { type AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import type { TLSSocket } from 'node:tls'
+import t from 'tap'
+import { WebSocketServer } from 'ws'
+import { createTestCa, createTestCert, type TestCa } from '../../shared/src/pki/testing.js'
+import { agentEndpoint, classifyDialError, dialRelay, httpFailure } from '../src/relay-link.js'
+import { memoryLogger } from './helpers/log.js'
+import { closedPort } from './helpers/origin.js'
+
+const TOKEN = 'tls-token-0123456789-0123456789-0123456789'
+
+interface TlsRelay {
+  port: number
+  upgrades: number
+  peerCommonNames: string[]
+}
+
+/** A wss relay stand-in: TLS with the given server cert, client certs requested, any token accepted. */
+async function startTlsRelay(t: Tap.Test, server: { certPem: string; keyPem: string }, ca: TestCa): Promise<TlsRelay> {
+  const state: TlsRelay = { port: 0, upgrades: 0, peerCommonNames: [] }
+  const httpsServer = https.createServer({ cert: server.certPem, key: server.keyPem, ca: [ca.certPem], requestCert: true, rejectUnauthorized: false }) // lint-allow: relay-decides
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false })
+  httpsServer.on('upgrade', (req, socket, head) => {
+    state.upgrades++
+    const tls = socket as TLSSocket
+    const peer = tls.getPeerCertificate()
+    if (tls.authorized && peer.subject !== undefined) state.peerCommonNames.push(String(peer.subject.CN))
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('error', () => undefined))
+  })
+  await new Promise<void>((resolve) => httpsServer.listen(0, '127.0.0.1', resolve))
+  state.port = (httpsServer.address() as AddressInfo).port
+  t.teardown(() => {
+    wss.close()
+    httpsServer.closeAllConnections()
+    return new Promise<void>((resolve) => httpsServer.close(() => resolve()))
+  })
+  return state
+}
+
+t.test('agentEndpoint table', async (t) => {
+  const table: Array<[string, string]> = [
+    ['ws://127.0.0.1:7443', 'ws://127.0.0.1:7443/agent'],
+    ['wss://relay.example.com:7443/', 'wss://relay.example.com:7443/agent'],
+    ['https://relay.example.com', 'wss://relay.example.com/agent'],
+    ['http://relay.example.com:80', 'ws://relay.example.com/agent'],
+    ['wss://relay.example.com/custom/path', 'wss://relay.example.com/custom/path'],
+  ]
+  for (const [input, want] of table) t.equal(agentEndpoint(input).href, want, input)
+  t.throws(() => agentEndpoint('ftp://x'), { code: 'PL_ERR_LINK_CONNECT' })
+})
+
+t.test('HTTP failures and dial errors map to codes with the right retry flag', async (t) => {
+  const url = new URL('wss://relay.example.com:7443/agent')
+  const http: Array<[number, string, string, string, boolean]> = [
+    [401, 'unauthorized', 'PL_ERR_AUTH_BAD_TOKEN', 'relay rejected the agent token (HTTP 401)', false],
+    [403, 'PL_ERR_AUTH_CERT_REJECTED: certificate expired', 'PL_ERR_AUTH_CERT_REJECTED', 'client certificate rejected: certificate expired', false],
+    [403, '', 'PL_ERR_AUTH_CERT_REJECTED', 'client certificate rejected: HTTP 403', false],
+    [429, 'slow down', 'PL_ERR_AUTH_RATE_LIMITED', 'too many failed authentications from this address; try later', true],
+    [502, 'bad gateway', 'PL_ERR_LINK_CONNECT', 'cannot reach relay relay.example.com:7443: HTTP 502 bad gateway', true],
+  ]
+  for (const [status, body, code, message, retry] of http) {
+    const err = httpFailure(url, status, body)
+    t.same({ code: err.code, message: err.message, retry: err.retry }, { code, message, retry }, `HTTP ${status}`)
+  }
+  const dial: Array<[string, string, boolean]> = [
+    ['ECONNREFUSED', 'PL_ERR_LINK_CONNECT', true],
+    ['ENOTFOUND', 'PL_ERR_LINK_CONNECT', true],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+    ['CERT_HAS_EXPIRED', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+  ]
+  for (const [errno, code, retry] of dial) {
+    const err = classifyDialError(url, Object.assign(new Error(`boom ${errno}`), { code: errno }))
+    t.same([err.code, err.retry], [code, retry], errno)
+  }
+})
+
+t.test('nothing listening -> PL_ERR_LINK_CONNECT (retryable)', async (t) => {
+  const port = await closedPort()
+  const err = await dialRelay({ relay: `ws://127.0.0.1:${port}`, token: TOKEN, cert: null, ca: null, log: memoryLogger().log }).catch((e: unknown) => e)
+  t.match(err, { code: 'PL_ERR_LINK_CONNECT', retry: true, message: /ECONNREFUSED/ })
+})
+
+t.test('a listener that never answers the upgrade -> PL_ERR_LINK_CONNECT after the handshake timeout', async (t) => {
+  const sockets: net.Socket[] = []
+  const server = net.createServer((s) => sockets.push(s))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const started = Date.now()
+  const err = await dialRelay({ relay: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, token: TOKEN, cert: null, ca: null, log: memoryLogger().log, handshakeTimeoutMs: 300 }).catch((e: unknown) => e)
+  t.match(err, { code: 'PL_ERR_LINK_CONNECT' })
+  const took = Date.now() - started
+  t.ok(took >= 250 && took < 2_000, `gave up after ${took} ms`)
+})
+
+t.test('an aborted dial rejects at once', async (t) => {
+  const sockets: net.Socket[] = []
+  const server = net.createServer((s) => sockets.push(s))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const abort = new AbortController()
+  const dial = dialRelay({ relay: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, token: TOKEN, cert: null, ca: null, log: memoryLogger().log, signal: abort.signal })
+  setTimeout(() => abort.abort(), 50)
+  const started = Date.now()
+  await t.rejects(dial, { code: 'PL_ERR_LINK_CONNECT', message: /dial aborted/ })
+  t.ok(Date.now() - started < 1_000)
+})
+
+t.test('wss: verified relay certificate, client certificate from the bundle, untrusted relays refused before the token is sent', async (t) => {
+  const ca = await createTestCa({ commonName: 'Relay Test CA' })
+  const serverCert = await createTestCert(ca, { commonName: 'localhost', profile: 'server', hostnames: ['localhost', '127.0.0.1'] })
+  const clientCert = await createTestCert(ca, { commonName: 'laptop' })
+  const relay = await startTlsRelay(t, serverCert, ca)
+  const dir = t.testdir()
+  const bundle = join(dir, 'laptop.pem')
+  await writeFile(bundle, `${clientCert.certPem}${clientCert.keyPem}${ca.certPem}`)
+  const caFile = join(dir, 'ca.crt')
+  await writeFile(caFile, ca.certPem)
+  const log = memoryLogger().log
+
+  const session = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: bundle, ca: null, log })
+  t.equal(session.closed, false, 'connected with the bundle: its CA is trusted for the relay')
+  t.same(relay.peerCommonNames, ['laptop'], 'the relay saw the client certificate')
+  session.close()
+
+  const viaCa = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: null, ca: caFile, log })
+  t.equal(viaCa.closed, false, 'connected with only the extra `ca` file')
+  viaCa.close()
+  t.equal(relay.upgrades, 2)
+
+  const untrusted = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: null, ca: null, log }).catch((e: unknown) => e)
+  t.match(untrusted, { code: 'PL_ERR_AUTH_RELAY_UNTRUSTED', retry: true, message: /^relay certificate not trusted for localhost: / })
+  t.equal(relay.upgrades, 2, 'no upgrade request (and so no token) reached the untrusted relay')
+
+  const missing = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: join(dir, 'nope.pem'), ca: null, log }).catch((e: unknown) => e)
+  t.match(missing, { code: 'PL_ERR_TLS_FILE', retry: false, message: /nope\.pem: ENOENT/ })
+})
+
+t.test('wss: a certificate for another name is refused (hostname verification stays on)', async (t) => {
+  const ca = await createTestCa()
+  const wrongName = await createTestCert(ca, { commonName: 'other.test', profile: 'server', hostnames: ['other.test'] })
+  const relay = await startTlsRelay(t, wrongName, ca)
+  const caFile = join(t.testdir(), 'ca.crt')
+  await writeFile(caFile, ca.certPem)
+  const err = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: null, ca: caFile, log: memoryLogger().log }).catch((e: unknown) => e)
+  t.match(err, { code: 'PL_ERR_AUTH_RELAY_UNTRUSTED' })
+  t.equal(relay.upgrades, 0)
+})
