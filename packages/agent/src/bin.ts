@@ -2,16 +2,10 @@
 import { Command, CommanderError } from 'commander'
 import type { Logger } from '@porchlight/shared/log'
 import { exitCodeOf, processIo, reportError } from './cli-io.js'
-import { runForward } from './commands/forward.js'
-import { runHashPassword } from './commands/hash-password.js'
-import { runHttp } from './commands/http.js'
-import { runLinkCreate, runLinkList, runLinkRevoke } from './commands/link.js'
-import { promptHidden, readStdin } from './commands/prompt.js'
-import { runStatus } from './commands/status.js'
-import { runTcp } from './commands/tcp.js'
-import { runUp } from './commands/up.js'
-import { buildAgentLogger } from './logger.js'
 import { AGENT_VERSION } from './version.js'
+
+// Command modules are imported when their command runs: `--help`, usage errors and `status`
+// stay fast because they never load ws, the mux or the PKI code.
 
 /**
  * `porchlight`: argv -> commands/*. Usage errors exit 2, config/auth errors exit 1 with one
@@ -28,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--debug', 'debug-level logs and stack traces on errors')
     .showHelpAfterError('(run with --help for usage)')
   const debug = (): boolean => program.opts<{ debug?: boolean }>().debug === true
-  const log = (): Logger => buildAgentLogger({ debug: debug() })
+  const log = async (): Promise<Logger> => (await import('./logger.js')).buildAgentLogger({ debug: debug() })
 
   const quickOptions = (cmd: Command): Command =>
     cmd
@@ -42,7 +36,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('run the agent with every tunnel in its config (SIGHUP reloads, SIGTERM drains)')
     .option('-c, --config <file>', 'agent config (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
     .action(async (opts: { config?: string }) => {
-      exitCode = await runUp({ config: opts.config, debug: debug() }, log(), processIo)
+      const { runUp } = await import('./commands/up.js')
+      exitCode = await runUp({ config: opts.config, debug: debug() }, await log(), processIo)
     })
 
   quickOptions(
@@ -53,7 +48,8 @@ export async function main(argv: string[]): Promise<number> {
       .option('--name <name>', 'public name (a label like "blog" or a full hostname); default: random')
       .option('--host-header <host>', 'Host header the local server expects (name-based virtual hosts)'),
   ).action(async (target: string, opts: { name?: string; hostHeader?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
-    exitCode = await runHttp(target, { ...opts, debug: debug() }, log(), processIo)
+    const { runHttp } = await import('./commands/http.js')
+    exitCode = await runHttp(target, { ...opts, debug: debug() }, await log(), processIo)
   })
 
   quickOptions(
@@ -63,7 +59,8 @@ export async function main(argv: string[]): Promise<number> {
       .argument('<port>', 'local PORT or HOST:PORT')
       .option('--remote-port <port>', 'relay port to listen on (default: the relay picks one)'),
   ).action(async (port: string, opts: { remotePort?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
-    exitCode = await runTcp(port, { ...opts, debug: debug() }, log(), processIo)
+    const { runTcp } = await import('./commands/tcp.js')
+    exitCode = await runTcp(port, { ...opts, debug: debug() }, await log(), processIo)
   })
 
   quickOptions(
@@ -73,7 +70,8 @@ export async function main(argv: string[]): Promise<number> {
       .argument('<localport>', 'local PORT (on 127.0.0.1) or HOST:PORT to listen on')
       .argument('<destination>', 'HOST:PORT the relay connects to'),
   ).action(async (local: string, destination: string, opts: { relay?: string; token?: string; cert?: string; config?: string }) => {
-    exitCode = await runForward(local, destination, { ...opts, debug: debug() }, log(), processIo)
+    const { runForward } = await import('./commands/forward.js')
+    exitCode = await runForward(local, destination, { ...opts, debug: debug() }, await log(), processIo)
   })
 
   program
@@ -82,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
     .option('--json', 'print the raw JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
+      const { runStatus } = await import('./commands/status.js')
       exitCode = await runStatus(opts, processIo)
     })
 
@@ -95,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
     .option('--json', 'print the raw JSON')
     .action(async (host: string, opts: { expires?: string; note?: string; config?: string; json?: boolean }) => {
+      const { runLinkCreate } = await import('./commands/link.js')
       exitCode = await runLinkCreate(host, opts, processIo)
     })
   link
@@ -103,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
     .option('--json', 'print the raw JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
+      const { runLinkList } = await import('./commands/link.js')
       exitCode = await runLinkList(opts, processIo)
     })
   link
@@ -111,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<id>', 'link id (see link list)')
     .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
     .action(async (id: string, opts: { config?: string }) => {
+      const { runLinkRevoke } = await import('./commands/link.js')
       exitCode = await runLinkRevoke(id, opts, processIo)
     })
 
@@ -119,6 +121,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('print an scrypt hash for access.basic.password_hash')
     .option('--password-stdin', 'read the password from stdin instead of prompting')
     .action(async (opts: { passwordStdin?: boolean }) => {
+      const { runHashPassword } = await import('./commands/hash-password.js')
+      const { promptHidden, readStdin } = await import('./commands/prompt.js')
       await runHashPassword({ passwordStdin: opts.passwordStdin === true }, { readStdin: () => readStdin(), print: (line) => processIo.out(line), prompt: promptHidden })
       exitCode = 0
     })

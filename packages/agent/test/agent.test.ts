@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { AgentConfig, AgentTunnel } from '@porchlight/shared/config'
 import { buildAgent, type Agent, type TunnelReadyEvent } from '../src/agent.js'
 import { FakeRelay, startFakeRelay, TEST_TOKEN } from './helpers/fake-relay.js'
@@ -16,7 +16,7 @@ function agentConfig(relay: FakeRelay, tunnels: AgentTunnel[], overrides: Partia
   return { relay: relay.url, token: TEST_TOKEN, cert: null, ca: null, tunnels, inspect: null, ...overrides }
 }
 
-function startAgent(t: Tap.Test, config: AgentConfig, extra: { controlTimeoutMs?: number } = {}) {
+function startAgent(t: Test, config: AgentConfig, extra: { controlTimeoutMs?: number } = {}) {
   const logs = memoryLogger()
   const agent = buildAgent(config, { log: logs.log, env: FAST_ENV, ...extra })
   const ready: TunnelReadyEvent[] = []

@@ -1,5 +1,5 @@
 import http from 'node:http'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { PorchlightError } from '@porchlight/shared/errors'
 import { hostAllowed, InspectServer, originAllowed, statusForError } from '../src/inspect.js'
 import { callInspect } from '../src/inspect-client.js'
@@ -22,7 +22,7 @@ function raw(port: number, options: { method?: string; path: string; headers?: R
   })
 }
 
-async function startInspect(t: Tap.Test) {
+async function startInspect(t: Test) {
   const requests: Array<{ op: string; args: Record<string, unknown> }> = []
   const server = new InspectServer({ host: '127.0.0.1', port: 0 }, {
     status: () => ({ connected: true, tunnels: [] }),

@@ -3,7 +3,7 @@ import https from 'node:https'
 import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { WebSocketServer } from 'ws'
 import { createTestCa, createTestCert, type TestCa } from '../../shared/src/pki/testing.js'
 import { agentEndpoint, classifyDialError, dialRelay, httpFailure } from '../src/relay-link.js'
@@ -19,7 +19,7 @@ interface TlsRelay {
 }
 
 /** A wss relay stand-in: TLS with the given server cert, client certs requested, any token accepted. */
-async function startTlsRelay(t: Tap.Test, server: { certPem: string; keyPem: string }, ca: TestCa): Promise<TlsRelay> {
+async function startTlsRelay(t: Test, server: { certPem: string; keyPem: string }, ca: TestCa): Promise<TlsRelay> {
   const state: TlsRelay = { port: 0, upgrades: 0, peerCommonNames: [] }
   const httpsServer = https.createServer({ cert: server.certPem, key: server.keyPem, ca: [ca.certPem], requestCert: true, rejectUnauthorized: false }) // lint-allow: relay-decides
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false })

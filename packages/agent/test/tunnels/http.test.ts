@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { HttpRequestHead } from '@porchlight/shared/protocol'
 import { buildOriginAgents, destroyOriginAgents, handleHttpStream, joinPath, originErrorCode, type HttpTunnelTarget } from '../../src/tunnels/http.js'
 import { memoryLogger } from '../helpers/log.js'
@@ -18,7 +18,7 @@ function head(overrides: Partial<HttpRequestHead> = {}): HttpRequestHead {
   }
 }
 
-function setup(t: Tap.Test, to: string, hostHeader: string | null = null) {
+function setup(t: Test, to: string, hostHeader: string | null = null) {
   const { log, lines } = memoryLogger()
   const agents = buildOriginAgents()
   t.teardown(() => destroyOriginAgents(agents))

@@ -58,7 +58,7 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     const refuse = (status: number, body: string, extra = ''): void => {
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
     }
-    if (failures.peek(remoteAddress)) {
+    if (!failures.peek(remoteAddress).allowed) {
       log.warn({ remote: remoteAddress }, 'agent authentication rate-limited')
       return refuse(429, 'too many failed attempts\n', 'retry-after: 60\r\n')
     }

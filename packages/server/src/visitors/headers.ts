@@ -13,6 +13,8 @@ export const RELAY_COOKIE_NAMES = ['porchlight_access', '__Host-porchlight_acces
 
 export interface ForwardedInfo {
   clientIp: string
+  /** The TCP peer (a trusted proxy when trustedChain is set). */
+  peerIp: string
   /** Existing chain to keep when the peer is a trusted proxy; null otherwise. */
   trustedChain: string | null
   proto: 'http' | 'https'
@@ -37,7 +39,7 @@ export function requestHeadersForOrigin(rawHeaders: string[], forwarded: Forward
   }
   if (opts.upgrade) out.push(['Connection', 'Upgrade'])
   if (opts.cookie) out.push(['Cookie', opts.cookie])
-  const xff = forwarded.trustedChain ? `${forwarded.trustedChain}, ${forwarded.clientIp}` : forwarded.clientIp
+  const xff = forwarded.trustedChain ? `${forwarded.trustedChain}, ${forwarded.peerIp}` : forwarded.clientIp
   out.push(['X-Forwarded-For', xff], ['X-Forwarded-Proto', forwarded.proto], ['X-Forwarded-Host', forwarded.host])
   return out
 }

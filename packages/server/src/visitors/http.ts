@@ -30,7 +30,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   const log = ctx.log.child({ component: 'visitors' })
 
   async function route(req: IncomingMessage, accept: string | undefined): Promise<
-    { ok: true; route: HttpRoute; host: string; clientIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string }
+    { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string }
   > {
     const check = checkRequest(req, opts.listenerPorts())
     if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}` }
@@ -39,7 +39,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     void accept
     const peer = req.socket.remoteAddress ?? ''
     const { clientIp, trustedChain } = clientAddress(peer, req.headers['x-forwarded-for'], ctx.config.trust_proxy)
-    return { ok: true, route: found, host: check.host, clientIp, trustedChain }
+    return { ok: true, route: found, host: check.host, clientIp, peerIp: normalisePeer(peer), trustedChain }
   }
 
   function openStream(r: HttpRoute): Duplex | ErrorCode {
@@ -94,7 +94,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       host: r.host,
       method: req.method ?? 'GET',
       url: originForm(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade: false,
     }
     writeHead(stream, head)
@@ -158,7 +158,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       host: r.host,
       method: req.method ?? 'GET',
       url: originForm(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: true, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: true, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade: true,
     } satisfies HttpRequestHead)
     socket.on('close', () => { if (!stream.destroyed && !stream.writableEnded) stream.destroy() })
@@ -241,4 +241,8 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
   server.on('upgrade', handler.onUpgrade)
   server.on('clientError', handler.onClientError)
   return server
+}
+
+function normalisePeer(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address
 }

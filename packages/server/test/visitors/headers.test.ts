@@ -1,7 +1,7 @@
 import t from 'tap'
 import { requestHeadersForOrigin, responseHeadersForVisitor } from '../../src/visitors/headers.js'
 
-const fwd = { clientIp: '127.0.0.1', trustedChain: null, proto: 'http' as const, host: 'a.test' }
+const fwd = { clientIp: '127.0.0.1', peerIp: '127.0.0.1', trustedChain: null, proto: 'http' as const, host: 'a.test' }
 
 t.test('visitor-sent forwarding headers are dropped and the relay sets its own (SECURITY B12)', async (t) => {
   const out = requestHeadersForOrigin([
@@ -18,7 +18,7 @@ t.test('visitor-sent forwarding headers are dropped and the relay sets its own (
 
 t.test('trusted proxy chain is appended; cookie and authorization are replaced as told', async (t) => {
   const out = requestHeadersForOrigin(['Host', 'a.test', 'Authorization', 'Basic abc', 'Cookie', 'porchlight_access=x; a=1'],
-    { ...fwd, trustedChain: '10.0.0.1' }, { upgrade: false, dropAuthorization: true, cookie: 'a=1' })
+    { ...fwd, clientIp: '10.0.0.1', trustedChain: '10.0.0.1' }, { upgrade: false, dropAuthorization: true, cookie: 'a=1' })
   t.same(out, [['Host', 'a.test'], ['Cookie', 'a=1'], ['X-Forwarded-For', '10.0.0.1, 127.0.0.1'], ['X-Forwarded-Proto', 'http'], ['X-Forwarded-Host', 'a.test']])
 })
 

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Duplex } from 'node:stream'
+import { encodeHeader, FrameDecoder } from '../../src/mux/codec.js'
 import { MuxSession, type MuxOptions, type MuxStream } from '../../src/mux/index.js'
 
 /** Minimal tap surface the helpers need (teardown registration). */
@@ -124,4 +125,71 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5_000, what = 'co
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))
   }
+}
+
+export interface RawFrame {
+  type: number
+  flags: number
+  streamId: number
+  length: number
+  payload: Buffer
+}
+
+/**
+ * A session facing a hand-driven peer: `send()` writes raw frames at it, `frames` records
+ * every frame the session writes back (decoded with the same codec, payloads joined).
+ */
+export function rawPeer(t: Teardown, options: SessionOptions & { role?: 'client' | 'server' } = {}): {
+  session: MuxSession
+  frames: RawFrame[]
+  send: (type: number, flags: number, streamId: number, length: number, payload?: Buffer) => void
+  sendBytes: (bytes: Buffer) => void
+  waitFrame: (pred: (f: RawFrame) => boolean, what?: string) => Promise<RawFrame>
+  raw: Duplex
+} {
+  const [a, raw] = memoryPair()
+  const { role = 'server', ...rest } = options
+  const session = new MuxSession(a, { keepAliveIntervalMs: 0, ...rest, role })
+  t.teardown(() => {
+    session.close()
+    raw.destroy()
+  })
+  const frames: RawFrame[] = []
+  const parts = new Map<RawFrame, Buffer[]>()
+  let current: RawFrame | null = null
+  const decoder = new FrameDecoder({
+    maxFrameBytes: 64 * 1024 * 1024,
+    sink: {
+      onHeader: (h) => {
+        const f: RawFrame = { type: h.type, flags: h.flags, streamId: h.streamId, length: h.length, payload: Buffer.alloc(0) }
+        if (h.type !== 0) frames.push(f)
+        else {
+          current = f
+          parts.set(f, [])
+        }
+      },
+      onPayload: (_h, piece) => parts.get(current!)!.push(Buffer.from(piece)),
+      onDataEnd: () => {
+        const f = current!
+        f.payload = Buffer.concat(parts.get(f)!)
+        parts.delete(f)
+        frames.push(f)
+        current = null
+      },
+    },
+  })
+  raw.on('data', (c: Buffer) => decoder.push(c))
+  raw.on('error', () => {})
+  const sendBytes = (bytes: Buffer): void => {
+    raw.write(bytes)
+  }
+  const send = (type: number, flags: number, streamId: number, length: number, payload?: Buffer): void => {
+    sendBytes(payload ? Buffer.concat([encodeHeader(type as 0, flags, streamId, length), payload]) : encodeHeader(type as 0, flags, streamId, length))
+  }
+  const waitFrame = async (pred: (f: RawFrame) => boolean, what = 'frame'): Promise<RawFrame> => {
+    let found: RawFrame | undefined
+    await waitFor(() => (found = frames.find(pred)) !== undefined, 2_000, what)
+    return found!
+  }
+  return { session, frames, send, sendBytes, waitFrame, raw }
 }
