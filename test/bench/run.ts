@@ -41,6 +41,18 @@ async function megabytesPerSecond(port: number, host: string): Promise<number> {
   return DOWNLOAD_BYTES / 1e6 / (res.ms / 1000)
 }
 
+/** Runs one measurement, naming it in any error. */
+async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
+  const started = Date.now()
+  try {
+    const result = await run()
+    process.stdout.write(`  ${what}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+    return result
+  } catch (err) {
+    throw new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
+}
+
 function printTable(rows: Row[]): void {
   const header: Row = { what: 'measure', direct: 'direct', tunnel: 'tunnel', ratio: 'tunnel/direct' }
   const all = [header, ...rows]
@@ -75,11 +87,11 @@ async function main(): Promise<void> {
     const host = 'bench.localhost'
     process.stdout.write(`relay public 127.0.0.1:${relay.publicPort}, origin 127.0.0.1:${origin.port}; ${CONNECTIONS} connections, ${DURATION_S} s per run\n`)
 
-    await requestsPerSecond(relay.publicPort, host, 1) // warm-up: JIT and connection pools
-    const direct = await requestsPerSecond(origin.port, host, DURATION_S)
-    const tunnel = await requestsPerSecond(relay.publicPort, host, DURATION_S)
-    const directMBs = await megabytesPerSecond(origin.port, host)
-    const tunnelMBs = await megabytesPerSecond(relay.publicPort, host)
+    await step('warm-up', () => requestsPerSecond(relay.publicPort, host, 1)) // JIT and connection pools
+    const direct = await step('GET 1 KiB direct', () => requestsPerSecond(origin.port, host, DURATION_S))
+    const tunnel = await step('GET 1 KiB via tunnel', () => requestsPerSecond(relay.publicPort, host, DURATION_S))
+    const directMBs = await step('download direct', () => megabytesPerSecond(origin.port, host))
+    const tunnelMBs = await step('download via tunnel', () => megabytesPerSecond(relay.publicPort, host))
     printTable([
       { what: 'GET 1 KiB req/s', direct: direct.rps.toFixed(0), tunnel: tunnel.rps.toFixed(0), ratio: (tunnel.rps / direct.rps).toFixed(2) },
       { what: 'GET 1 KiB p99 ms', direct: direct.p99Ms.toFixed(1), tunnel: tunnel.p99Ms.toFixed(1), ratio: (tunnel.p99Ms / Math.max(direct.p99Ms, 0.001)).toFixed(2) },

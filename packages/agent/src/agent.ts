@@ -141,8 +141,11 @@ export class Agent extends EventEmitter {
   async stop(graceMs = DEFAULT_GRACE_MS): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    await this.closeListeners()
-    await this.supervisor.stop(graceMs, (ms) => this.waitIdle(ms))
+    // Forward listeners stop accepting at once; their live connections drain like relay streams.
+    const forwards = this.closeForwards(graceMs)
+    await this.inspect?.close()
+    this.inspect = null
+    await Promise.all([forwards, this.supervisor.stop(graceMs, (ms) => this.waitIdle(ms))])
     for (const stream of this.streams) stream.destroy()
     destroyOriginAgents(this.origins)
   }
@@ -359,11 +362,15 @@ export class Agent extends EventEmitter {
   }
 
   private async closeListeners(): Promise<void> {
-    const closing = [...this.forwards.values()].map((f) => f.listener.close().catch((err: unknown) => this.log.warn({ err }, 'forward close failed')))
-    this.forwards.clear()
-    await Promise.all(closing)
+    await this.closeForwards(0)
     await this.inspect?.close()
     this.inspect = null
+  }
+
+  private async closeForwards(graceMs: number): Promise<void> {
+    const closing = [...this.forwards.values()].map((f) => f.listener.close({ graceMs }).catch((err: unknown) => this.log.warn({ err }, 'forward close failed')))
+    this.forwards.clear()
+    await Promise.all(closing)
   }
 
   private waitIdle(timeoutMs: number): Promise<void> {

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import type { AgentConfig, AgentTunnel } from '@porchlight/shared/config'
+import net from 'node:net'
 import { buildAgent, type Agent, type TunnelReadyEvent } from '../src/agent.js'
 import { FakeRelay, startFakeRelay, TEST_TOKEN } from './helpers/fake-relay.js'
 import { memoryLogger } from './helpers/log.js'
@@ -268,4 +269,44 @@ t.test('stop() drains in-flight requests, then closes the link', async (t) => {
   t.ok(Date.now() - started < 2_000, 'stop returned once idle, not after the whole grace period')
   await until(() => relay.lastSession().mux.closed)
   t.equal(agent.status().state, 'stopped')
+})
+
+t.test('forward tunnels: listener bound at start, streams opened with a ForwardHead, bytes both ways', async (t) => {
+  const relay = await startFakeRelay(t, { forward: 'echo' })
+  const tunnel: AgentTunnel = { kind: 'forward', id: 'forward:0', forward: { host: '127.0.0.1', port: 0 }, to: { host: 'smtp.example.com', port: 587 } }
+  const { agent } = startAgent(t, agentConfig(relay, [tunnel]))
+  const forwardEvent = once<TunnelReadyEvent>(agent, 'forward')
+  await agent.start()
+  const event = await forwardEvent
+  const address = agent.forwardAddress('forward:0')
+  t.ok(address !== null && address.port > 0)
+  t.same(event, { id: 'forward:0', kind: 'forward', url: `tcp://127.0.0.1:${address?.port}`, to: 'smtp.example.com:587' })
+  await relay.waitForPublishes(1)
+  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [] }, 'forwards are never published')
+  const echoed = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(address!.port, '127.0.0.1', () => socket.end('EHLO laptop\r\n'))
+    let got = ''
+    socket.on('data', (c: Buffer) => { got += c.toString() })
+    socket.on('end', () => resolve(got))
+    socket.on('error', reject)
+  })
+  t.equal(echoed, 'EHLO laptop\r\n', 'half-close: the echo arrives after our FIN')
+  t.same(relay.forwardHeads, [{ t: 'forward', host: 'smtp.example.com', port: 587 }])
+  t.same(agent.status().tunnels[0], { id: 'forward:0', kind: 'forward', state: 'listening', url: `tcp://127.0.0.1:${address?.port}`, to: 'smtp.example.com:587' })
+})
+
+t.test('forward while the link is down: the local connection is closed at once', async (t) => {
+  const relay = await startFakeRelay(t, { token: 'not-the-agent-token-0123456789-0123456789' , rejectWith: { status: 429, body: 'later' } })
+  const tunnel: AgentTunnel = { kind: 'forward', id: 'forward:0', forward: { host: '127.0.0.1', port: 0 }, to: { host: 'smtp.example.com', port: 587 } }
+  const { agent } = startAgent(t, agentConfig(relay, [tunnel]))
+  await agent.start()
+  const port = agent.forwardAddress('forward:0')!.port
+  const started = Date.now()
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('error', () => resolve())
+    socket.on('close', () => resolve())
+  })
+  t.ok(Date.now() - started < 1_000, 'closed within 1 s')
+  t.equal(relay.forwardHeads.length, 0)
 })

@@ -23,8 +23,9 @@ t.test('usage: --help exits 0; bad usage exits 2 with what is wrong', async (t) 
     [['link', 'create', 'blog', '--expires', '5y'], /^PL_ERR_USAGE: invalid duration "5y"/m],
     [['http', '3000'], /^PL_ERR_USAGE: no relay given: pass --relay URL, set PORCHLIGHT_RELAY, or write .*agent\.yaml$/m],
   ]
-  for (const [args, want] of table) {
-    const r = await runCli(t, args, { HOME: home })
+  const results = await Promise.all(table.map(([args]) => runCli(t, args, { HOME: home })))
+  for (const [i, [args, want]] of table.entries()) {
+    const r = results[i]!
     t.equal(r.code, 2, `${args.join(' ')} exits 2`)
     t.match(r.stderr, want, args.join(' '))
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')

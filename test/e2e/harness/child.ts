@@ -16,6 +16,8 @@ export interface SpawnOptions {
 
 /** Lines kept per stream; older ones are dropped so a chatty child cannot exhaust memory. */
 const MAX_LINES = 20_000
+/** Lines per stream printed for a failed test: enough context, not a flood of access lines. */
+const DUMP_LINES = 200
 /** Grace between the polite signal and SIGKILL in teardown (the brief: SIGKILL after 2 s). */
 export const KILL_GRACE_MS = 2000
 
@@ -135,11 +137,15 @@ export class ChildHandle {
     return [...this.stdoutLines, ...this.stderrLines]
   }
 
-  /** Every line, labelled with its stream, for a failing test's output. */
-  dump(testName: string): string {
-    const out = this.stdoutLines.map(l => `  [${this.label} stdout] ${l}`)
-    const err = this.stderrLines.map(l => `  [${this.label} stderr] ${l}`)
-    return `# ---- ${this.label} (pid ${String(this.child.pid)}) logs for failed test "${testName}" ----\n${[...out, ...err].join('\n')}\n`
+  /** The child's lines, labelled with their stream, for a failing test's output (the last maxLines of each). */
+  dump(testName: string, maxLines = DUMP_LINES): string {
+    const part = (name: string, lines: string[]): string[] => {
+      const omitted = lines.length - maxLines
+      const shown = lines.slice(-maxLines).map(l => `  [${this.label} ${name}] ${l}`)
+      return omitted > 0 ? [`  [${this.label} ${name}] … ${omitted} earlier lines omitted`, ...shown] : shown
+    }
+    const body = [...part('stdout', this.stdoutLines), ...part('stderr', this.stderrLines)].join('\n')
+    return `# ---- ${this.label} (pid ${String(this.child.pid)}) logs for failed test "${testName}" ----\n${body}\n`
   }
 
   /** The last lines of each stream, each cut short: enough to say why, the full dump follows. */

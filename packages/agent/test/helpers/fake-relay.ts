@@ -8,6 +8,7 @@ import {
   AgentMessage, MessageDecoder, PROTOCOL_VERSION, encodeMessage, writeHead,
   type PublishResult, type RelayMessage, type TunnelSpec,
 } from '@porchlight/shared/protocol'
+import { readStreamHead } from '../../src/stream-head.js'
 
 type Request = Extract<AgentMessage, { type: 'request' }>
 
@@ -18,6 +19,8 @@ export interface FakeRelayOptions {
   /** Decides the publish results; default: every http tunnel -> http://<host>.localhost:<port>, tcp -> tcp://127.0.0.1:4000+i. */
   publish?: (tunnels: TunnelSpec[]) => PublishResult[]
   request?: (req: Request) => { ok: true; result: unknown } | { ok: false; code: string; message: string }
+  /** Agent-opened forward streams: 'echo' answers ok and echoes bytes; default refuses with PL_ERR_POLICY_DEST_DENIED. */
+  forward?: 'echo'
   /** Never answer hello (handshake timeout tests). */
   silent?: boolean
   welcomeVersion?: number
@@ -39,6 +42,7 @@ export interface RelaySession {
  */
 export class FakeRelay {
   readonly sessions: RelaySession[] = []
+  readonly forwardHeads: unknown[] = []
   readonly upgrades: Array<{ authorization: string | undefined; url: string | undefined }> = []
   private server: http.Server | null = null
   private wss: WebSocketServer | null = null
@@ -136,7 +140,10 @@ export class FakeRelay {
     this.sessions.push(session)
     mux.on('stream', (stream: Duplex) => {
       stream.on('error', () => undefined)
-      if (control !== null) return // forward streams: not needed by these tests
+      if (control !== null) {
+        void this.onForwardStream(stream)
+        return
+      }
       control = stream
       const decoder = new MessageDecoder()
       stream.on('data', (chunk: Buffer) => {
@@ -147,6 +154,18 @@ export class FakeRelay {
         }
       })
     })
+  }
+
+  private async onForwardStream(stream: Duplex): Promise<void> {
+    const head = await readStreamHead(stream, 5_000).catch(() => null)
+    this.forwardHeads.push(head)
+    if (this.options.forward === 'echo') {
+      writeHead(stream, { t: 'ok' })
+      stream.pipe(stream)
+    } else {
+      writeHead(stream, { t: 'error', code: 'PL_ERR_POLICY_DEST_DENIED', message: 'destination is not allowed' })
+      stream.end()
+    }
   }
 
   private onMessage(session: RelaySession, message: AgentMessage): void {

@@ -70,7 +70,18 @@ export class PasswordCache {
   private running = 0
   private readonly queue: Array<() => void> = []
 
-  constructor(opts: { maxEntries?: number; ttlMs?: number; now?: () => number; maxConcurrent?: number; maxQueued?: number } = {}) {
+  private readonly check: (password: string, passwordHash: string) => Promise<boolean>
+
+  constructor(opts: {
+    maxEntries?: number
+    ttlMs?: number
+    now?: () => number
+    maxConcurrent?: number
+    maxQueued?: number
+    /** The slow check being cached; tests substitute a counting one. */
+    verify?: (password: string, passwordHash: string) => Promise<boolean>
+  } = {}) {
+    this.check = opts.verify ?? verifyPassword
     this.maxEntries = opts.maxEntries ?? 1024
     this.ttlMs = opts.ttlMs ?? 5 * 60_000
     this.now = opts.now ?? Date.now
@@ -92,7 +103,7 @@ export class PasswordCache {
         return true
       }
     }
-    const ok = await this.limited(() => verifyPassword(password, passwordHash))
+    const ok = await this.limited(() => this.check(password, passwordHash))
     if (ok) {
       this.entries.set(id, this.now() + this.ttlMs)
       while (this.entries.size > this.maxEntries) {

@@ -108,12 +108,14 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
     } catch (err) {
       stream.destroy()
+      log.debug({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, host: r.host }, 'no reply head from agent')
       const timedOut = (err as Error).message.includes('timed out')
       sendPage(res, timedOut ? 'PL_ERR_HTTP_ORIGIN_TIMEOUT' : r.route.session?.isClosed ? 'PL_ERR_HTTP_TUNNEL_OFFLINE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }
     if (reply.t !== 'response') {
       stream.destroy()
+      log.debug({ host: r.host, reply }, 'agent answered with an error')
       sendPage(res, reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }

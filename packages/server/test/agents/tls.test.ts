@@ -106,7 +106,7 @@ t.test('revocation: a revoked serial is refused on the next connection; the good
   while (!revoked.has(toRevoke.serial) && performance.now() - started < 5000) await new Promise((r) => setTimeout(r, 10))
   const tookMs = performance.now() - started
   t.comment(`revocation seen by the watcher after ${tookMs.toFixed(0)} ms (poll 50 ms)`)
-  t.ok(tookMs < 1000, `watcher saw the revocation in ${tookMs.toFixed(0)} ms`)
+  t.ok(tookMs < 2000, `watcher saw the revocation in ${tookMs.toFixed(0)} ms (requirement: 5 s)`)
   t.match((await probe({ cert: bundle.cert, key: bundle.key })).check, { ok: false, code: 'PL_ERR_AUTH_CERT_REJECTED', reason: 'certificate revoked', serial: toRevoke.serial })
   t.match((await probe({ cert: good.cert, key: good.key })).check, { ok: true })
 })

@@ -23,12 +23,15 @@ export class MessageDecoder {
   private buffered = 0
   constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
 
-  /** Returns every complete message in the bytes received so far; throws on oversize or bad JSON. */
-  push(chunk: Buffer): unknown[] {
+  /**
+   * Returns the complete messages in the bytes received so far (at most `maxMessages`; bytes
+   * after those stay buffered for takeRest); throws on oversize or bad JSON.
+   */
+  push(chunk: Buffer, maxMessages = Number.POSITIVE_INFINITY): unknown[] {
     this.chunks.push(chunk)
     this.buffered += chunk.length
     const out: unknown[] = []
-    for (;;) {
+    while (out.length < maxMessages) {
       if (this.buffered < LENGTH_BYTES) break
       const head = this.peek(LENGTH_BYTES)
       const length = head.readUInt32BE(0)
@@ -91,18 +94,17 @@ export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes
       while ((chunk = stream.read() as Buffer | null) !== null) {
         let messages: unknown[]
         try {
-          messages = decoder.push(chunk)
+          // Only the head is framed; what follows it is raw body and must not be parsed.
+          messages = decoder.push(chunk, 1)
         } catch (err) {
           finish(err as Error)
           return
         }
         if (messages.length > 0) {
+          // Anything after the head belongs to the body: hand it back untouched.
           const rest = decoder.takeRest()
-          // Anything framed after the head belongs to the body: hand it back untouched.
-          const extra = messages.slice(1).map((m) => encodeMessage(m))
-          const back = Buffer.concat([...extra, rest])
           finish(undefined, messages[0])
-          if (back.length > 0) stream.unshift(back)
+          if (rest.length > 0) stream.unshift(rest)
           return
         }
       }

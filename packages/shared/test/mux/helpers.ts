@@ -70,10 +70,20 @@ export function sessionPair(t: Teardown, [a, b]: [Duplex, Duplex], clientOpts: S
   const client = new MuxSession(a, { keepAliveIntervalMs: 0, ...clientOpts, role: 'client' })
   const server = new MuxSession(b, { keepAliveIntervalMs: 0, ...serverOpts, role: 'server' })
   t.teardown(() => {
-    client.close()
-    server.close()
+    closeQuietly(client)
+    closeQuietly(server)
   })
   return { client, server }
+}
+
+/**
+ * Teardown: streams a test left open would error when the session closes; that is the contract
+ * (tested on its own), not something every test should have to handle.
+ */
+export function closeQuietly(session: MuxSession): void {
+  const live = (session as unknown as { streams: Map<number, MuxStream> }).streams
+  for (const s of live.values()) s.on('error', () => {})
+  session.close()
 }
 
 /** Every inbound stream echoes what it reads, then half-closes. */
@@ -88,11 +98,17 @@ export function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex')
 }
 
-/** Reads a stream to its end. */
-export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = []
-  for await (const chunk of stream) parts.push(chunk as Buffer)
-  return Buffer.concat(parts)
+/**
+ * Reads a stream to its end without destroying it (a for-await loop would destroy the Duplex
+ * at the end, resetting its still-open write side).
+ */
+export function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    stream.on('data', (c: Buffer) => parts.push(c))
+    stream.once('end', () => resolve(Buffer.concat(parts)))
+    stream.once('error', reject)
+  })
 }
 
 /** Writes `data` in `writeBytes` pieces respecting backpressure, then end(). */
@@ -151,7 +167,7 @@ export function rawPeer(t: Teardown, options: SessionOptions & { role?: 'client'
   const { role = 'server', ...rest } = options
   const session = new MuxSession(a, { keepAliveIntervalMs: 0, ...rest, role })
   t.teardown(() => {
-    session.close()
+    closeQuietly(session)
     raw.destroy()
   })
   const frames: RawFrame[] = []

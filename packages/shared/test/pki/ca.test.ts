@@ -84,12 +84,15 @@ t.test('key generation and signing keep the event loop responsive (SECURITY E10)
   const dir = join(t.testdir(), 'pki')
   const histogram = monitorEventLoopDelay({ resolution: 5 })
   histogram.enable()
+  const before = performance.eventLoopUtilization()
   const started = performance.now()
   await initCa({ dir })
   for (let i = 0; i < 5; i++) await issueClientCert({ dir, name: `agent-${i}` })
+  const utilization = performance.eventLoopUtilization(before).utilization
   histogram.disable()
-  const p99Ms = histogram.percentile(99) / 1e6
-  const maxMs = histogram.max / 1e6
-  t.comment(`ca init + 5 certs: ${(performance.now() - started).toFixed(0)} ms; event-loop delay p99 ${p99Ms.toFixed(1)} ms, max ${maxMs.toFixed(1)} ms`)
-  t.ok(p99Ms < 50, `p99 event-loop delay ${p99Ms.toFixed(1)} ms < 50 ms`)
+  t.comment(`ca init + 5 certs: ${(performance.now() - started).toFixed(0)} ms; event loop busy ${(utilization * 100).toFixed(0)}% of the time; ` +
+    `delay p50 ${(histogram.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(histogram.percentile(99) / 1e6).toFixed(1)} ms, max ${(histogram.max / 1e6).toFixed(1)} ms`)
+  // Utilization, not delay percentiles: on a loaded 2-core machine delay spikes come from the
+  // scheduler, whereas 7 RSA keygens on the main thread would keep the loop ~100% busy.
+  t.ok(utilization < 0.5, `event loop busy ${(utilization * 100).toFixed(0)}% < 50% while 7 RSA-2048 keys are made`)
 })

@@ -1,0 +1,76 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import t from 'tap'
+import type { MuxStream } from '../../src/mux/index.js'
+import { memoryPair, sessionPair, waitFor } from './helpers.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const STREAMS = 50
+const BLOCK_BYTES = 64 * KiB
+const BLOCKS_PER_STREAM = 64 // 4 MiB per stream, 200 MiB in all
+const SESSION_BUFFER_BYTES = 16 * MiB
+
+t.test('paused readers: 200 MiB offered on 50 streams, receiver holds one window each', async (t) => {
+  const { client, server } = sessionPair(t, memoryPair(), {}, { maxSessionBufferBytes: SESSION_BUFFER_BYTES })
+  const inbound: MuxStream[] = []
+  server.on('stream', (s) => inbound.push(s)) // nobody reads yet
+
+  const expected: string[] = []
+  const writers: MuxStream[] = []
+  const writesDone: Array<Promise<void>> = []
+  for (let i = 0; i < STREAMS; i++) {
+    const block = randomBytes(BLOCK_BYTES)
+    const hash = createHash('sha256')
+    for (let b = 0; b < BLOCKS_PER_STREAM; b++) hash.update(block)
+    expected.push(hash.digest('hex'))
+    const s = client.open()
+    writers.push(s)
+    writesDone.push(
+      (async () => {
+        for (let b = 0; b < BLOCKS_PER_STREAM; b++) if (!s.write(block)) await once(s, 'drain')
+        s.end()
+      })(),
+    )
+  }
+
+  const buffered = (): number => inbound.reduce((n, s) => n + s.readableLength, 0)
+  await waitFor(() => inbound.length === STREAMS && buffered() === STREAMS * 256 * KiB, 10_000, 'every window filled')
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(buffered(), STREAMS * 256 * KiB, 'nothing beyond the windows arrives while readers are paused')
+  t.same(new Set(inbound.map((s) => s.readableLength)), new Set([256 * KiB]), 'each stream holds exactly its window')
+  t.ok(writers.every((s) => s.writableNeedDrain), 'every writer is told to wait')
+  const pendingOnSender = writers.reduce((n, s) => n + s.writableLength, 0)
+  t.ok(pendingOnSender <= STREAMS * BLOCK_BYTES, `sender queues at most one block per stream (${pendingOnSender})`)
+
+  // Now read everything, sampling how much the receiver holds at any time.
+  let maxBufferedBytes = 0
+  const sampler = setInterval(() => {
+    maxBufferedBytes = Math.max(maxBufferedBytes, inbound.reduce((n, s) => n + s.recv.bufferedBytes, 0))
+  }, 5)
+  const rssBefore = process.memoryUsage().rss
+  let maxRss = rssBefore
+  const rssSampler = setInterval(() => (maxRss = Math.max(maxRss, process.memoryUsage().rss)), 50)
+  const started = Date.now()
+  const hashes = await Promise.all(
+    inbound.map(
+      (s) =>
+        new Promise<string>((resolve, reject) => {
+          const hash = createHash('sha256')
+          s.on('data', (c: Buffer) => hash.update(c))
+          s.on('end', () => resolve(hash.digest('hex')))
+          s.on('error', reject)
+        }),
+    ),
+  )
+  clearInterval(sampler)
+  clearInterval(rssSampler)
+  await Promise.all(writesDone)
+  const ms = Date.now() - started
+  t.same(hashes, expected, 'every stream intact')
+  t.ok(maxBufferedBytes <= SESSION_BUFFER_BYTES, `receiver held at most ${(maxBufferedBytes / MiB).toFixed(1)} MiB (cap 16 MiB)`)
+  t.ok(maxRss - rssBefore < 150 * MiB, `rss grew by ${((maxRss - rssBefore) / MiB).toFixed(0)} MiB`)
+  t.comment(`200 MiB in ${ms} ms; max receiver buffer ${(maxBufferedBytes / MiB).toFixed(1)} MiB`)
+  await waitFor(() => client.streamCount === 0 && server.streamCount === 0, 5_000, 'all released')
+  t.equal(server.streamCount, 0)
+})

@@ -1,0 +1,48 @@
+import t from 'tap'
+import { PassThrough } from 'node:stream'
+import { MessageDecoder, encodeMessage, readHead } from '../../src/protocol/framing.js'
+
+t.test('a message split at every byte boundary decodes once', async (t) => {
+  const bytes = Buffer.concat([encodeMessage({ a: 1 }), encodeMessage({ b: 'two' })])
+  const dec = new MessageDecoder()
+  const got: unknown[] = []
+  for (const byte of bytes) got.push(...dec.push(Buffer.from([byte])))
+  t.same(got, [{ a: 1 }, { b: 'two' }])
+})
+
+t.test('oversize length is refused before buffering the body', async (t) => {
+  const dec = new MessageDecoder(16)
+  t.throws(() => dec.push(Buffer.from('0000ffff', 'hex')), { code: 'PL_ERR_PROTO_FRAME_TOO_LARGE' })
+})
+
+t.test('prototype keys are dropped (SECURITY A13)', async (t) => {
+  const json = Buffer.from('{"__proto__":{"isAdmin":true},"x":1}')
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, json.length]), json])
+  const [m] = new MessageDecoder().push(frame) as Array<Record<string, unknown>>
+  t.equal(m!['x'], 1)
+  t.equal(Object.getPrototypeOf(m), Object.prototype)
+  t.equal(({} as Record<string, unknown>)['isAdmin'], undefined)
+  t.equal((m as Record<string, unknown>)['isAdmin'], undefined)
+})
+
+t.test('readHead returns the head and leaves body bytes in the stream, even in the same chunk', async (t) => {
+  const stream = new PassThrough()
+  // Body bytes look like a huge length prefix ("xxxx"): they must never be parsed as a frame.
+  stream.write(Buffer.concat([encodeMessage({ t: 'ok' }), Buffer.from('xxxxxxxx')]))
+  stream.end(Buffer.from('yy'))
+  const head = await readHead(stream, 1000)
+  t.same(head, { t: 'ok' })
+  const chunks: Buffer[] = []
+  for await (const c of stream) chunks.push(c as Buffer)
+  t.equal(Buffer.concat(chunks).toString(), 'xxxxxxxxyy')
+})
+
+t.test('readHead rejects when the stream ends first or times out', async (t) => {
+  const ended = new PassThrough()
+  ended.end(Buffer.from([0, 0]))
+  await t.rejects(readHead(ended, 1000), { code: 'PL_ERR_PROTO_BAD_FRAME' })
+  const silent = new PassThrough()
+  const started = Date.now()
+  await t.rejects(readHead(silent, 100), /timed out/)
+  t.ok(Date.now() - started < 1000)
+})
