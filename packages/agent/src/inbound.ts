@@ -2,8 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { AgentTunnel } from '@porchlight/shared/config'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { StreamHead, writeHead } from '@porchlight/shared/protocol'
-import { readStreamHead } from './stream-head.js'
+import { readHead, StreamHead, writeHead } from '@porchlight/shared/protocol'
 import { handleHttpStream, type OriginAgents } from './tunnels/http.js'
 import { handleTcpStream } from './tunnels/tcp.js'
 
@@ -38,7 +37,7 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
   stream.on('error', (err) => deps.log.debug({ err }, 'inbound stream error'))
   let raw: unknown
   try {
-    raw = await readStreamHead(stream, deps.headTimeoutMs ?? HEAD_TIMEOUT_MS)
+    raw = await readHead(stream, deps.headTimeoutMs ?? HEAD_TIMEOUT_MS)
   } catch (err) {
     deps.log.warn({ err }, 'inbound stream without a valid head')
     stream.destroy()

@@ -5,10 +5,9 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import type { Test } from 'tap'
 import { MuxSession, websocketDuplex } from '@porchlight/shared/mux'
 import {
-  AgentMessage, MessageDecoder, PROTOCOL_VERSION, encodeMessage, writeHead,
+  AgentMessage, MessageDecoder, PROTOCOL_VERSION, encodeMessage, readHead, writeHead,
   type PublishResult, type RelayMessage, type TunnelSpec,
 } from '@porchlight/shared/protocol'
-import { readStreamHead } from '../../src/stream-head.js'
 
 type Request = Extract<AgentMessage, { type: 'request' }>
 
@@ -63,6 +62,7 @@ export class FakeRelay {
       res.end()
     })
     server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => undefined)
       this.upgrades.push({ authorization: req.headers.authorization, url: req.url })
       const reject = this.options.rejectWith
       const expected = `Bearer ${this.options.token ?? 'test-token-0123456789-0123456789-abcdef'}`
@@ -157,7 +157,7 @@ export class FakeRelay {
   }
 
   private async onForwardStream(stream: Duplex): Promise<void> {
-    const head = await readStreamHead(stream, 5_000).catch(() => null)
+    const head = await readHead(stream, 5_000).catch(() => null)
     this.forwardHeads.push(head)
     if (this.options.forward === 'echo') {
       writeHead(stream, { t: 'ok' })

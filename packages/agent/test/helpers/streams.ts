@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import { duplexPair, type Duplex } from 'node:stream'
-import { ReplyHead } from '@porchlight/shared/protocol'
-import { readStreamHead } from '../../src/stream-head.js'
+import { ReplyHead, readHead } from '@porchlight/shared/protocol'
 
 /**
  * [relaySide, agentSide]: a duplexPair standing in for one mux stream. Like a mux stream, a side
@@ -21,7 +20,7 @@ export function streamPair(): [Duplex, Duplex] {
 
 /** Reads the reply head the agent wrote on its side. */
 export async function readReply(relaySide: Duplex, timeoutMs = 5_000): Promise<ReplyHead> {
-  return ReplyHead.parse(await readStreamHead(relaySide, timeoutMs))
+  return ReplyHead.parse(await readHead(relaySide, timeoutMs))
 }
 
 export interface BodyResult {

@@ -175,6 +175,9 @@ t.test('watchRevocations: reports the initial set, keeps the last good set on a 
 
 t.test('buildAgentTlsContextOptions: the documented options, and clear errors naming the bad file (SECURITY H5)', async (t) => {
   t.match(serverOptions, { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ca: [caPem] })
+  const noPki = buildAgentTlsContextOptions({ cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), caFile: null })
+  t.equal(noPki.requestCert, false, 'without a PKI no client certificate is requested')
+  t.equal(noPki.ca, undefined)
   const files = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') }
   const empty = join(root, 'empty.pem')
   await writeFile(empty, 'no pem here\n')
