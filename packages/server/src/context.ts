@@ -21,6 +21,8 @@ export interface RelayContext {
   reservedHosts: Set<string>
   /** The public URL visitors use for a hostname (scheme and port of the public listener). */
   publicUrl(host: string): string
+  /** Serials of revoked client certificates (agents and visitors). */
+  revokedSerials(): Set<string>
   /** Addresses of the relay's own listeners (outbound forwards may not dial them). */
   ownAddresses(): Set<string>
 }

@@ -75,6 +75,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       if (config.listen.public_tls && bound.public_tls) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
       return `http://${host}${portSuffix(bound.public?.port ?? config.listen.public.port, 80)}/`
     },
+    revokedSerials: () => revoked,
     ownAddresses(): Set<string> {
       return new Set(Object.values(bound).map((a) => a.host))
     },
@@ -176,6 +177,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       await admin?.app.close()
     },
     reload(next: RelayConfig): void {
+      if (next.tls && 'setSecureContext' in agentServer) {
+        // Certificate rotation: new handshakes use the new files; live sessions stay up. A bad
+        // file throws PL_ERR_TLS_FILE and the old context (and the old config) stay in force.
+        const fresh = buildAgentTlsContextOptions({ cert: next.tls.cert, key: next.tls.key, caFile: next.pki ? path.join(next.pki, 'ca.crt') : null })
+        ;(agentServer as https.Server).setSecureContext(fresh)
+      }
       config = next
       for (const s of registry.allSessions()) {
         if (!next.agents[s.agent]) s.close(new PorchlightError('PL_ERR_AUTH_BAD_TOKEN'), { code: 'PL_ERR_AUTH_BAD_TOKEN', message: 'agent removed from relay config' })

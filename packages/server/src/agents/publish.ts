@@ -1,6 +1,7 @@
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import { codes, isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { decideHost } from './policy.js'
+import { accessRulesProblems } from '../access/decide.js'
 import type { HttpRoute } from './registry.js'
 import type { AgentSession } from './session.js'
 
@@ -24,6 +25,11 @@ export async function publishTunnels(session: AgentSession, tunnels: TunnelSpec[
     if (spec.kind === 'tcp') {
       wantedTcp.push({ spec, index: results.length })
       results.push(reject(spec.id, 'PL_ERR_INTERNAL'))
+      continue
+    }
+    const accessProblems = spec.access ? accessRulesProblems(spec.access) : []
+    if (accessProblems.length > 0) {
+      results.push({ id: spec.id, ok: false, code: 'PL_ERR_PROTO_BAD_MESSAGE', message: `invalid access rules: ${accessProblems.join('; ')}`.slice(0, 1024) })
       continue
     }
     const decision = decideHost(spec.host, ctx.config.domain, policy.hosts, ctx.reservedHosts)

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import { decideAccess } from '../access/decide.js'
+import { checkPeerCert } from '../agents/tls.js'
 import { stripRelayCookies } from '../access/links.js'
 import type { HttpRoute } from '../agents/registry.js'
 import type { RelayContext } from '../context.js'
@@ -11,7 +12,7 @@ import type { RateLimiter } from '../access/rate-limit.js'
 export type GateResult =
   | { action: 'allow'; cookie: string | null | undefined; dropAuthorization: boolean }
   | { action: 'redirect'; location: string; setCookie: string }
-  | { action: 'deny'; status: number; code: ErrorCode; headers: Record<string, string> }
+  | { action: 'deny'; status: number; code: ErrorCode; reason: string; headers: Record<string, string> }
 
 /**
  * Every entry path (requests, upgrades, HEAD/OPTIONS) calls this one function. A site without
@@ -32,7 +33,8 @@ export async function checkVisitorAccess(
     return { action: 'allow', cookie: cookieHeader, dropAuthorization: false }
   }
   const socket = req.socket as TLSSocket
-  const peerCertOk = https && socket.authorized === true
+  // OpenSSL verified the chain; the serial must also not be revoked.
+  const peerCertOk = https && socket.authorized === true && checkPeerCert(socket, ctx.revokedSerials()).ok
   const decision = await decideAccess(
     {
       access: {
@@ -58,5 +60,5 @@ export async function checkVisitorAccess(
   const headers: Record<string, string> = {}
   if (decision.wwwAuthenticate) headers['www-authenticate'] = decision.wwwAuthenticate
   if (decision.retryAfterS !== undefined) headers['retry-after'] = String(decision.retryAfterS)
-  return { action: 'deny', status: decision.status, code: decision.code as ErrorCode, headers }
+  return { action: 'deny', status: decision.status, code: decision.code as ErrorCode, reason: decision.reason, headers }
 }

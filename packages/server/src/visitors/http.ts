@@ -77,6 +77,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       return
     }
     if (gate.action === 'deny') {
+      log.info({ agent, host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
       // A denied request's body is never read: close rather than drain it.
       res.shouldKeepAlive = false
       sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
@@ -150,7 +151,10 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       socket.end(`HTTP/1.1 302 Found\r\nlocation: ${gate.location}\r\nset-cookie: ${gate.setCookie}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`)
       return
     }
-    if (gate.action === 'deny') return writeRawPage(socket, gate.code, accept, { status: gate.status, headers: gate.headers })
+    if (gate.action === 'deny') {
+      log.info({ agent: r.route.agent, host: r.host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
+      return writeRawPage(socket, gate.code, accept, { status: gate.status, headers: gate.headers })
+    }
     const stream = openStream(r.route)
     if (typeof stream === 'string') return writeRawPage(socket, stream, accept)
     stream.on('error', () => socket.destroy())

@@ -176,7 +176,8 @@ export class MuxSession extends EventEmitter {
     t.off('close', this.onTransportEnd)
     t.off('error', this.onTransportError)
     t.on('error', noop) // late transport errors after close are expected and harmless
-    if (transportOpen) {
+    if (transportOpen && err === undefined) {
+      // Normal close: let the GoAway and queued bytes drain, then let go.
       const grace = setTimeout(() => t.destroy(), CLOSE_GRACE_MS)
       grace.unref()
       t.once('finish', () => {
@@ -185,7 +186,8 @@ export class MuxSession extends EventEmitter {
       })
       t.end()
     } else if (!t.destroyed) {
-      t.destroy()
+      // Timeout, protocol error or a failing transport: the GoAway above was best effort.
+      t.destroy(err)
     }
     process.nextTick(() => this.emit('close', err))
   }

@@ -16,6 +16,8 @@ const COPY_BELOW_BYTES = 16 * 1024
 const CONNECTING = 0
 const OPEN = 1
 const CLOSING = 2
+/** How long a graceful close may wait for the peer's close frame before the socket is cut. */
+const CLOSE_HANDSHAKE_MS = 2_000
 
 /**
  * A WebSocket as a byte Duplex for the multiplexer. Message boundaries carry no meaning: each
@@ -149,11 +151,12 @@ class WebSocketDuplex extends Duplex {
     ws.off('close', this.onClose)
     ws.off('error', this.onError)
     ws.on('error', noop) // the socket may still report errors after we let go
-    if (ws.readyState === OPEN) {
-      if (err) ws.terminate()
-      else ws.close(1000)
-    } else if (ws.readyState === CONNECTING || (ws.readyState === CLOSING && err)) {
+    if (ws.readyState === OPEN && !err) ws.close(1000)
+    if (err || ws.readyState === CONNECTING) {
       ws.terminate()
+    } else if (ws.readyState === CLOSING) {
+      // A peer that never answers our close frame should not hold the socket for ws's 30 s.
+      setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref()
     }
     this.waitingCb = null
     cb(err)
