@@ -2,6 +2,7 @@
 // hashed both ways and half-close in both directions, PROXY protocol v1/v2 read by the local
 // service, allow_ips, the tcp_ports policy, quick mode, and an agent killed and back.
 import t from 'tap'
+import { writeYaml, type AgentYaml } from './harness/config.js'
 import { freePort } from './harness/ports.js'
 import { patternSha256 } from './harness/pattern.js'
 import { startAgent, startRelay, type AgentProcess } from './harness/processes.js'
@@ -17,16 +18,19 @@ const MB = 1024 * 1024
 // One relay for the file; each agent name gets its own slice of one block of free ports.
 const echo = await startSshLikeEcho(t)
 const proxied = await startProxyHeaderService(t)
-const block = await freePortRange(10)
+const block = await freePortRange(20)
 const laptopPorts = [0, 1, 2, 3, 4].map(i => block.from + i)
 const [sshPort, proxyV1Port, proxyV2Port, deniedPort, allowedPort] = laptopPorts as [number, number, number, number, number]
 const homePort = block.from + 6
-const quickRange = { from: block.from + 7, to: block.from + 9 }
+const reloadPort = block.from + 7
+// Wide enough that the relay picking the same port again by chance is unlikely (1 in 12).
+const quickRange = { from: block.from + 8, to: block.from + 19 }
 const outsidePort = await freePort() // an ephemeral port: outside every tcp_ports range
 const relay = await startRelay(t, {
   agents: {
     laptop: { tcp_ports: [`${block.from}-${block.from + 5}`] },
     homeserver: { tcp_ports: [homePort] },
+    reloader: { tcp_ports: [reloadPort] },
     quick: { tcp_ports: [`${quickRange.from}-${quickRange.to}`] },
   },
 })
@@ -155,8 +159,17 @@ t.test('quick mode: `porchlight tcp PORT` gets a relay-picked port, --remote-por
   t.equal(picked.forwarding[0]?.localUrl, echoTo)
   const first = await sshLikeSession(await connectTcp(port), 256 * 1024, 10_000)
   t.equal(first.echoedSha256, patternSha256(256 * 1024))
-  t.equal(await picked.kill('SIGTERM'), 0, 'SIGTERM: exit 0')
-  const freed = await pollUntil(() => probePort(port, 100), r => r === 'refused', { timeoutMs: 2000 })
+  await picked.kill('SIGKILL')
+  const gone = await pollUntil(() => probePort(port, 50), r => r === 'refused', { timeoutMs: 2000 })
+  t.equal(gone.value, 'refused', `the relay closed ${port} when the agent died (${gone.ms} ms)`)
+
+  // The agent comes back (same agent, same tunnel): the relay listens on the port it picked before.
+  const back = await startAgent(t, relay, { name: 'quick', args: ['tcp', String(echo.port)] })
+  t.equal(publicPortOf(back), port, 'the relay-picked port is listened on again')
+  const again = await sshLikeSession(await connectTcp(port), 1000, 10_000)
+  t.equal(again.summary?.bytes, 1000)
+  t.equal(await back.kill('SIGTERM'), 0, 'SIGTERM: exit 0')
+  const freed = await pollUntil(() => probePort(port, 50), r => r === 'refused', { timeoutMs: 2000 })
   t.equal(freed.value, 'refused', `the relay closed ${port} after the agent left (${freed.ms} ms)`)
 
   const chosen = await startAgent(t, relay, { name: 'quick', args: ['tcp', echoTo, '--remote-port', String(quickRange.to)] })
@@ -183,16 +196,47 @@ t.test('agent killed: its port and live connections close within 1 s; back again
   t.equal(banner, `${SSH_LIKE_SERVER_BANNER}\r\n`, 'a live session before the kill')
 
   const ended = waitForEnd(live, 3000)
+  const killedAt = Date.now()
   await first.kill('SIGKILL')
   const cut = await ended
   t.not(cut.how, 'timeout', `the live connection was closed (${cut.how})`)
   t.ok(cut.ms < 1000, `live connection closed ${cut.ms} ms after the kill`)
   const closed = await pollUntil(() => probePort(homePort, 50), r => r === 'refused', { timeoutMs: 1000, intervalMs: 20 })
-  t.equal(closed.value, 'refused', `port ${homePort} refused ${closed.ms} ms after the kill`)
+  const closedMs = Date.now() - killedAt
+  t.equal(closed.value, 'refused', `port ${homePort} refused`)
+  t.ok(closedMs < 1000, `port refused ${closedMs} ms after the kill`)
   live.destroy()
 
   const second = await startAgent(t, relay, { name: 'homeserver', tunnels })
   t.same(second.forwarding, [{ publicUrl: `tcp://localhost:${homePort}`, localUrl: echoTo }], 'the same port again')
   const again = await sshLikeSession(await connectTcp(homePort), 512 * 1024, 10_000)
   t.equal(again.echoedSha256, patternSha256(512 * 1024), 'and it serves')
+})
+
+t.test('SIGHUP with a new allow_ips list: the relay applies it to the port it keeps open', async t => {
+  const tunnels = (allowIps: string[]): AgentYaml['tunnels'] => [{ tcp: reloadPort, to: echoTo, allow_ips: allowIps }]
+  const agent = await startAgent(t, relay, { name: 'reloader', tunnels: tunnels(['127.0.0.0/8']) })
+  const readyLines = (): number => agent.logs().filter(l => l['msg'] === 'tunnel ready' && l['tunnel'] === `tcp:${reloadPort}`).length
+  const reload = async (allowIps: string[]): Promise<void> => {
+    const before = readyLines()
+    const config: AgentYaml = { relay: relay.agentsUrl, token: relay.tokens['reloader'] ?? '', inspect: false, tunnels: tunnels(allowIps) }
+    writeYaml(agent.configFile ?? '', config)
+    process.kill(agent.pid, 'SIGHUP')
+    const done = await pollUntil(async () => readyLines(), n => n > before, { timeoutMs: 5000 })
+    t.ok(done.ok, `re-published with allow_ips ${JSON.stringify(allowIps)} (${done.ms} ms)`)
+  }
+  const live = await connectTcp(reloadPort)
+  const banner = await new Promise<string>(resolve => live.once('data', (c: Buffer) => resolve(c.toString('latin1'))))
+  t.equal(banner, `${SSH_LIKE_SERVER_BANNER}\r\n`, 'a live connection from 127.0.0.1')
+
+  await reload(['127.0.0.1/32', '203.0.113.0/24'])
+  t.equal(await probePort(reloadPort), 'open', 'still allowed under the new list')
+  t.equal(live.destroyed || live.readableEnded, false, 'the live connection the new list allows was kept')
+
+  await reload(['203.0.113.0/24'])
+  t.equal(await probePort(reloadPort), 'closed-by-peer', '127.0.0.1 is outside the new list: dropped')
+  const cut = await waitForEnd(live, 2000)
+  t.not(cut.how, 'timeout', `the live connection the new list refuses is cut (${cut.how})`)
+  t.same(agent.forwarding.map(f => f.publicUrl), [`tcp://localhost:${reloadPort}`], 'same port throughout, one Forwarding line')
+  live.destroy()
 })

@@ -6,11 +6,11 @@ import type { Logger } from '@porchlight/shared/log'
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, type TcpTunnel } from './inbound.js'
 import { InspectServer } from './inspect.js'
+import { ForwardSet } from './forwards.js'
 import { dialRelay, type RelayLinkOptions } from './relay-link.js'
 import { Supervisor, type LinkState } from './supervisor.js'
-import { ForwardListener } from './tunnels/forward.js'
 import { buildOriginAgents, destroyOriginAgents } from './tunnels/http.js'
-import { localTarget, sameTunnel, toTunnelSpecs } from './tunnels/specs.js'
+import { localTarget, toTunnelSpecs } from './tunnels/specs.js'
 import { AGENT_VERSION } from './version.js'
 
 export const DEFAULT_GRACE_MS = 10_000
@@ -83,7 +83,7 @@ export class Agent extends EventEmitter {
   private readonly log: Logger
   private readonly origins = buildOriginAgents()
   private readonly supervisor: Supervisor
-  private readonly forwards = new Map<string, { tunnel: Extract<AgentTunnel, { kind: 'forward' }>; listener: ForwardListener; address: Address | null }>()
+  private readonly forwards: ForwardSet
   private readonly states = new Map<string, TunnelStatus>()
   /** Hostname the relay accepted, per http tunnel id (what inbound heads must name). */
   private readonly acceptedHosts = new Map<string, string>()
@@ -113,6 +113,17 @@ export class Agent extends EventEmitter {
       ...(deps.keepAliveTimeoutMs !== undefined ? { keepAliveTimeoutMs: deps.keepAliveTimeoutMs } : {}),
       ...(deps.controlTimeoutMs !== undefined ? { controlTimeoutMs: deps.controlTimeoutMs } : {}),
     })
+    this.forwards = new ForwardSet({
+      log: deps.log,
+      openStream: () => this.openForwardStream(),
+      onListening: (tunnel, url) => {
+        this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'listening', url, to: localTarget(tunnel) })
+        this.emit('forward', { id: tunnel.id, kind: 'forward', url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
+      },
+      onFailed: (tunnel, err) => {
+        this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'failed', url: null, to: localTarget(tunnel), message: err.message })
+      },
+    })
     this.supervisor.on('connected', (welcome) => this.emit('connected', welcome))
     this.supervisor.on('disconnected', () => this.emit('disconnected'))
     this.supervisor.on('fatal', (err: PorchlightError) => this.emit('fatal', err))
@@ -124,7 +135,7 @@ export class Agent extends EventEmitter {
     this.started = true
     try {
       for (const tunnel of this.config.tunnels) {
-        if (tunnel.kind === 'forward') await this.startForward(tunnel)
+        if (tunnel.kind === 'forward') await this.forwards.start(tunnel)
       }
       await this.startInspect(this.config.inspect)
     } catch (err) {
@@ -142,7 +153,7 @@ export class Agent extends EventEmitter {
     if (this.stopped) return
     this.stopped = true
     // Forward listeners stop accepting at once; their live connections drain like relay streams.
-    const forwards = this.closeForwards(graceMs)
+    const forwards = this.forwards.close(graceMs)
     await this.inspect?.close()
     this.inspect = null
     await Promise.all([forwards, this.supervisor.stop(graceMs, (ms) => this.waitIdle(ms))])
@@ -164,7 +175,7 @@ export class Agent extends EventEmitter {
       if (!next.tunnels.some((t) => t.id === id && t.kind === 'http')) this.acceptedHosts.delete(id)
     }
     if (!this.started || this.stopped) return
-    await this.reloadForwards(next)
+    await this.forwards.reload(next.tunnels)
     if (formatInspect(previous.inspect) !== formatInspect(next.inspect)) {
       await this.inspect?.close()
       this.inspect = null
@@ -221,7 +232,7 @@ export class Agent extends EventEmitter {
 
   /** Where each forward listens once bound, by tunnel id. */
   forwardAddress(id: string): Address | null {
-    return this.forwards.get(id)?.address ?? null
+    return this.forwards.address(id)
   }
 
   private routes(): RouteTable {
@@ -296,22 +307,6 @@ export class Agent extends EventEmitter {
     }
   }
 
-  private async startForward(tunnel: Extract<AgentTunnel, { kind: 'forward' }>): Promise<void> {
-    const listener = new ForwardListener({
-      tunnel,
-      openStream: () => this.openForwardStream(),
-      log: this.log.child({ tunnel: tunnel.id }),
-    })
-    const entry: { tunnel: typeof tunnel; listener: ForwardListener; address: Address | null } = { tunnel, listener, address: null }
-    this.forwards.set(tunnel.id, entry)
-    const address = await listener.listen()
-    entry.address = address
-    const url = `tcp://${formatAddress(address)}`
-    this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'listening', url, to: localTarget(tunnel) })
-    this.log.info({ tunnel: tunnel.id, listen: formatAddress(address), to: localTarget(tunnel) }, 'forward listening')
-    this.emit('forward', { id: tunnel.id, kind: 'forward', url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
-  }
-
   /** A stream for a local forward connection; throws while the link is down (the socket is then closed). */
   private openForwardStream(): Duplex {
     const session = this.supervisor.session
@@ -319,29 +314,6 @@ export class Agent extends EventEmitter {
     const stream = session.open()
     this.track(stream)
     return stream
-  }
-
-  private async reloadForwards(next: AgentConfig): Promise<void> {
-    const wanted = new Map(next.tunnels.filter((t) => t.kind === 'forward').map((t) => [t.id, t] as const))
-    for (const [id, entry] of [...this.forwards]) {
-      const replacement = wanted.get(id)
-      if (replacement !== undefined && sameTunnel(replacement, entry.tunnel)) {
-        wanted.delete(id)
-        if (entry.address !== null) this.states.set(id, { id, kind: 'forward', state: 'listening', url: `tcp://${formatAddress(entry.address)}`, to: localTarget(entry.tunnel) })
-        continue
-      }
-      this.forwards.delete(id)
-      await entry.listener.close()
-    }
-    for (const tunnel of wanted.values()) {
-      try {
-        await this.startForward(tunnel)
-      } catch (err) {
-        this.forwards.delete(tunnel.id)
-        this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'failed', url: null, to: localTarget(tunnel), message: (err as Error).message })
-        this.log.error({ err, tunnel: tunnel.id }, 'cannot start forward listener')
-      }
-    }
   }
 
   private async startInspect(address: Address | null): Promise<void> {
@@ -362,15 +334,9 @@ export class Agent extends EventEmitter {
   }
 
   private async closeListeners(): Promise<void> {
-    await this.closeForwards(0)
+    await this.forwards.close(0)
     await this.inspect?.close()
     this.inspect = null
-  }
-
-  private async closeForwards(graceMs: number): Promise<void> {
-    const closing = [...this.forwards.values()].map((f) => f.listener.close({ graceMs }).catch((err: unknown) => this.log.warn({ err }, 'forward close failed')))
-    this.forwards.clear()
-    await Promise.all(closing)
   }
 
   private waitIdle(timeoutMs: number): Promise<void> {

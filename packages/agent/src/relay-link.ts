@@ -124,13 +124,14 @@ export function httpFailure(url: URL, status: number, body: string): PorchlightE
 /** OpenSSL verification failures (and hostname mismatches) mean "do not trust this relay". */
 const TLS_VERIFY = /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_\w+|\w*SELF_SIGNED\w*|UNABLE_TO_(VERIFY|GET)_\w+|HOSTNAME_MISMATCH|INVALID_CA)$/
 
+/** No `cause`: the reason is already in the message, and pino would print it twice. */
 export function classifyDialError(url: URL, err: NodeJS.ErrnoException): PorchlightError {
   if (err instanceof PorchlightError) return err
   if (err.code !== undefined && TLS_VERIFY.test(err.code)) {
-    return new PorchlightError('PL_ERR_AUTH_RELAY_UNTRUSTED', [url.hostname, err.message], { cause: err })
+    return new PorchlightError('PL_ERR_AUTH_RELAY_UNTRUSTED', [url.hostname, err.message])
   }
   const reason = err.code !== undefined && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message
-  return new PorchlightError('PL_ERR_LINK_CONNECT', [url.host, reason], { cause: err })
+  return new PorchlightError('PL_ERR_LINK_CONNECT', [url.host, reason])
 }
 
 /** First line of the body, at most 1 KiB, within 2 s: the relay's 403 reason. */

@@ -5,7 +5,8 @@ import { buildAgent, type Agent, type TunnelReadyEvent } from '../src/agent.js'
 import { FakeRelay, startFakeRelay, TEST_TOKEN } from './helpers/fake-relay.js'
 import { memoryLogger } from './helpers/log.js'
 import { startOrigin } from './helpers/origin.js'
-import { readBody, readReply } from './helpers/streams.js'
+import { encodeMessage } from '@porchlight/shared/protocol'
+import { patternBytes, readBody, readReply, sha256 } from './helpers/streams.js'
 
 const FAST_ENV = { PORCHLIGHT_BACKOFF_MAX_MS: '200' }
 
@@ -309,4 +310,20 @@ t.test('forward while the link is down: the local connection is closed at once',
   })
   t.ok(Date.now() - started < 1_000, 'closed within 1 s')
   t.equal(relay.forwardHeads.length, 0)
+})
+
+t.test('a POST whose head and body arrive in one chunk: body bytes are never parsed as frames', async (t) => {
+  const origin = await startOrigin(t)
+  const relay = await startFakeRelay(t)
+  const { agent } = startAgent(t, agentConfig(relay, [httpTunnel('blog', origin.url)]))
+  await agent.start()
+  await once(agent, 'tunnel')
+  const body = Buffer.concat([Buffer.from('hello'), patternBytes(300_000)])
+  const stream = relay.lastSession().mux.open()
+  const head = { t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'POST', url: '/echo', headers: [['Content-Length', String(body.length)]], upgrade: false }
+  stream.end(Buffer.concat([encodeMessage(head), body]))
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'response' && reply.status, 200)
+  const seen = JSON.parse((await readBody(stream)).bytes.toString()) as { bodySha256: string; bodyBytes: number }
+  t.same(seen, { ...seen, bodyBytes: body.length, bodySha256: sha256(body) })
 })

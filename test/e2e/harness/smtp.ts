@@ -24,7 +24,8 @@ export interface ReceivedMail {
   tlsProtocol: string | null
   /** The TCP peer of the SMTP session (the relay, for a forward). */
   remoteAddress: string
-  clientHostname: string
+  /** The name the client gave in EHLO. */
+  ehloName: string
 }
 
 export interface SmtpService {
@@ -67,7 +68,7 @@ export async function startSmtpServer(t: Scope): Promise<SmtpService> {
           secure: session.secure,
           tlsProtocol: session.tlsOptions === false ? null : session.tlsOptions.version ?? null,
           remoteAddress: session.remoteAddress,
-          clientHostname: session.clientHostname,
+          ehloName: session.hostNameAppearsAs,
         })
         callback(null, `queued as mail-${mails.length}`)
       })

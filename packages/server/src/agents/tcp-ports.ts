@@ -8,6 +8,9 @@ import type { AgentSession } from './session.js'
 
 type TcpSpec = Extract<TunnelSpec, { kind: 'tcp' }>
 
+/** Bound on remembered relay-picked ports (tunnel ids come from agents; the map must not grow without end). */
+const MAX_REMEMBERED_PICKS = 4096
+
 interface PortEntry {
   agent: string
   session: AgentSession
@@ -21,12 +24,17 @@ interface PortEntry {
  */
 export class TcpPorts {
   private readonly byPort = new Map<number, PortEntry>()
+  /**
+   * The port the relay picked for an agent's tunnel id (`tcp: 0`), so the agent gets the same
+   * port back when it reconnects or re-publishes (its printed URL stays valid). In memory only.
+   */
+  private readonly picked = new Map<string, number>()
 
   constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number> }) {}
 
   /** Makes `session`'s listeners exactly `specs`; returns one result per spec, in order. */
   async apply(session: AgentSession, specs: TcpSpec[]): Promise<PublishResult[]> {
-    const keep = new Set(specs.map((s) => s.remote_port).filter((p): p is number => p !== undefined && p > 0))
+    const keep = new Set(specs.map((s) => s.remote_port || this.picked.get(pickKey(session.agent, s.id))).filter((p): p is number => p !== undefined && p > 0))
     const closing: Array<Promise<void>> = []
     for (const [port, entry] of this.byPort) {
       const mine = entry.session === session || (entry.agent === session.agent && entry.session.isClosed)
@@ -60,16 +68,40 @@ export class TcpPorts {
     const ranges = policy?.tcp_ports ?? []
     const reserved = this.deps.reservedPorts()
     let port = spec.remote_port ?? 0
+    const key = pickKey(session.agent, spec.id)
     if (port === 0) {
-      const picked = pickPort(ranges, (p) => this.byPort.has(p) || reserved.has(p))
+      const previous = this.picked.get(key)
+      const holder = previous === undefined ? undefined : this.byPort.get(previous)
+      const reusable = previous !== undefined && portAllowed(previous, ranges) && !reserved.has(previous) &&
+        (holder === undefined || (holder.agent === session.agent && holder.tunnelId === spec.id))
+      const picked = reusable ? previous : pickPort(ranges, (p) => this.byPort.has(p) || reserved.has(p))
       if (picked === null) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', 'any', session.agent)
       port = picked
+      const result = await this.listenOn(session, spec, port, ranges, reserved)
+      this.picked.delete(key)
+      if (result.ok) {
+        this.picked.set(key, port)
+        if (this.picked.size > MAX_REMEMBERED_PICKS) this.picked.delete(this.picked.keys().next().value ?? '')
+      }
+      return result
     }
+    return this.listenOn(session, spec, port, ranges, reserved)
+  }
+
+  private async listenOn(session: AgentSession, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
+    const config = this.deps.config()
     if (!portAllowed(port, ranges) || reserved.has(port)) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', port, session.agent)
     const existing = this.byPort.get(port)
     if (existing && existing.agent !== session.agent) return reject(spec.id, 'PL_ERR_POLICY_PORT_IN_USE', port)
     if (existing) {
-      // Same agent, same port (reload): keep listening, serve from this session.
+      // Same agent, same port (reload): keep listening, serve from this session, with the new allow_ips.
+      try {
+        existing.listener.setAllowIps(spec.allow_ips ?? [])
+      } catch (err) {
+        this.byPort.delete(port)
+        await existing.listener.close()
+        return resultFromError(spec.id, err)
+      }
       existing.session = session
       existing.tunnelId = spec.id
       return { id: spec.id, ok: true, url: this.url(port) }
@@ -101,4 +133,10 @@ export class TcpPorts {
   private url(port: number): string {
     return `tcp://${this.deps.config().domain}:${port}`
   }
+}
+
+type RelayPortRanges = NonNullable<RelayConfig['agents'][string]>['tcp_ports']
+
+function pickKey(agent: string, tunnelId: string): string {
+  return `${agent}\n${tunnelId}`
 }

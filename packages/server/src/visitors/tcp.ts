@@ -32,7 +32,7 @@ const REFUSAL_LOG_INTERVAL_MS = 1_000
  */
 export class TcpTunnelListener {
   private readonly server: Server
-  private readonly allow: Cidr[]
+  private allow: Cidr[]
   private readonly maxConnections: number
   private readonly replyTimeoutMs: number
   private readonly live = new Set<Socket>()
@@ -85,6 +85,26 @@ export class TcpTunnelListener {
         resolve(this.boundPort)
       })
     })
+  }
+
+  /**
+   * Replaces the visitor allow-list of a port that stays open (the agent re-published after a
+   * reload). New connections are checked against it, and live ones it no longer allows are cut,
+   * so narrowing the list takes effect at once. A bad entry throws PL_ERR_PROTO_BAD_MESSAGE and
+   * changes nothing (the caller closes the port: a typo must not leave it open to everyone).
+   */
+  setAllowIps(allowIps: readonly string[]): void {
+    const { cidrs, invalid } = parseCidrList(allowIps)
+    if (invalid[0] !== undefined) {
+      throw new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', [`allow_ips entry ${JSON.stringify(invalid[0])} is not an IP address or CIDR`])
+    }
+    this.allow = cidrs
+    if (cidrs.length === 0) return
+    for (const socket of this.live) {
+      if (ipAllowed(socket.remoteAddress, cidrs)) continue
+      this.opts.log.info({ tunnel: this.opts.tunnelId, agent: this.opts.agent, remote: socket.remoteAddress }, 'tcp connection cut: no longer in allow_ips')
+      socket.destroy()
+    }
   }
 
   /** Stops accepting and destroys every live connection; the port is free when this resolves. */

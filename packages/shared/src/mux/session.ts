@@ -22,6 +22,8 @@ export interface MuxSession {
   once(event: 'stream', listener: (stream: MuxStream) => void): this
   once(event: 'goaway', listener: (code: number) => void): this
   once(event: 'close', listener: (err?: Error) => void): this
+  on(event: string | symbol, listener: (...args: never[]) => void): this
+  once(event: string | symbol, listener: (...args: never[]) => void): this
 }
 
 /**
@@ -82,7 +84,7 @@ export class MuxSession extends EventEmitter {
     this.sender = new FrameSender(transport, { frameBytes: Math.min(limits.maxFrameBytes, SEND_QUANTUM_BYTES) })
     this.pings = new PingTracker((id, flags) => this.sendControl(FrameType.Ping, flags, SESSION_STREAM_ID, id))
     if (options.onStream) this.on('stream', options.onStream)
-    super.on('newListener', this.onNewListener)
+    this.on('newListener', this.onNewListener)
 
     transport.on('data', this.onTransportData)
     transport.on('end', this.onTransportEnd)
