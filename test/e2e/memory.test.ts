@@ -27,6 +27,8 @@ t.test('1 GB download with a stalled reader stays under 200 MB RSS per process',
   const origin = await startHttpOrigin(t)
   const relay = await startRelay(t)
   const agent = await startAgent(t, relay, { tunnels: [{ http: 'big', to: origin.url }] })
+  // Idle RSS before the transfer, so the comment shows how much the transfer itself added.
+  const idle = { relay: rssBytes(relay.pid) ?? 0, agent: rssBytes(agent.pid) ?? 0 }
   const peak = { relay: 0, agent: 0 }
   let samples = 0
   const sampler = setInterval(() => {
@@ -52,7 +54,7 @@ t.test('1 GB download with a stalled reader stays under 200 MB RSS per process',
   const ms = Date.now() - started
   clearInterval(sampler)
   const mb = (n: number): string => (n / 1024 / 1024).toFixed(1)
-  t.comment(`1 GiB in ${ms} ms (${(GB / 1024 / 1024 / (ms / 1000)).toFixed(1)} MiB/s incl. ${STALL_MS} ms stall); peak RSS relay ${mb(peak.relay)} MB, agent ${mb(peak.agent)} MB; ${samples} samples`)
+  t.comment(`1 GiB in ${ms} ms (${(GB / 1024 / 1024 / (ms / 1000)).toFixed(1)} MiB/s incl. ${STALL_MS} ms stall); peak RSS relay ${mb(peak.relay)} MB (idle ${mb(idle.relay)}), agent ${mb(peak.agent)} MB (idle ${mb(idle.agent)}); ${samples} samples`)
   t.equal(verifier.receivedBytes, GB, 'every byte arrived')
   t.equal(verifier.firstMismatchAt, -1, 'bytes in order and intact')
   t.ok(samples >= 10, `sampled RSS ${samples} times`)

@@ -30,7 +30,8 @@ export async function checkVisitorAccess(
   const cookieHeader = req.headers.cookie
   const access = route.access
   if (!access || (!access.links && !access.basic && !(access.allow_ips?.length) && !access.client_certs)) {
-    return { action: 'allow', cookie: cookieHeader, dropAuthorization: false }
+    // An open site still never sees the relay's cookie (e.g. left over from when it had links).
+    return { action: 'allow', cookie: stripRelayCookies(cookieHeader) ?? null, dropAuthorization: false }
   }
   const socket = req.socket as TLSSocket
   // OpenSSL verified the chain; the serial must also not be revoked.
