@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads'
 import { startAgent, startRelay, ROOT } from '../e2e/harness/processes.js'
 import { download } from '../e2e/harness/visitor.js'
 import { BenchScope } from './bench-scope.js'
+import { runTcpBench } from './tcp-bench.js'
 
 const CONNECTIONS = 50
 const DURATION_S = 5
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
       { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
     ])
     await muxBench()
+    process.stdout.write('\nTCP tunnels (200 MB each way, MB/s; direct measured in the same run):\n')
+    for (const row of await runTcpBench()) process.stdout.write(`  ${row.name.padEnd(44)} ${row.value.toFixed(1).padStart(8)} ${row.unit}\n`)
   } catch (err) {
     scope.fail()
     throw err

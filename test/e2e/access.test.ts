@@ -21,7 +21,7 @@ const LINK_INVALID_TEXT = 'this link is invalid or has expired'
 
 // ---------------------------------------------------------------- one relay, one agent, every kind of site
 
-const SITES = ['open', 'share', 'other', 'team', 'limited', 'office', 'vpn', 'photos']
+const SITES = ['open', 'share', 'other', 'team', 'limited', 'office', 'vpn', 'photos', 'family']
 const pki = await initPki(t)
 // server.crt from `ca init` names only localhost; visitors' HTTPS needs the sites' names.
 const siteCert = await issueSiteCert(pki, SITES.map(s => `${s}.localhost`))
@@ -55,6 +55,7 @@ const agent = await startAgent(t, relay, {
     { http: 'office', to: origin.url, access: { allow_ips: [OTHER_IP] } },
     { http: 'vpn', to: origin.url, access: { allow_ips: [OTHER_IP], links: true, basic } },
     { http: 'photos', to: origin.url, access: { client_certs: true } },
+    { http: 'family', to: origin.url, access: { client_certs: true, basic } },
   ],
 })
 const agentConfig = agent.configFile ?? ''
@@ -406,6 +407,10 @@ t.test('basic auth failures are rate-limited per address (429) without locking o
   // Another address: its own counter; the real user still gets in.
   t.equal((await get('limited', { path: '/rl-other-wrong', headers: basicHeader('alice', 'nope'), from: OTHER_IP })).status, 401)
   t.equal((await get('limited', { path: '/rl-other', headers: basicHeader('alice', PASSWORD), from: OTHER_IP })).status, 200)
+  // docs/access.md: "10 failed attempts in 5 minutes from one address for one site" - the
+  // site's HTTPS listener counts the same failures.
+  const overTls = await browse(httpsUrl('limited', '/rl-tls'), { args: ['-u', 'alice:tls guess'] })
+  t.equal(overTls.status, 429, 'same address, same site, over HTTPS', { todo: 'each listener has its own basic limiter (visitors/http.ts createVisitorHandler)' })
   // And another site on the same address: also its own counter.
   t.equal((await get('team', { path: '/rl-team', headers: basicHeader('alice', PASSWORD) })).status, 200)
   t.equal(origin.requests.filter(r => r.url.startsWith('/rl-') && r.url !== '/rl-other' && r.url !== '/rl-team').length, 0)
@@ -511,6 +516,12 @@ t.test('client_certs: a certificate from the relay CA admits over HTTPS; none, f
   denied(t, await browse(httpsUrl('photos', '/c2')), 403, 'PL_ERR_ACCESS_DENIED', 'no certificate')
   denied(t, await browse(httpsUrl('photos', '/c3'), { args: withCert(foreign.file) }), 403, 'PL_ERR_ACCESS_DENIED', 'certificate from another CA')
   denied(t, await get('photos', { path: '/c4' }), 403, 'PL_ERR_ACCESS_DENIED', 'plain HTTP has no certificates')
+  // Certificate or password: either one admits, neither gets the password prompt.
+  t.equal((await browse(httpsUrl('family', '/f1'), { args: withCert(phone.file) })).status, 200, 'certificate, no password')
+  t.equal((await browse(httpsUrl('family', '/f2'), { args: ['-u', `alice:${PASSWORD}`] })).status, 200, 'password, no certificate')
+  const neither = await browse(httpsUrl('family', '/f3'))
+  denied(t, neither, 401, 'PL_ERR_ACCESS_UNAUTHORIZED', 'neither')
+  t.same(neither.headers['www-authenticate'], ['Basic realm="porchlight"'])
 
   // The relay polls revoked.json once a second; until it has seen the change the old answer stands.
   const started = Date.now()

@@ -235,3 +235,13 @@ t.test('revoking a connected agent: tunnel answers 503 within 5 s, the agent is 
   t.same(other.urls, [`http://doomed.localhost:${relay.publicPort}`])
   t.equal((await visit(relay.publicPort, { host: 'doomed.localhost' })).status, 200)
 })
+
+t.test('failed agent authentications are limited per address (429) without locking out another address', async t => {
+  const statuses: number[] = []
+  for (let i = 0; i < 21; i++) statuses.push((await upgradeOverTls(`wrong-token-${i}`.padEnd(43, 'x'), null, '127.0.0.4')).status)
+  t.same(statuses, [...Array(20).fill(401), 429], '20 failures a minute, then 429')
+  const limited = await upgradeOverTls(relay.tokens['laptop'] ?? '', laptop.file, '127.0.0.4')
+  t.equal(limited.status, 429, 'even the right token and certificate from that address')
+  t.equal(limited.body, 'too many failed attempts\n')
+  t.equal((await upgradeOverTls(relay.tokens['laptop'] ?? '', laptop.file, '127.0.0.5')).status, 101, 'another address still gets in')
+})

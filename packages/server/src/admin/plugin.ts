@@ -35,7 +35,8 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
         streams: s.mux.streamCount,
         tunnels: s.results.map((r) => {
           const spec = s.tunnels.find((t) => t.id === r.id)
-          return { id: r.id, kind: spec?.kind ?? 'http', ok: r.ok, ...(r.ok ? { url: r.url } : { code: r.code }), ...(spec?.kind === 'http' ? { host: spec.host } : {}) }
+          const route = ctx.registry.routesOf(s.agent).find((x) => x.tunnelId === r.id)
+          return { id: r.id, kind: spec?.kind ?? 'http', ok: r.ok, ...(r.ok ? { url: r.url } : { code: r.code }), ...(route ? { host: route.host } : {}) }
         }),
       })),
     )

@@ -7,7 +7,7 @@ import { closeQuietly, collect, echoCheck, echoStreams, sha256, tcpPair, waitFor
 import { oracleDuplex, oracleMuxer, type OracleMuxer, type OracleStream } from './libp2p-oracle.js'
 
 /** Our session on one end of a TCP pair, @chainsafe/libp2p-yamux on the other. */
-async function mixedPair(t: Teardown, ours: 'client' | 'server'): Promise<{ session: MuxSession; oracle: OracleMuxer }> {
+async function mixedPair(t: Teardown, ours: 'client' | 'server'): Promise<{ session: MuxSession; oracle: OracleMuxer; oracleSocket: Duplex }> {
   const [a, b] = await tcpPair(t)
   const session = new MuxSession(a, { role: ours, keepAliveIntervalMs: 0 })
   const oracle = await oracleMuxer(b, ours === 'client' ? 'server' : 'client')
@@ -15,7 +15,7 @@ async function mixedPair(t: Teardown, ours: 'client' | 'server'): Promise<{ sess
     closeQuietly(session)
     oracle.abort(new Error('test over'))
   })
-  return { session, oracle }
+  return { session, oracle, oracleSocket: b }
 }
 
 /** The oracle echoes every inbound stream. */
@@ -121,12 +121,15 @@ t.test('ping both ways and GoAway to libp2p', async (t) => {
   t.equal(session.closed, false)
 })
 
-t.test('libp2p closing its muxer sends GoAway and ends our session', async (t) => {
-  const { session, oracle } = await mixedPair(t, 'server')
+t.test('libp2p closing its muxer sends GoAway; its connection closing ends our session', async (t) => {
+  const { session, oracle, oracleSocket } = await mixedPair(t, 'server')
   const goaway = once(session, 'goaway')
-  const closed = once(session, 'close')
-  await oracle.close()
+  await oracle.close() // GoAway only: libp2p leaves the connection to its owner
   t.same(await goaway, [0])
-  await closed
+  t.throws(() => session.open(), { code: 'PL_ERR_MUX_GOAWAY' })
+  const closed = once(session, 'close')
+  oracleSocket.end()
+  const [err] = (await closed) as [{ code: string }]
+  t.equal(err.code, 'PL_ERR_MUX_CLOSED')
   t.equal(session.closed, true)
 })
