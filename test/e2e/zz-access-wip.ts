@@ -1,9 +1,9 @@
 // Who may visit a published site (issue 3): share links with a real cookie jar (curl), basic auth
 // and its per-address rate limit, IP allow-lists from a second loopback address (127.0.0.2),
 // visitor client certificates, and the same gate on WebSocket upgrades, HEAD and OPTIONS.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { request, type IncomingHttpHeaders } from 'node:http'
 import { execFile } from 'node:child_process'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { Agent } from 'node:http'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
@@ -11,7 +11,7 @@ import { startHttpOrigin, type OriginRequest } from './harness/origins.js'
 import { foreignCert, initPki, issueCert, issueSiteCert, revokeCert } from './harness/pki.js'
 import { freePort, splitHostPort } from './harness/ports.js'
 import { RelayProcess, runCli, startAgent } from './harness/processes.js'
-import { curl } from './harness/visitor.js'
+import { curlPage, jarCookies, visit, type CurlPage, type CurlPageOptions, type VisitResult } from './harness/visitor.js'
 import { pollUntil } from './harness/wait.js'
 import { childDir } from './harness/workdir.js'
 
@@ -62,78 +62,27 @@ const agentConfig = agent.configFile ?? ''
 
 // ---------------------------------------------------------------- helpers
 
-interface Page {
-  status: number
-  /** Headers of the last response (after redirects with follow), lowercase names. */
-  headers: Record<string, string[]>
-  /** Status of every response curl saw, in order. */
-  statuses: number[]
-  body: string
-}
-
-let pageCounter = 0
-
-/**
- * One visit with the real curl binary: `--resolve` maps the URL's host to 127.0.0.1, `--cacert`
- * trusts the relay CA for HTTPS. `jar` reads and writes a Netscape cookie file (-b/-c).
- */
-async function browse(url: string, opts: { jar?: string; follow?: boolean; from?: string; args?: string[] } = {}): Promise<Page> {
-  const target = new URL(url)
-  const n = ++pageCounter
-  const headerFile = join(scratch, `headers-${n}.txt`)
-  const bodyFile = join(scratch, `body-${n}.txt`)
-  const args = [
-    '--resolve', `${target.hostname}:${target.port}:127.0.0.1`,
-    '--cacert', pki.caCert,
-    '-D', headerFile,
-    '-o', bodyFile,
-    ...(opts.jar !== undefined ? ['-b', opts.jar, '-c', opts.jar] : []),
-    ...(opts.follow === true ? ['-L'] : []),
-    ...(opts.from !== undefined ? ['--interface', opts.from] : []),
-    ...(opts.args ?? []),
-    url,
-  ]
-  const res = await curl(args)
-  if (res.code !== 0) throw new Error(`curl ${args.join(' ')} failed (${String(res.code)}): ${res.stderr}`)
-  const blocks = readFileSync(headerFile, 'latin1').split(/\r?\n\r?\n/).filter(b => b.startsWith('HTTP/'))
-  const statuses = blocks.map(b => Number(/^HTTP\/[\d.]+ (\d{3})/.exec(b)?.[1] ?? 0))
-  const headers: Record<string, string[]> = {}
-  for (const line of (blocks.at(-1) ?? '').split(/\r?\n/).slice(1)) {
-    const colon = line.indexOf(':')
-    if (colon <= 0) continue
-    const name = line.slice(0, colon).trim().toLowerCase()
-    ;(headers[name] ??= []).push(line.slice(colon + 1).trim())
-  }
-  return { status: statuses.at(-1) ?? 0, headers, statuses, body: existsSync(bodyFile) ? readFileSync(bodyFile, 'utf8') : '' }
-}
 const scratch = childDir(t, 'curl')
+
+/** A visit with the real curl binary, trusting the relay CA for HTTPS (see curlPage). */
+function browse(url: string, opts: Omit<CurlPageOptions, 'dir' | 'cacert'> = {}): Promise<CurlPage> {
+  return curlPage(url, { dir: scratch, cacert: pki.caCert, ...opts })
+}
 
 function httpsUrl(host: string, path = '/'): string { return `https://${host}.localhost:${tlsPort}${path}` }
 function httpUrl(host: string, path = '/'): string { return `http://${host}.localhost:${httpPort}${path}` }
 
-interface Reply { status: number; headers: IncomingHttpHeaders; text: string }
+// keepAlive off: one connection per request, from the chosen source address.
+const sourceAgents = new Map([['127.0.0.1', new Agent({ localAddress: '127.0.0.1' })], [OTHER_IP, new Agent({ localAddress: OTHER_IP })]])
 
-/** A plain-HTTP request from a chosen loopback source address (node http, fresh connection). */
-function get(host: string, opts: { path?: string; method?: string; headers?: Record<string, string>; from?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port: httpPort,
-      method: opts.method ?? 'GET',
-      path: opts.path ?? '/',
-      localAddress: opts.from ?? '127.0.0.1',
-      agent: false,
-      headers: { ...opts.headers, host: `${host}.localhost` },
-    })
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer from ${host} within 10 s`)))
-    req.once('response', res => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
-    })
-    req.once('error', reject)
-    req.end()
+/** A plain-HTTP request to HOST.localhost through the relay, from a chosen loopback source address. */
+function get(host: string, opts: { path?: string; method?: string; headers?: Record<string, string>; from?: string } = {}): Promise<VisitResult> {
+  return visit(httpPort, {
+    host: `${host}.localhost`,
+    path: opts.path ?? '/',
+    method: opts.method ?? 'GET',
+    headers: opts.headers ?? {},
+    agent: sourceAgents.get(opts.from ?? '127.0.0.1'),
   })
 }
 
@@ -163,14 +112,6 @@ async function createLink(host: string, expires: string, note?: string): Promise
   const link = JSON.parse(res.stdout) as { id: string; url: string; expires_at: string }
   const token = new URL(link.url).searchParams.get('porchlight_share') ?? ''
   return { ...link, token }
-}
-
-/** Cookie lines of a Netscape cookie jar, split into fields. */
-function jarCookies(jar: string): string[][] {
-  if (!existsSync(jar)) return []
-  return readFileSync(jar, 'utf8').split('\n')
-    .filter(l => l.trim() !== '' && (!l.startsWith('#') || l.startsWith('#HttpOnly_')))
-    .map(l => l.split('\t'))
 }
 
 /** Changes one character of the MAC part of a token (its last character is the safest to flip). */
@@ -270,7 +211,7 @@ t.test('tampered, other-host, expired and revoked tokens and cookies get the 401
   const jar = join(scratch, 'tamper.jar')
   t.equal((await browse(`${httpsUrl('share')}?porchlight_share=${encodeURIComponent(link.token)}`, { jar })).status, 302)
 
-  const expectInvalid = (page: Page, what: string): void => {
+  const expectInvalid = (page: CurlPage, what: string): void => {
     denied(t, page, 401, 'PL_ERR_ACCESS_LINK_INVALID', what)
     t.match(page.body, LINK_INVALID_TEXT, `${what}: page says the link is invalid or expired`)
   }
@@ -301,11 +242,12 @@ t.test('tampered, other-host, expired and revoked tokens and cookies get the 401
 })
 
 t.test('an expired link: the jar drops the cookie, and the relay refuses it and the token', async t => {
-  const link = await createLink('share.localhost', '3s')
+  // Long enough for `link create` plus two visits on a loaded CI machine, short enough to wait out.
+  const link = await createLink('share.localhost', '5s')
   const jar = join(scratch, 'expiring.jar')
   const first = await browse(`${httpsUrl('share')}?porchlight_share=${encodeURIComponent(link.token)}`, { jar })
   t.equal(first.status, 302)
-  t.match(first.headers['set-cookie']?.[0] ?? '', /Max-Age=[0-3];/, 'cookie lives only as long as the link')
+  t.match(first.headers['set-cookie']?.[0] ?? '', /Max-Age=[0-5];/, 'cookie lives only as long as the link')
   t.equal((await browse(httpsUrl('share', '/before-expiry'), { jar })).status, 200)
   // Let the link expire (time passing is the point of this test; nothing to wait on instead).
   const waitMs = Date.parse(link.expires_at) - Date.now() + 250

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { request, type Agent, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import type { Readable } from 'node:stream'
@@ -126,4 +128,78 @@ export async function download(port: number, opts: VisitOptions): Promise<Downlo
   let bytes = 0
   for await (const chunk of res) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }
   return { status: res.statusCode ?? 0, headers: res.headers, bytes, sha256: hash.digest('hex'), ms: Date.now() - started }
+}
+
+/** One response as curl saw it (see curlPage). */
+export interface CurlPage {
+  status: number
+  /** Headers of the last response (after redirects with `follow`), lowercase names, every value. */
+  headers: Record<string, string[]>
+  /** Status of every response curl saw, in order (302 then 200 when following a redirect). */
+  statuses: number[]
+  body: string
+}
+
+export interface CurlPageOptions {
+  /** Scratch directory for the header and body files. */
+  dir: string
+  /** CA file trusted for HTTPS (e.g. the relay's pki/ca.crt). */
+  cacert?: string
+  /** Netscape cookie jar read and written like a browser's (-b/-c). */
+  jar?: string
+  follow?: boolean
+  /** Source address (curl --interface), e.g. 127.0.0.2. */
+  from?: string
+  /** Further curl arguments (-u, -H, --cert ...). */
+  args?: string[]
+}
+
+let curlPageCounter = 0
+
+/**
+ * One visit with the real curl binary, as a browser would make it: the URL's host is mapped to
+ * 127.0.0.1 with --resolve (so Host, SNI and cookies all use the real name). Rejects only when
+ * curl itself fails (TLS, connection); any HTTP status resolves.
+ */
+export async function curlPage(url: string, opts: CurlPageOptions): Promise<CurlPage> {
+  const target = new URL(url)
+  const port = target.port !== '' ? target.port : target.protocol === 'https:' ? '443' : '80'
+  const n = ++curlPageCounter
+  const headerFile = join(opts.dir, `curl-${process.pid}-${n}.headers`)
+  const bodyFile = join(opts.dir, `curl-${process.pid}-${n}.body`)
+  const args = [
+    '--resolve', `${target.hostname}:${port}:127.0.0.1`,
+    '-D', headerFile,
+    '-o', bodyFile,
+    ...(opts.cacert !== undefined ? ['--cacert', opts.cacert] : []),
+    ...(opts.jar !== undefined ? ['-b', opts.jar, '-c', opts.jar] : []),
+    ...(opts.follow === true ? ['-L'] : []),
+    ...(opts.from !== undefined ? ['--interface', opts.from] : []),
+    ...(opts.args ?? []),
+    url,
+  ]
+  const res = await curl(args)
+  if (res.code !== 0) throw new Error(`curl ${args.join(' ')} failed (exit ${String(res.code)}): ${res.stderr}`)
+  const blocks = readFileSync(headerFile, 'latin1').split(/\r?\n\r?\n/).filter(b => b.startsWith('HTTP/'))
+  const statuses = blocks.map(b => Number(/^HTTP\/[\d.]+ (\d{3})/.exec(b)?.[1] ?? 0))
+  const headers: Record<string, string[]> = {}
+  for (const line of (blocks.at(-1) ?? '').split(/\r?\n/).slice(1)) {
+    const colon = line.indexOf(':')
+    if (colon <= 0) continue
+    const name = line.slice(0, colon).trim().toLowerCase()
+    ;(headers[name] ??= []).push(line.slice(colon + 1).trim())
+  }
+  const body = existsSync(bodyFile) ? readFileSync(bodyFile, 'utf8') : ''
+  return { status: statuses.at(-1) ?? 0, headers, statuses, body }
+}
+
+/**
+ * The cookies in a curl (Netscape format) jar, each split into its 7 fields: domain (prefixed
+ * `#HttpOnly_` for HttpOnly cookies), include-subdomains, path, secure, expiry (epoch s), name, value.
+ */
+export function jarCookies(jar: string): string[][] {
+  if (!existsSync(jar)) return []
+  return readFileSync(jar, 'utf8').split('\n')
+    .filter(l => l.trim() !== '' && (!l.startsWith('#') || l.startsWith('#HttpOnly_')))
+    .map(l => l.split('\t'))
 }

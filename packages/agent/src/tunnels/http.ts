@@ -24,7 +24,7 @@ export interface OriginAgents {
 }
 
 export function buildOriginAgents(): OriginAgents {
-  const options = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: 256, maxFreeSockets: 32, noDelay: true }
+  const options = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: 256, maxFreeSockets: 256, noDelay: true }
   return { http: new http.Agent(options), https: new https.Agent(options) }
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { PorchlightError } from '../errors.js'
 import { FrameDecoder, type FrameSink } from './codec.js'
@@ -86,6 +87,10 @@ export class MuxSession extends EventEmitter {
     if (options.onStream) this.on('stream', options.onStream)
     this.on('newListener', this.onNewListener)
 
+    // Frames of one tick are already coalesced (cork/uncork), so Nagle would only add latency
+    // (40 ms stalls with delayed ACKs on request/response streams). ws sets this itself.
+    const socket = transport as Partial<Pick<Socket, 'setNoDelay'>>
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true)
     transport.on('data', this.onTransportData)
     transport.on('end', this.onTransportEnd)
     transport.on('close', this.onTransportEnd)
@@ -270,7 +275,14 @@ export class MuxSession extends EventEmitter {
     // Frames for streams we already reset or closed are in flight, not an error: drop them.
     if (stream === undefined) return
     if (h.type === FrameType.WindowUpdate) {
-      if (h.length > 0) stream.onWindowUpdate(h.length)
+      if (h.length > 0) {
+        if (stream.sendWindowBytes + h.length > MAX_U32) {
+          // A window beyond what a u32 can describe: this stream's peer is broken, not the session.
+          stream.destroy(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', [`send window overflow on stream ${h.streamId}`]))
+          return
+        }
+        stream.onWindowUpdate(h.length)
+      }
       this.applyCloseFlags(stream, h.flags)
       return
     }

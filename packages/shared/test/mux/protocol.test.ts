@@ -251,3 +251,29 @@ t.test('a peer that floods SYNs without reading cannot grow our output without b
   t.equal(err.code, 'PL_ERR_PROTO_BAD_FRAME')
   t.equal(err.message, 'protocol error: peer does not read its side of the link')
 })
+
+t.test('a WINDOW_UPDATE pushing the send window past 2^32-1 resets that stream only', async (t) => {
+  const peer = rawPeer(t)
+  const errors: string[] = []
+  peer.session.on('stream', (s) => s.on('error', (e: Error) => errors.push(e.message)))
+  peer.send(WindowUpdate, SYN, 1, 0xffff_0000) // 256 KiB + almost 4 GiB
+  const rst = await peer.waitFrame((f) => f.streamId === 1 && (f.flags & RST) !== 0, 'RST')
+  t.equal(rst.type, WindowUpdate)
+  t.same(errors, ['protocol error: send window overflow on stream 1'])
+  t.equal(peer.session.closed, false)
+  t.equal(peer.session.streamCount, 0)
+})
+
+t.test('100k zero-length DATA frames and a junk GoAway code are survived', async (t) => {
+  const peer = rawPeer(t)
+  const codes: number[] = []
+  peer.session.on('goaway', (c) => codes.push(c))
+  peer.session.on('stream', (s) => s.resume().on('error', () => {}))
+  peer.send(WindowUpdate, SYN, 1, 0)
+  peer.sendBytes(Buffer.concat(Array.from({ length: 100_000 }, () => encodeHeader(Data, 0, 1, 0))))
+  peer.send(GoAway, 0, 0, 0xdead_beef)
+  await waitFor(() => codes.length === 1)
+  t.same(codes, [0xdead_beef])
+  t.equal(peer.session.closed, false)
+  t.equal(peer.session.streamCount, 1)
+})
