@@ -165,6 +165,8 @@ async function runPeer(): Promise<void> {
     if (url.pathname === '/mux-echo') session.on('stream', (s) => s.on('error', () => {}).pipe(s))
     if (url.pathname === '/mux-source') void source(session, Number(url.searchParams.get('ms')))
   })
+  // Exit with the parent (a normal exit also lets --cpu-prof write its profile).
+  process.on('disconnect', () => process.exit(0))
   process.send!((wss.address() as AddressInfo).port)
 }
 

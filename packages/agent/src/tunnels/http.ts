@@ -100,6 +100,11 @@ class HttpExchange {
       this.send(target, path, limit, null, 0)
       return
     }
+    if (this.head.has_body === false) {
+      // The relay saw no body: send now rather than wait for the stream's FIN (a round trip per request).
+      this.send(target, path, null, null, 0)
+      return
+    }
     // No Content-Length: the body (if any) ends with the stream's FIN. Peek so a bodyless request
     // goes out without framing and a body goes out chunked, whatever the method.
     peekFirstChunk(this.stream).then(

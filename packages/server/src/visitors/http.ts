@@ -97,6 +97,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       url: originForm(req.url ?? '/'),
       headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade: false,
+      has_body: hasBody(req),
     }
     writeHead(stream, head)
     req.on('data', (c: Buffer) => { bytesIn += c.length })
@@ -251,4 +252,10 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
 
 function normalisePeer(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
+}
+
+/** Node's parser decided this already: a body exists only with a Content-Length or Transfer-Encoding. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }

@@ -72,6 +72,9 @@ export const HttpRequestHead = z.strictObject({
   url: z.string().min(1).max(16 * 1024),
   headers: headerList,
   upgrade: z.boolean(),
+  /** False when the visitor's request has no body (no Content-Length, no Transfer-Encoding), so the
+   *  agent can send it at once instead of waiting for the stream's FIN. */
+  has_body: z.boolean().optional(),
 })
 export type HttpRequestHead = z.infer<typeof HttpRequestHead>
 
