@@ -114,10 +114,10 @@ async function createLink(host: string, expires: string, note?: string): Promise
   return { ...link, token }
 }
 
-/** Changes one character of the MAC part of a token (its last character is the safest to flip). */
+/** Changes the first character of the token's MAC (six real bits; the last one is partly padding). */
 function tamper(token: string): string {
-  const last = token.at(-1) === 'A' ? 'B' : 'A'
-  return `${token.slice(0, -1)}${last}`
+  const at = token.indexOf('.') + 1
+  return `${token.slice(0, at)}${token[at] === 'A' ? 'B' : 'A'}${token.slice(at + 1)}`
 }
 
 /** Asserts a refusal: status and the relay's `x-porchlight-error` code. */
@@ -155,7 +155,7 @@ t.test('HTTPS: the link sets an HttpOnly, SameSite=Lax, Secure __Host- cookie an
   t.equal(m?.[1], link.token, 'the cookie carries the link token')
   const maxAge = Number(m?.[2])
   t.ok(maxAge > 3590 && maxAge <= 3600, `Max-Age ${maxAge} s = time left on the 1 h link`)
-  t.equal(seenByOrigin('/docs/intro?a=1&b=2'), undefined, 'the redirect itself never reached the origin')
+  t.equal(origin.requests.filter(r => r.url.startsWith('/docs/intro')).length, 0, 'the redirect itself never reached the origin')
 
   // curl's jar: host-only (no leading dot, subdomains FALSE), path /, secure, HttpOnly.
   const cookies = jarCookies(jar)

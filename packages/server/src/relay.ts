@@ -18,6 +18,7 @@ import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { LinkStore } from './access/links.js'
+import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki'
 import type { RelayContext } from './context.js'
 
@@ -81,12 +82,14 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     },
   }
 
-  const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts() })
+  // One basic-auth limiter for both listeners, so HTTP and HTTPS share the 10-guesses budget.
+  const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts(), basicLimiter })
   const publicServer = createVisitorServer(ctx, visitorHandler)
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip)
   let publicTlsServer: https.Server | null = null
   if (config.listen.public_tls) {
-    const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts() })
+    const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
     publicTlsServer = createPublicTlsServer(config, tlsHandler)
     limitConnectionsPerIp(publicTlsServer, config.limits.max_connections_per_ip)
   }

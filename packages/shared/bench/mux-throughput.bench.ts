@@ -34,7 +34,9 @@ export async function runMuxBench(options: MuxBenchOptions = {}): Promise<BenchR
     const url = `ws://127.0.0.1:${port}`
     const results: BenchResult[] = []
     results.push({ name: 'raw ws, agent -> relay', value: await rawWsUpload(`${url}/raw`, durationMs), unit: 'MB/s' })
-    results.push({ name: 'mux 1 stream, agent -> relay', value: await muxUpload(`${url}/mux-sink`, durationMs), unit: 'MB/s' })
+    results.push({ name: 'mux 1 stream, agent -> relay', value: await muxUpload(`${url}/mux-sink`, durationMs, false), unit: 'MB/s' })
+    results.push({ name: 'mux 1 stream, agent -> relay, zero mask', value: await muxUpload(`${url}/mux-sink`, durationMs, true), unit: 'MB/s' })
+    results.push({ name: 'raw ws, relay -> agent', value: await rawWsDownload(`${url}/raw-source?ms=${durationMs}`), unit: 'MB/s' })
     results.push({ name: 'mux 1 stream, relay -> agent', value: await muxDownload(`${url}/mux-source?ms=${durationMs}`), unit: 'MB/s' })
     results.push({ name: 'mux short streams (100 B echo)', value: await shortStreams(`${url}/mux-echo`, durationMs), unit: 'streams/s' })
     return results
@@ -53,9 +55,12 @@ async function connect(url: string): Promise<WebSocket> {
   return ws
 }
 
-/** The session wraps the socket before 'open', so no early message can slip past it. */
-async function connectSession(url: string): Promise<MuxSession> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES })
+/**
+ * The session wraps the socket before 'open', so no early message can slip past it.
+ * zeroMask: the agent's relay link sends with an all-zero mask, which ws skips (no XOR pass).
+ */
+async function connectSession(url: string, zeroMask = false): Promise<MuxSession> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES, ...(zeroMask ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}) })
   const session = new MuxSession(websocketDuplex(ws), { role: 'client' })
   await once(ws, 'open')
   return session
@@ -86,9 +91,25 @@ async function rawWsUpload(url: string, durationMs: number): Promise<number> {
   return mbPerSecond(received, elapsed)
 }
 
+/** Raw ws the other way: the peer sends 1 MiB messages for the given time, then a text 'done'. */
+async function rawWsDownload(url: string): Promise<number> {
+  const ws = await connect(url)
+  const started = performance.now()
+  let bytes = 0
+  await new Promise<void>((resolve) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) bytes += data.length
+      else resolve()
+    })
+  })
+  const elapsed = performance.now() - started
+  ws.close()
+  return mbPerSecond(bytes, elapsed)
+}
+
 /** One mux stream: write 1 MiB chunks for durationMs, end; the peer answers with the byte count. */
-async function muxUpload(url: string, durationMs: number): Promise<number> {
-  const session = await connectSession(url)
+async function muxUpload(url: string, durationMs: number, zeroMask: boolean): Promise<number> {
+  const session = await connectSession(url, zeroMask)
   const stream = session.open()
   const chunk = Buffer.alloc(CHUNK_BYTES, 7)
   const started = performance.now()
@@ -159,6 +180,7 @@ async function runPeer(): Promise<void> {
   wss.on('connection', (ws, req) => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname === '/raw') return rawSink(ws)
+    if (url.pathname === '/raw-source') return rawSource(ws, Number(url.searchParams.get('ms')))
     const session = new MuxSession(websocketDuplex(ws), { role: 'server' })
     session.on('close', () => {})
     if (url.pathname === '/mux-sink') session.on('stream', countingSink)
@@ -176,6 +198,23 @@ function rawSink(ws: WebSocket): void {
     if (isBinary) bytes += data.length
     else ws.send(String(bytes))
   })
+}
+
+function rawSource(ws: WebSocket, durationMs: number): void {
+  const chunk = Buffer.alloc(CHUNK_BYTES, 9)
+  const started = performance.now()
+  let finished = false
+  const pump = (): void => {
+    while (!finished && ws.bufferedAmount < 4 * CHUNK_BYTES) {
+      if (performance.now() - started > durationMs) {
+        finished = true
+        ws.send('done')
+        return
+      }
+      ws.send(chunk, pump)
+    }
+  }
+  pump()
 }
 
 function countingSink(stream: MuxStream): void {

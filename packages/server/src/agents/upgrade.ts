@@ -76,7 +76,7 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
       if (verdict.ok) certSerial = verdict.serial ?? null
       else if (policy.require_cert) {
         failures.hit(remoteAddress)
-        log.warn({ agent, remote: remoteAddress, code: verdict.code, reason: verdict.reason }, 'agent certificate rejected')
+        log.warn({ agent, remote: remoteAddress, code: verdict.code, reason: verdict.reason, serial: verdict.serial, detail: verdict.detail }, 'agent certificate rejected')
         return refuse(403, `${verdict.code}: ${verdict.reason}\n`)
       }
     } else if (policy.require_cert) {

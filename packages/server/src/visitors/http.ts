@@ -7,7 +7,8 @@ import { pipeBoth } from '@porchlight/shared/net'
 import { redactUrl } from '@porchlight/shared/log'
 import type { RelayContext } from '../context.js'
 import type { HttpRoute } from '../agents/registry.js'
-import { RateLimiter } from '../access/rate-limit.js'
+import type { RateLimiter } from '../access/rate-limit.js'
+import { SHARE_PARAM, stripShareParam } from '../access/links.js'
 import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
 import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
@@ -23,10 +24,12 @@ export interface VisitorHandlerOptions {
   https: boolean
   /** Ports a Host header may carry (the public listeners' and the defaults). */
   listenerPorts: () => ReadonlySet<number>
+  /** Basic-auth failures per IP and site, shared by the HTTP and HTTPS listeners. */
+  basicLimiter: RateLimiter
 }
 
 export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOptions) {
-  const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const basicLimiter = opts.basicLimiter
   const log = ctx.log.child({ component: 'visitors' })
 
   async function route(req: IncomingMessage, accept: string | undefined): Promise<
@@ -94,7 +97,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       tunnel: r.route.tunnelId,
       host: r.host,
       method: req.method ?? 'GET',
-      url: originForm(req.url ?? '/'),
+      url: originUrl(req.url ?? '/'),
       headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade: false,
       has_body: hasBody(req),
@@ -164,7 +167,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       tunnel: r.route.tunnelId,
       host: r.host,
       method: req.method ?? 'GET',
-      url: originForm(req.url ?? '/'),
+      url: originUrl(req.url ?? '/'),
       headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: true, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade: true,
     } satisfies HttpRequestHead)
@@ -258,4 +261,10 @@ function normalisePeer(address: string): string {
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length']
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/** Path and query for the origin; a share-link token never reaches it, whatever the site's access. */
+function originUrl(raw: string): string {
+  const url = originForm(raw)
+  return url.includes(SHARE_PARAM) ? stripShareParam(url).url : url
 }

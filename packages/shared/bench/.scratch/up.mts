@@ -13,12 +13,12 @@ const t0 = performance.now()
 let sent = 0
 if (session) {
   const s = session.open()
-  while (performance.now() - t0 < 3000) { sent += chunk.length; if (!s.write(chunk)) await once(s, 'drain') }
+  while (performance.now() - t0 < Number(process.env.DUR ?? 3000)) { sent += chunk.length; if (!s.write(chunk)) await once(s, 'drain') }
   s.end()
   const parts: Buffer[] = []; for await (const p of s) parts.push(p as Buffer)
   console.log(mode, Math.round(sent / 1e3 / (performance.now() - t0)), 'MB/s', Buffer.concat(parts).toString() === String(sent))
 } else {
-  await new Promise<void>((resolve) => { const pump = () => { while (ws.bufferedAmount < 4 * chunk.length) { if (performance.now() - t0 > 3000) return resolve(); sent += chunk.length; ws.send(chunk, pump) } }; pump() })
+  await new Promise<void>((resolve) => { const pump = () => { while (ws.bufferedAmount < 4 * chunk.length) { if (performance.now() - t0 > Number(process.env.DUR ?? 3000)) return resolve(); sent += chunk.length; ws.send(chunk, pump) } }; pump() })
   ws.send('done'); const [m] = await once(ws, 'message'); console.log(mode, Math.round(sent / 1e3 / (performance.now() - t0)), 'MB/s', String(m) === String(sent))
 }
 child.disconnect(); await new Promise((r) => setTimeout(r, 500)); process.exit(0)

@@ -56,6 +56,16 @@ export class PingTracker {
     return rttMs
   }
 
+  /** Gives up on pings unanswered for `ageMs` (a lost or rate-limited reply must not stop the keepalive). */
+  expire(ageMs: number, err: (ageMs: number) => Error): void {
+    const now = performance.now()
+    for (const [id, p] of this.pending) {
+      if (now - p.startedMs < ageMs) continue
+      this.pending.delete(id)
+      p.reject(err(Math.round(now - p.startedMs)))
+    }
+  }
+
   rejectAll(err: Error): void {
     const all = [...this.pending.values()]
     this.pending.clear()

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream'
 import { PorchlightError } from '../errors.js'
 import { FrameDecoder, type FrameSink } from './codec.js'
 import { Flag, FrameType, GoAwayCode, MAX_U32, SESSION_STREAM_ID, SPEC_INITIAL_WINDOW_BYTES, type FrameHeader } from './frames.js'
+import { KeepAlive } from './keepalive.js'
 import { MUX_DEFAULTS, type MuxLimits, type MuxOptions } from './options.js'
 import { PingTracker } from './ping.js'
 import { FrameSender } from './sender.js'
@@ -51,8 +52,7 @@ export class MuxSession extends EventEmitter {
   private rttMs = 0
   /** Stream whose DATA payload is being received (null: payload is discarded). */
   private dataTarget: MuxStream | null = null
-  private keepAliveTimer: NodeJS.Timeout | null = null
-  private timeoutTimer: NodeJS.Timeout | null = null
+  private readonly keepAlive: KeepAlive
   private readonly host: StreamHost
 
   constructor(transport: Duplex, options: MuxOptions) {
@@ -98,7 +98,18 @@ export class MuxSession extends EventEmitter {
     if (transport.destroyed) {
       process.nextTick(this.onTransportEnd)
     }
-    this.startKeepAlive()
+    this.keepAlive = new KeepAlive({
+      intervalMs: limits.keepAliveIntervalMs,
+      timeoutMs: limits.keepAliveTimeoutMs,
+      ping: () => {
+        if (this.isClosed) return
+        this.pings.expire(limits.keepAliveIntervalMs, (ms) => new PorchlightError('PL_ERR_MUX_TIMEOUT', [ms]))
+        if (this.pings.outstanding === 0) this.ping().catch(noop)
+      },
+      lastActivityMs: () => this.lastFrameMs,
+      onTimeout: () => this.close(new PorchlightError('PL_ERR_MUX_TIMEOUT', [limits.keepAliveTimeoutMs])),
+    })
+    this.keepAlive.start()
   }
 
   get closed(): boolean {
@@ -156,7 +167,7 @@ export class MuxSession extends EventEmitter {
   close(err?: Error): void {
     if (this.isClosed) return
     this.isClosed = true
-    this.stopKeepAlive()
+    this.keepAlive.stop()
     this.decoder.stop()
     const t = this.transport
     const transportOpen = !t.destroyed && !t.writableEnded
@@ -380,46 +391,6 @@ export class MuxSession extends EventEmitter {
 
   private protocolError(reason: string): void {
     this.close(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', [reason]))
-  }
-
-  // ---- keepalive ----
-
-  private startKeepAlive(): void {
-    const { keepAliveIntervalMs, keepAliveTimeoutMs } = this.limits
-    if (keepAliveIntervalMs <= 0) return
-    this.keepAliveTimer = setInterval(this.keepAlivePing, keepAliveIntervalMs)
-    this.keepAliveTimer.unref()
-    // One ping right away measures the RTT that window growth relies on.
-    this.keepAlivePing()
-    if (keepAliveTimeoutMs > 0) this.armTimeout(keepAliveTimeoutMs)
-  }
-
-  private readonly keepAlivePing = (): void => {
-    if (this.isClosed || this.pings.outstanding > 0) return
-    this.ping().catch(noop)
-  }
-
-  private armTimeout(delayMs: number): void {
-    this.timeoutTimer = setTimeout(this.checkTimeout, delayMs)
-    this.timeoutTimer.unref()
-  }
-
-  private readonly checkTimeout = (): void => {
-    if (this.isClosed) return
-    const timeoutMs = this.limits.keepAliveTimeoutMs
-    const idleMs = Date.now() - this.lastFrameMs
-    if (idleMs >= timeoutMs) {
-      this.close(new PorchlightError('PL_ERR_MUX_TIMEOUT', [timeoutMs]))
-      return
-    }
-    this.armTimeout(timeoutMs - idleMs)
-  }
-
-  private stopKeepAlive(): void {
-    if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer)
-    if (this.timeoutTimer !== null) clearTimeout(this.timeoutTimer)
-    this.keepAliveTimer = null
-    this.timeoutTimer = null
   }
 }
 

@@ -46,11 +46,13 @@ t.test('paused readers: 200 MiB offered on 50 streams, receiver holds one window
   // Now read everything, sampling how much the receiver holds as the data flows (a memory pipe
   // never yields to timers, so sample from the data handlers themselves).
   let maxBufferedBytes = 0
+  let maxWindowSumBytes = 0
   const rssBefore = process.memoryUsage().rss
   let maxRss = rssBefore
   let events = 0
   const sample = (): void => {
     maxBufferedBytes = Math.max(maxBufferedBytes, inbound.reduce((n, s) => n + s.recv.bufferedBytes, 0))
+    maxWindowSumBytes = Math.max(maxWindowSumBytes, inbound.reduce((n, s) => n + s.recv.windowBytes, 0))
     if (events % 64 === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss)
   }
   const started = Date.now()
@@ -76,8 +78,31 @@ t.test('paused readers: 200 MiB offered on 50 streams, receiver holds one window
   t.same(hashes, expected, 'every stream intact')
   t.ok(maxBufferedBytes > 0, 'the sampler saw data in flight')
   t.ok(maxBufferedBytes <= SESSION_BUFFER_BYTES, `receiver held at most ${(maxBufferedBytes / MiB).toFixed(1)} MiB (cap 16 MiB)`)
+  t.ok(maxWindowSumBytes <= SESSION_BUFFER_BYTES, `windows grew to ${(maxWindowSumBytes / MiB).toFixed(1)} MiB in all, within the session cap`)
   t.ok(maxRss - rssBefore < 150 * MiB, `rss grew by ${((maxRss - rssBefore) / MiB).toFixed(0)} MiB`)
   t.comment(`200 MiB in ${ms} ms; max receiver buffer ${(maxBufferedBytes / MiB).toFixed(1)} MiB`)
   await waitFor(() => client.streamCount === 0 && server.streamCount === 0, 5_000, 'all released')
   t.equal(server.streamCount, 0)
+})
+
+t.test('window growth: a fast reader earns a bigger window, a paused one keeps 256 KiB', async (t) => {
+  const { client, server } = sessionPair(t, memoryPair())
+  const inbound: MuxStream[] = []
+  server.on('stream', (s) => inbound.push(s))
+  const fast = client.open()
+  const paused = client.open()
+  const block = Buffer.alloc(BLOCK_BYTES, 1)
+  await waitFor(() => inbound.length === 2)
+  const [fastIn, pausedIn] = inbound as [MuxStream, MuxStream]
+  let received = 0
+  fastIn.on('data', (c: Buffer) => (received += c.length))
+  for (let i = 0; i < 256; i++) if (!fast.write(block)) await once(fast, 'drain') // 16 MiB
+  for (let i = 0; i < 16; i++) paused.write(block) // 1 MiB offered, nobody reads
+  await waitFor(() => received === 256 * BLOCK_BYTES, 10_000, 'fast stream delivered')
+  t.ok(fastIn.recv.windowBytes >= 1 * MiB, `fast reader's window grew to ${fastIn.recv.windowBytes / KiB} KiB`)
+  t.ok(fastIn.recv.windowBytes <= 16 * MiB)
+  await waitFor(() => pausedIn.readableLength === 256 * KiB, 2_000, 'paused stream window filled')
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(pausedIn.readableLength, 256 * KiB, 'and not a byte more')
+  t.equal(pausedIn.recv.windowBytes, 256 * KiB, 'no growth without consumption')
 })

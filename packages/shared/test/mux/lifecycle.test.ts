@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import t from 'tap'
-import type { MuxStream } from '../../src/mux/index.js'
-import { collect, memoryPair, sessionPair, tcpPair, waitFor } from './helpers.js'
+import { MuxSession, type MuxStream } from '../../src/mux/index.js'
+import { collect, memoryPair, rawPeer, sessionPair, tcpPair, waitFor } from './helpers.js'
 
 t.test('half-close: request, FIN, then the response on the same stream', async (t) => {
   const { client, server } = sessionPair(t, memoryPair())
@@ -105,7 +105,6 @@ t.test('close() sends GoAway, ends the transport and errors open streams', async
 t.test('keepalive: a silent peer closes the session with PL_ERR_MUX_TIMEOUT', async (t) => {
   const [a, silent] = memoryPair()
   silent.resume() // swallows everything, never answers
-  const { MuxSession } = await import('../../src/mux/index.js')
   const session = new MuxSession(a, { role: 'client', keepAliveIntervalMs: 40, keepAliveTimeoutMs: 150 })
   t.teardown(() => session.close())
   // The keepalive timers are unref()'d and a memory pipe holds no handle: keep the loop alive.
@@ -142,7 +141,6 @@ t.test('ping() measures a round trip; pending pings reject on close', async (t) 
   t.ok((await server.ping()) >= 0)
   const [a, silent] = memoryPair()
   silent.resume()
-  const { MuxSession } = await import('../../src/mux/index.js')
   const lonely = new MuxSession(a, { role: 'client', keepAliveIntervalMs: 0 })
   const pending = lonely.ping()
   lonely.close()
@@ -256,4 +254,17 @@ t.test('onStream option receives inbound streams', async (t) => {
   client.open().on('error', () => {}).end()
   await waitFor(() => seen.length === 2, 2_000)
   t.same(seen, [1, 3])
+})
+
+t.test('keepalive: an unanswered ping is given up after one interval and pinging goes on', async (t) => {
+  const peer = rawPeer(t, { role: 'client', keepAliveIntervalMs: 30, keepAliveTimeoutMs: 0 })
+  const hold = setTimeout(() => {}, 5_000)
+  t.teardown(() => clearTimeout(hold))
+  // The peer never answers: each interval still sends a fresh PING with a new opaque value.
+  await waitFor(() => peer.frames.filter((f) => f.type === 2).length >= 3, 2_000, 'three pings')
+  const opaques = peer.frames.filter((f) => f.type === 2).map((f) => f.length)
+  t.equal(new Set(opaques).size, opaques.length, 'each ping is new')
+  const pending = peer.session.ping()
+  await t.rejects(pending, { code: 'PL_ERR_MUX_TIMEOUT' }, 'a ping nobody answers is rejected by the keepalive')
+  t.equal(peer.session.closed, false, 'no timeout configured, so the session lives on')
 })
