@@ -352,7 +352,7 @@ t.test('basic auth failures are rate-limited per address (429) without locking o
   // docs/access.md: "10 failed attempts in 5 minutes from one address for one site" - the
   // site's HTTPS listener counts the same failures.
   const overTls = await browse(httpsUrl('limited', '/rl-tls'), { args: ['-u', 'alice:tls guess'] })
-  t.equal(overTls.status, 429, 'same address, same site, over HTTPS', { todo: 'each listener has its own basic limiter (visitors/http.ts createVisitorHandler)' })
+  t.equal(overTls.status, 429, 'same address, same site, over HTTPS')
   // And another site on the same address: also its own counter.
   t.equal((await get('team', { path: '/rl-team', headers: basicHeader('alice', PASSWORD) })).status, 200)
   t.equal(origin.requests.filter(r => r.url.startsWith('/rl-') && r.url !== '/rl-other' && r.url !== '/rl-team').length, 0)
@@ -484,7 +484,7 @@ t.test('the relay cookie and token never reach an origin, even on a site without
   const seen = seenByOrigin('/open-strip?q=1') ?? seenByOrigin(`/open-strip?porchlight_share=${encodeURIComponent(link.token)}&q=1`)
   t.equal(seen?.headers['cookie'], 'theme=dark', 'relay cookie removed on an open site')
   // Product gap (reported): a site without `access:` gets the request target as sent, token included.
-  t.equal(seen?.url, '/open-strip?q=1', 'share token removed on an open site', { todo: 'relay forwards porchlight_share on sites without links (visitors/http.ts)' })
+  t.equal(seen?.url, '/open-strip?q=1', 'share token removed on an open site')
 })
 
 t.test('a local site cannot set the relay cookies', async t => {

@@ -179,8 +179,8 @@ t.test('each rejection case is refused before the upgrade and named on the agent
       t.ok(logged.length >= 2, `relay logged the reason (${logged.length} lines)`)
       t.equal(logged.at(-1)?.['agent'], 'laptop')
       // docs/tls.md: "The relay log carries the same reason, the certificate serial and OpenSSL's code".
-      if (c.cert !== undefined) t.equal(logged.at(-1)?.['serial'], serialOf(c.cert), 'relay log names the serial', { todo: 'agents/upgrade.ts logs neither serial nor OpenSSL code' })
-      if (c.detail !== undefined) t.equal(logged.at(-1)?.['detail'], c.detail, "relay log has OpenSSL's code", { todo: 'agents/upgrade.ts logs neither serial nor OpenSSL code' })
+      if (c.cert !== undefined) t.equal(logged.at(-1)?.['serial'], serialOf(c.cert), 'relay log names the serial')
+      if (c.detail !== undefined) t.equal(logged.at(-1)?.['detail'], c.detail, "relay log has OpenSSL's code")
     })
   }
   t.equal((await visit(relay.publicPort, { host: 'never.localhost' })).status, 404, 'no rejected agent ever published')

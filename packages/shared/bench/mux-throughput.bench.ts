@@ -1,6 +1,7 @@
 // Multiplexer throughput over a real ws WebSocket on loopback, relay and agent in two processes.
 //   node --import=tsx --conditions=source packages/shared/bench/mux-throughput.bench.ts
-// Prints a table: raw ws MB/s (the ceiling), one mux stream MB/s each way, short streams/s.
+// Prints a table: raw ws MB/s each way (the ceiling, same run), one mux stream MB/s each way
+// (agent -> relay also with the zero mask relay-link.ts uses), and short streams/s.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -93,15 +94,18 @@ async function rawWsUpload(url: string, durationMs: number): Promise<number> {
 
 /** Raw ws the other way: the peer sends 1 MiB messages for the given time, then a text 'done'. */
 async function rawWsDownload(url: string): Promise<number> {
-  const ws = await connect(url)
-  const started = performance.now()
+  // Listen before 'open': the first messages can arrive in the same read as the upgrade.
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES })
+  let started = 0
   let bytes = 0
-  await new Promise<void>((resolve) => {
+  const done = new Promise<void>((resolve) => {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) bytes += data.length
       else resolve()
     })
   })
+  ws.once('upgrade', () => (started = performance.now()))
+  await done
   const elapsed = performance.now() - started
   ws.close()
   return mbPerSecond(bytes, elapsed)
