@@ -80,6 +80,7 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
     handshakeTimeout: handshakeTimeoutMs,
     followRedirects: false,
   })
+  let session: MuxSession | null = null
   await new Promise<void>((resolve, reject) => {
     let settled = false
     const onAbort = (): void => settle(new PorchlightError('PL_ERR_LINK_CONNECT', [url.host, 'dial aborted']))
@@ -101,10 +102,19 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
       readShortBody(res).then((body) => settle(httpFailure(url, res.statusCode ?? 0, body)), () => settle(httpFailure(url, res.statusCode ?? 0, '')))
     })
     ws.on('error', (err: NodeJS.ErrnoException) => settle(classifyDialError(url, err)))
-    ws.once('open', () => settle(null))
+    ws.once('open', () => {
+      // Wrap synchronously: the relay's first frames can arrive in the same read as the upgrade
+      // response and ws emits them before an awaiting caller would resume.
+      session = startSession(ws, options)
+      settle(null)
+    })
     if (options.signal?.aborted === true) onAbort()
     else options.signal?.addEventListener('abort', onAbort)
   })
+  return session!
+}
+
+function startSession(ws: WebSocket, options: RelayLinkOptions): MuxSession {
   // Errors after the handshake surface through the duplex and the session's 'close' event.
   ws.on('error', (err) => options.log.debug({ err }, 'relay websocket error'))
   const duplex = websocketDuplex(ws, { maxMessageBytes: MAX_PAYLOAD_BYTES })

@@ -122,14 +122,14 @@ t.test('keepalive: a silent peer closes the session with PL_ERR_MUX_TIMEOUT', as
 })
 
 t.test('keepalive: an idle but healthy pair stays open, lastActivityMs advances', async (t) => {
-  const opts = { keepAliveIntervalMs: 30, keepAliveTimeoutMs: 100 }
+  const opts = { keepAliveIntervalMs: 40, keepAliveTimeoutMs: 500 }
   const { client, server } = sessionPair(t, memoryPair(), opts)
   const before = client.lastActivityMs
-  await new Promise((r) => setTimeout(r, 400))
+  await new Promise((r) => setTimeout(r, 700)) // longer than the timeout: only pings keep it up
   t.equal(client.closed, false)
   t.equal(server.closed, false)
   t.ok(client.lastActivityMs > before, 'pongs count as activity')
-  t.ok(Date.now() - client.lastActivityMs < 100)
+  t.ok(Date.now() - client.lastActivityMs < 500)
 })
 
 t.test('ping() measures a round trip; pending pings reject on close', async (t) => {

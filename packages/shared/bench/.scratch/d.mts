@@ -1,2 +1,0 @@
-import { runMuxBench } from './dbg.mts'
-console.log(await runMuxBench({ durationMs: 1000 }))

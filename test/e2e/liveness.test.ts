@@ -1,0 +1,77 @@
+// Dead links without a FIN (laptop asleep, process frozen) are found by heartbeat on both sides,
+// and an agent that reconnects replaces its own stale session at once (SECURITY A16, F5).
+import t from 'tap'
+import { startHttpOrigin } from './harness/origins.js'
+import { startAgent, startRelay } from './harness/processes.js'
+import { visit, type VisitResult } from './harness/visitor.js'
+import { pollUntil } from './harness/wait.js'
+
+async function probe(port: number, host: string): Promise<VisitResult> {
+  try {
+    return await visit(port, { host, path: '/who', timeoutMs: 1500 })
+  } catch (err) {
+    return { status: 0, headers: {}, body: Buffer.alloc(0), text: String(err), localPort: undefined }
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try { process.kill(pid, sig) } catch { /* already gone */ }
+}
+
+t.test('relay drops a frozen agent within interval + timeout, and serves again when it wakes', async t => {
+  const origin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('laptop') })
+  // 1 s pings, 2 s tolerance: the relay must see the silent link as dead in about 3 s.
+  const relay = await startRelay(t, { heartbeat: { interval_ms: 1000, timeout_ms: 2000 } })
+  const agent = await startAgent(t, relay, { tunnels: [{ http: 'sleepy', to: origin.url }] })
+  const host = 'sleepy.localhost'
+  t.equal((await probe(relay.publicPort, host)).text, 'laptop')
+
+  signal(agent.pid, 'SIGSTOP')
+  t.teardown(() => signal(agent.pid, 'SIGCONT'))
+  const offline = await pollUntil(() => probe(relay.publicPort, host), r => r.status === 503, { timeoutMs: 6000, intervalMs: 200 })
+  t.equal(offline.value.status, 503, `frozen agent shown offline after ${offline.ms} ms`)
+  t.ok(offline.ms <= 6000, 'within heartbeat interval + timeout + slack')
+
+  signal(agent.pid, 'SIGCONT')
+  const back = await pollUntil(() => probe(relay.publicPort, host), r => r.status === 200, { timeoutMs: 8000, intervalMs: 200 })
+  t.equal(back.value.text, 'laptop', `agent back ${back.ms} ms after waking`)
+})
+
+t.test('agent notices a frozen relay within 30 s and reconnects when it wakes', async t => {
+  const origin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('laptop') })
+  const relay = await startRelay(t)
+  const agent = await startAgent(t, relay, { tunnels: [{ http: 'watch', to: origin.url }] })
+  const frozenAt = Date.now()
+  signal(relay.pid, 'SIGSTOP')
+  t.teardown(() => signal(relay.pid, 'SIGCONT'))
+  await agent.waitForLine(/"msg":"link lost"/, 32_000, 'agent logs the lost link')
+  const detectedMs = Date.now() - frozenAt
+  t.ok(detectedMs <= 31_000, `agent saw the dead link after ${detectedMs} ms (limit 30 s + 1 s slack)`)
+  signal(relay.pid, 'SIGCONT')
+  const back = await pollUntil(() => probe(relay.publicPort, 'watch.localhost'), r => r.status === 200, { timeoutMs: 10_000, intervalMs: 200 })
+  t.equal(back.value.text, 'laptop', `served again ${back.ms} ms after the relay woke`)
+})
+
+t.test('a reconnect by the same agent replaces its stale session at once', async t => {
+  const oldOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('old session') })
+  const newOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('new session') })
+  // Default-length heartbeat: without replacement the stale session would linger for up to 30 s.
+  const relay = await startRelay(t)
+  const stale = await startAgent(t, relay, { tunnels: [{ http: 'wake', to: oldOrigin.url }] })
+  const host = 'wake.localhost'
+  t.equal((await probe(relay.publicPort, host)).text, 'old session')
+  signal(stale.pid, 'SIGSTOP')
+  t.teardown(() => { signal(stale.pid, 'SIGKILL'); signal(stale.pid, 'SIGCONT') })
+
+  const started = Date.now()
+  const fresh = await startAgent(t, relay, { tunnels: [{ http: 'wake', to: newOrigin.url }] })
+  t.equal(fresh.forwarding.length, 1, 'the same hostname is accepted for the new session')
+  const served = await pollUntil(() => probe(relay.publicPort, host), r => r.text === 'new session', { timeoutMs: 1000, intervalMs: 50 })
+  t.equal(served.value.status, 200)
+  t.ok(Date.now() - started < 5000, `new session serving ${Date.now() - started} ms after it started`)
+  const replaced = await relay.waitForLog(l => l['msg'] === 'agent disconnected' && l['agent'] === 'laptop', 2000, 'stale session closed')
+  t.equal(replaced['agent'], 'laptop')
+  const res = await fetch(`${relay.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
+  const agents = (await res.json()) as Array<{ name: string }>
+  t.equal(agents.filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
+})
