@@ -2,8 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Duplex } from 'node:stream'
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { isLoopbackAddress, pipeBoth } from '@porchlight/shared/net'
-import { ReplyHead, readHead, writeHead } from '@porchlight/shared/protocol'
+import { bridgeSocketToStream, isLoopbackAddress } from '@porchlight/shared/net'
 
 /** What tunnels/forward.ts needs from a `forward:` tunnel of the agent config. */
 export interface ForwardTunnelTarget {
@@ -111,41 +110,19 @@ export class ForwardListener {
       return
     }
     stream.on('error', (err) => log.debug({ err, tunnel: tunnel.id }, 'forward stream error'))
-    // The local client left before the relay answered: reset the stream so the relay stops dialling.
-    const onEarlyClose = (): void => {
-      stream.destroy()
-    }
-    socket.once('close', onEarlyClose)
     const started = Date.now()
-    writeHead(stream, { t: 'forward', host: tunnel.to.host, port: tunnel.to.port })
-    readHead(stream, this.replyTimeoutMs).then(
-      (value) => {
-        socket.off('close', onEarlyClose)
-        const reply = ReplyHead.safeParse(value)
-        if (socket.destroyed) {
-          stream.destroy()
-          return
-        }
-        if (!reply.success || reply.data.t !== 'ok') {
-          const code = reply.success && reply.data.t === 'error' ? reply.data.code : 'PL_ERR_PROTO_BAD_MESSAGE'
-          const message = reply.success && reply.data.t === 'error' ? reply.data.message : 'unexpected reply to a forward'
-          log.warn({ tunnel: tunnel.id, code, message }, 'forward refused by the relay')
-          socket.destroy()
-          stream.destroy()
-          return
-        }
-        pipeBoth(socket, stream, (err) => {
-          const fields = { tunnel: tunnel.id, bytesOut: socket.bytesRead, bytesIn: socket.bytesWritten, ms: Date.now() - started }
-          if (err) log.info({ ...fields, err }, 'forward closed with error')
-          else log.info(fields, 'forward')
-        })
+    // The bridge resets the stream if the local client leaves first, so the relay stops dialling.
+    bridgeSocketToStream(socket, stream, { t: 'forward', host: tunnel.to.host, port: tunnel.to.port }, {
+      replyTimeoutMs: this.replyTimeoutMs,
+      onRefused: (code, message = 'unexpected reply to a forward') => {
+        log.warn({ tunnel: tunnel.id, code, message }, 'forward refused by the relay')
       },
-      (err: unknown) => {
-        socket.off('close', onEarlyClose)
-        log.warn({ err, tunnel: tunnel.id }, 'forward dropped: no reply from the relay')
-        socket.destroy()
-        stream.destroy()
+      onNoReply: (err) => log.warn({ err, tunnel: tunnel.id }, 'forward dropped: no reply from the relay'),
+      onDone: (err) => {
+        const fields = { tunnel: tunnel.id, bytesOut: socket.bytesRead, bytesIn: socket.bytesWritten, ms: Date.now() - started }
+        if (err) log.info({ ...fields, err }, 'forward closed with error')
+        else log.info(fields, 'forward')
       },
-    )
+    })
   }
 }

@@ -1,8 +1,7 @@
-import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { PorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { encodeProxyV1, encodeProxyV2, pipeBoth } from '@porchlight/shared/net'
+import { dialTcp, encodeProxyV1, encodeProxyV2, pipeBoth } from '@porchlight/shared/net'
 import { writeHead, type TcpHead } from '@porchlight/shared/protocol'
 
 /** What tunnels/tcp.ts needs from a `tcp:` tunnel of the agent config. */
@@ -31,55 +30,30 @@ export function handleTcpStream(stream: Duplex, head: TcpHead, tunnel: TcpTunnel
   }
   const target = `${tunnel.to.host}:${tunnel.to.port}`
   const started = Date.now()
-  const socket: Socket = connect({ host: tunnel.to.host, port: tunnel.to.port, allowHalfOpen: true })
-  let settled = false
-  const settle = (): void => {
-    settled = true
-    clearTimeout(timer)
-    stream.off('close', onStreamClose)
-  }
-  const timer = setTimeout(() => {
-    if (settled) return
-    settle()
-    socket.destroy()
-    log.warn({ target, ms: connectTimeoutMs }, 'local tcp service did not accept in time')
-    answerError(stream, 'PL_ERR_DIAL_TIMEOUT', new PorchlightError('PL_ERR_DIAL_TIMEOUT', [target]).message)
-  }, connectTimeoutMs)
-  // The visitor (or the relay) went away while we were dialling.
-  const onStreamClose = (): void => {
-    if (settled) return
-    settle()
-    socket.destroy()
-  }
-  stream.once('close', onStreamClose)
-
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    if (settled) {
-      log.debug({ err }, 'local tcp socket error')
-      return
-    }
-    settle()
-    const reason = err.code ?? err.message
-    log.warn({ target, err }, 'local tcp service unreachable')
-    answerError(stream, 'PL_ERR_DIAL_FAILED', new PorchlightError('PL_ERR_DIAL_FAILED', [target, reason]).message)
-  })
-  socket.once('connect', () => {
-    if (settled) return
-    settle()
-    socket.setNoDelay(true)
-    if (tunnel.proxy_protocol !== null) {
-      const src = { address: head.remote_address, port: head.remote_port }
-      const dst = { address: head.local_address, port: head.local_port }
-      socket.write(tunnel.proxy_protocol === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst))
-    }
-    writeHead(stream, { t: 'ok' })
-    log.debug({ target, remote: head.remote_address }, 'tcp stream open')
-    pipeBoth(stream, socket, (err) => {
-      const fields = { remote: head.remote_address, bytesIn: socket.bytesWritten, bytesOut: socket.bytesRead, ms: Date.now() - started }
-      if (err) log.debug({ ...fields, err }, 'tcp stream closed with error')
-      else log.debug(fields, 'tcp stream closed')
-    })
-  })
+  // abortOn: the visitor (or the relay) went away while we were dialling.
+  dialTcp(tunnel.to, { timeoutMs: connectTimeoutMs, abortOn: stream }).then(
+    (socket) => {
+      socket.on('error', (err) => log.debug({ err }, 'local tcp socket error'))
+      if (tunnel.proxy_protocol !== null) {
+        const src = { address: head.remote_address, port: head.remote_port }
+        const dst = { address: head.local_address, port: head.local_port }
+        socket.write(tunnel.proxy_protocol === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst))
+      }
+      writeHead(stream, { t: 'ok' })
+      log.debug({ target, remote: head.remote_address }, 'tcp stream open')
+      pipeBoth(stream, socket, (err) => {
+        const fields = { remote: head.remote_address, bytesIn: socket.bytesWritten, bytesOut: socket.bytesRead, ms: Date.now() - started }
+        if (err) log.debug({ ...fields, err }, 'tcp stream closed with error')
+        else log.debug(fields, 'tcp stream closed')
+      })
+    },
+    (err: unknown) => {
+      if (!(err instanceof PorchlightError)) return // DialAbortedError: nobody is left to answer.
+      if (err.code === 'PL_ERR_DIAL_TIMEOUT') log.warn({ target, ms: connectTimeoutMs }, 'local tcp service did not accept in time')
+      else log.warn({ target, err: err.cause }, 'local tcp service unreachable')
+      answerError(stream, err.code, err.message)
+    },
+  )
 }
 
 /** Error reply, then end our half; the relay resets the stream when it reads the error. */

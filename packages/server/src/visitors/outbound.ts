@@ -1,10 +1,10 @@
 import { promises as dns } from 'node:dns'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { Duplex } from 'node:stream'
 import { PorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { isSpecialAddress, parseIp, pipeBoth } from '@porchlight/shared/net'
+import { DialAbortedError, dialTcp, isSpecialAddress, parseIp, pipeBoth } from '@porchlight/shared/net'
 import { writeHead, type ForwardHead } from '@porchlight/shared/protocol'
 import { checkDestination, matchDestination, type OutboundRule } from '../agents/outbound-policy.js'
 
@@ -68,7 +68,7 @@ export async function handleForwardStream(stream: Duplex, head: ForwardHead, ctx
   }
 }
 
-function dial(
+async function dial(
   stream: Duplex,
   address: string,
   port: number,
@@ -77,50 +77,27 @@ function dial(
   refuse: (code: ErrorCode, args: Array<string | number>, reason: string) => void,
   destination: string,
 ): Promise<void> {
-  return new Promise((resolve) => {
-    const started = Date.now()
+  const started = Date.now()
+  let socket: Socket
+  try {
     // The checked address is an IP literal, so net.connect does no DNS lookup of its own.
-    const socket: Socket = connect({ host: address, port, allowHalfOpen: true })
-    let settled = false
-    const settle = (): void => {
-      settled = true
-      clearTimeout(timer)
-      stream.off('close', onStreamClose)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      if (settled) return
-      settle()
-      socket.destroy()
-      refuse('PL_ERR_DIAL_TIMEOUT', [destination], `no connection after ${timeoutMs} ms`)
-    }, timeoutMs)
-    // The agent gave up while we were dialling: drop the half-made connection.
-    const onStreamClose = (): void => {
-      if (settled) return
-      settle()
-      socket.destroy()
-    }
-    stream.once('close', onStreamClose)
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (settled) {
-        log.debug({ err }, 'forward socket error')
-        return
-      }
-      settle()
-      refuse('PL_ERR_DIAL_FAILED', [destination, err.code ?? err.message], `connect to ${address} failed: ${err.code ?? err.message}`)
-    })
-    socket.once('connect', () => {
-      if (settled) return
-      settle()
-      socket.setNoDelay(true)
-      writeHead(stream, { t: 'ok' })
-      log.debug({ address }, 'forward open')
-      pipeBoth(stream, socket, (err) => {
-        const fields = { address, bytesOut: socket.bytesWritten, bytesIn: socket.bytesRead, ms: Date.now() - started }
-        if (err) log.info({ ...fields, err }, 'forward closed with error')
-        else log.info(fields, 'forward')
-      })
-    })
+    // abortOn: the agent gave up while we were dialling; drop the half-made connection.
+    socket = await dialTcp({ host: address, port }, { timeoutMs, abortOn: stream, label: destination })
+  } catch (err) {
+    if (err instanceof DialAbortedError) return
+    if (!(err instanceof PorchlightError)) throw err
+    if (err.code === 'PL_ERR_DIAL_TIMEOUT') return refuse('PL_ERR_DIAL_TIMEOUT', [destination], `no connection after ${timeoutMs} ms`)
+    const cause = err.cause as NodeJS.ErrnoException
+    const reason = cause.code ?? cause.message
+    return refuse('PL_ERR_DIAL_FAILED', [destination, reason], `connect to ${address} failed: ${reason}`)
+  }
+  socket.on('error', (err) => log.debug({ err }, 'forward socket error'))
+  writeHead(stream, { t: 'ok' })
+  log.debug({ address }, 'forward open')
+  pipeBoth(stream, socket, (err) => {
+    const fields = { address, bytesOut: socket.bytesWritten, bytesIn: socket.bytesRead, ms: Date.now() - started }
+    if (err) log.info({ ...fields, err }, 'forward closed with error')
+    else log.info(fields, 'forward')
   })
 }
 

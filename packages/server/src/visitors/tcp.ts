@@ -2,8 +2,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Duplex } from 'node:stream'
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { ipAllowed, normalizeIp, parseCidrList, pipeBoth, type Cidr } from '@porchlight/shared/net'
-import { ReplyHead, readHead, writeHead, type TcpHead } from '@porchlight/shared/protocol'
+import { bridgeSocketToStream, ipAllowed, normalizeIp, parseCidrList, type Cidr } from '@porchlight/shared/net'
+import type { TcpHead } from '@porchlight/shared/protocol'
 
 export interface TcpTunnelOptions {
   /** Interface to bind (the relay's public listener host). */
@@ -159,46 +159,25 @@ export class TcpTunnelListener {
     const remote = { address: normalizeIp(socket.remoteAddress ?? '') ?? '', port: socket.remotePort ?? 0 }
     const local = { address: normalizeIp(socket.localAddress ?? '') ?? '', port: socket.localPort ?? 0 }
     stream.on('error', (err) => log.debug({ err, tunnel: tunnelId }, 'tcp tunnel stream error'))
-    // The visitor left before the agent answered: reset the stream so the agent stops dialling.
-    const onEarlyClose = (): void => {
-      stream.destroy()
-    }
-    socket.once('close', onEarlyClose)
-
     const head: TcpHead = {
       t: 'tcp', tunnel: tunnelId,
       remote_address: remote.address, remote_port: remote.port,
       local_address: local.address, local_port: local.port,
     }
-    writeHead(stream, head)
-    readHead(stream, this.replyTimeoutMs).then(
-      (value) => {
-        socket.off('close', onEarlyClose)
-        const reply = ReplyHead.safeParse(value)
-        if (socket.destroyed) {
-          stream.destroy()
-          return
-        }
-        if (!reply.success || reply.data.t !== 'ok') {
-          const detail = reply.success && reply.data.t === 'error' ? { code: reply.data.code, message: reply.data.message } : { code: 'PL_ERR_PROTO_BAD_MESSAGE' }
-          log.info({ tunnel: tunnelId, agent, remote: remote.address, ...detail }, 'tcp visitor refused by agent')
-          socket.destroy()
-          stream.destroy()
-          return
-        }
-        pipeBoth(socket, stream, (err) => {
-          const fields = { tunnel: tunnelId, agent, remote: remote.address, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - started }
-          if (err) log.info({ ...fields, err }, 'tcp connection closed with error')
-          else log.info(fields, 'tcp connection')
-        })
+    // The bridge resets the stream if the visitor leaves first, so the agent stops dialling.
+    bridgeSocketToStream(socket, stream, head, {
+      replyTimeoutMs: this.replyTimeoutMs,
+      onRefused: (code, message) => {
+        const detail = message === undefined ? { code } : { code, message }
+        log.info({ tunnel: tunnelId, agent, remote: remote.address, ...detail }, 'tcp visitor refused by agent')
       },
-      (err: unknown) => {
-        socket.off('close', onEarlyClose)
-        log.info({ err, tunnel: tunnelId, agent }, 'tcp visitor dropped: no reply from agent')
-        socket.destroy()
-        stream.destroy()
+      onNoReply: (err) => log.info({ err, tunnel: tunnelId, agent }, 'tcp visitor dropped: no reply from agent'),
+      onDone: (err) => {
+        const fields = { tunnel: tunnelId, agent, remote: remote.address, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - started }
+        if (err) log.info({ ...fields, err }, 'tcp connection closed with error')
+        else log.info(fields, 'tcp connection')
       },
-    )
+    })
   }
 }
 

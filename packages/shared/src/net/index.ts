@@ -7,3 +7,5 @@ export {
 } from './ip.js'
 export { classifyHost, normalizeHostname, type HostKind } from './host.js'
 export { parseCidrList, ipAllowed } from './allow-list.js'
+export { dialTcp, DialAbortedError, type DialTarget, type DialOptions } from './dial.js'
+export { bridgeSocketToStream, type BridgeOptions } from './bridge.js'

@@ -97,6 +97,19 @@ export function readAll(stream: Readable): Promise<string> {
   })
 }
 
+/**
+ * Half-close round trip: `first` ends with `request`; once `second` has all of it and the FIN,
+ * `second` ends with `reply`, which `first` must still receive. Returns what each side read.
+ */
+export async function halfCloseExchange(first: Duplex, second: Duplex, request: string, reply: string): Promise<{ secondGot: string; firstGot: string }> {
+  const secondReading = readAll(second)
+  first.end(request)
+  const secondGot = await secondReading
+  const firstReading = readAll(first)
+  second.end(reply)
+  return { secondGot, firstGot: await firstReading }
+}
+
 /** Deterministic pseudo-random bytes (fast, no crypto needed) so failures are reproducible. */
 export function patternBytes(size: number, seed = 1): Buffer {
   const out = Buffer.allocUnsafe(size)

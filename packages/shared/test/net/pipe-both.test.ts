@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Duplex } from 'node:stream'
 import { pipeBoth, PrematureCloseError } from '../../src/net/pipe-both.js'
-import { hashUntilEnd, patternBytes, readAll, sha256, socketPair, streamPair, waitFor } from './helpers.js'
+import { halfCloseExchange, hashUntilEnd, patternBytes, readAll, sha256, socketPair, streamPair, waitFor } from './helpers.js'
 
 // 'end' is left out: duplexPair's own _final adds a permanent 'end' listener on the peer side.
 const EVENTS = ['data', 'finish', 'drain', 'error', 'close', 'readable'] as const
@@ -16,12 +16,9 @@ t.test('half-close: the side that ended first still receives the full reply', as
   const done: Array<Error | undefined> = []
   pipeBoth(relayEnd, agentEnd, (err) => done.push(err))
 
-  const originGot = readAll(origin)
-  client.end('QUIT\r\n')
-  t.equal(await originGot, 'QUIT\r\n', 'origin sees the request and its FIN')
-  const clientGot = readAll(client)
-  origin.end('221 bye\r\n')
-  t.equal(await clientGot, '221 bye\r\n', 'reply written after the FIN arrives')
+  const got = await halfCloseExchange(client, origin, 'QUIT\r\n', '221 bye\r\n')
+  t.equal(got.secondGot, 'QUIT\r\n', 'origin sees the request and its FIN')
+  t.equal(got.firstGot, '221 bye\r\n', 'reply written after the FIN arrives')
   await waitFor(() => done.length > 0, 2_000, 'onDone')
   t.same(done, [undefined], 'onDone once, without error')
   t.same([listenerCounts(relayEnd), listenerCounts(agentEnd)], before, 'every listener removed')
