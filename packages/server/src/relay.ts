@@ -15,6 +15,7 @@ import { parseOutboundRules } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer } from './visitors/http.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
+import { loadSniCertificates } from './visitors/tls-certs.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { LinkStore } from './access/links.js'
@@ -208,15 +209,18 @@ function safeRevoked(dir: string): Set<string> {
 }
 
 function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>): https.Server {
-  const certs = config.listen.public_tls!.certs.map((c) => ({ cert: readFile(c.cert), key: readFile(c.key) }))
   const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
+  const ca = caFile ? { ca: readFile(caFile) } : {}
+  // SNI picks the certificate; each per-name context trusts the relay CA for visitor certificates.
+  const certs = loadSniCertificates(config.listen.public_tls!.certs, ca)
   const server = https.createServer({
-    cert: certs.map((c) => c.cert),
-    key: certs.map((c) => c.key),
+    cert: certs.cert,
+    key: certs.key,
+    SNICallback: certs.SNICallback,
     // Visitor client certificates are optional here; sites with client_certs demand them.
     requestCert: caFile !== null,
     rejectUnauthorized: false, // lint-allow: relay-decides (per-site client_certs check after the handshake)
-    ...(caFile ? { ca: readFile(caFile) } : {}),
+    ...ca,
     noDelay: true,
     headersTimeout: config.limits.headers_timeout_ms,
     requestTimeout: config.limits.request_timeout_ms,
