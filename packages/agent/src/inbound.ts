@@ -2,7 +2,8 @@ import type { Duplex } from 'node:stream'
 import type { AgentTunnel } from '@porchlight/shared/config'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { readHead, StreamHead, writeHead } from '@porchlight/shared/protocol'
+import { readHead, writeHead } from '@porchlight/shared/protocol'
+import { parseStreamHead } from './stream-head.js'
 import { handleHttpStream, type OriginAgents } from './tunnels/http.js'
 import { handleTcpStream } from './tunnels/tcp.js'
 
@@ -43,13 +44,13 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
     stream.destroy()
     return
   }
-  const parsed = StreamHead.safeParse(raw)
-  if (!parsed.success) {
-    deps.log.warn({ issue: parsed.error.issues[0]?.message }, 'inbound stream head rejected')
+  const parsed = parseStreamHead(raw)
+  if (!parsed.ok) {
+    deps.log.warn({ issue: parsed.issue }, 'inbound stream head rejected')
     rejectStream(stream, 'PL_ERR_PROTO_BAD_MESSAGE', 'invalid stream head')
     return
   }
-  const head = parsed.data
+  const head = parsed.head
   const routes = deps.routes()
   if (head.t === 'http') {
     const route = routes.http.get(head.tunnel)

@@ -6,7 +6,8 @@ import type { ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import { redactUrl } from '@porchlight/shared/log'
 import { pipeBoth } from '@porchlight/shared/net'
-import { ReplyHead, writeHead, type HttpRequestHead } from '@porchlight/shared/protocol'
+import { writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
+import { isValidReplyHead } from '../stream-head.js'
 import { flattenHeaders, originRequestHeaders, relayResponseHeaders, singleHeader, type HeaderList } from './headers.js'
 
 /** What tunnels/http.ts needs from an `http:` tunnel of the agent config. */
@@ -58,7 +59,7 @@ type Phase = 'waiting' | 'streaming' | 'finished' | 'upgraded'
 
 class HttpExchange {
   private readonly startedMs = Date.now()
-  private readonly log: Logger
+  private logger: Logger | null = null
   private phase: Phase = 'waiting'
   private req: http.ClientRequest | null = null
   private res: http.IncomingMessage | null = null
@@ -69,20 +70,23 @@ class HttpExchange {
     private readonly head: HttpRequestHead,
     private readonly tunnel: HttpTunnelTarget,
     private readonly deps: HttpStreamDeps,
-  ) {
-    this.log = deps.log.child({ tunnel: tunnel.id, host: head.host })
+  ) {}
+
+  /** Built on first use: a pino child (bindings + redaction setup) costs more than a whole request. */
+  private get log(): Logger {
+    return (this.logger ??= this.deps.log.child({ tunnel: this.tunnel.id, host: this.head.host }))
   }
 
   start(): void {
     // The relay resets the stream when the visitor leaves or its origin timeout fires: stop the origin work too.
     this.stream.on('error', (err) => this.abort(err))
-    this.stream.on('close', () => this.abort(new Error('stream closed by the relay')))
-    let target: URL
-    try {
-      target = new URL(this.tunnel.to)
-      if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error(`unsupported origin scheme ${target.protocol}`)
-    } catch (err) {
-      this.replyError('PL_ERR_HTTP_ORIGIN_UNREACHABLE', 'invalid origin URL in the agent config', err)
+    this.stream.on('close', () => {
+      // Every stream closes; only one closed early needs an error (and its stack capture).
+      if (this.phase === 'waiting' || this.phase === 'streaming') this.abort(new Error('stream closed by the relay'))
+    })
+    const target = originTarget(this.tunnel)
+    if (target instanceof Error) {
+      this.replyError('PL_ERR_HTTP_ORIGIN_UNREACHABLE', 'invalid origin URL in the agent config', target)
       return
     }
     const path = joinPath(target.pathname, this.head.url)
@@ -113,7 +117,7 @@ class HttpExchange {
     )
   }
 
-  private send(target: URL, path: string, limit: number | null, first: Buffer | null, retries: number): void {
+  private send(target: OriginTarget, path: string, limit: number | null, first: Buffer | null, retries: number): void {
     if (this.phase !== 'waiting') return
     const headers: HeaderList = originRequestHeaders(this.head.headers, {
       host: this.tunnel.host_header ?? target.host,
@@ -123,18 +127,18 @@ class HttpExchange {
     if (limit === null && first === null && !this.head.upgrade && !BODYLESS_DEFAULT.has(this.head.method.toUpperCase())) {
       headers.push(['content-length', '0'])
     }
-    const secure = target.protocol === 'https:'
+    const secure = target.secure
     let req: http.ClientRequest
     try {
       req = (secure ? https : http).request({
         protocol: target.protocol,
-        hostname: target.hostname.replace(/^\[|\]$/g, ''),
-        port: target.port === '' ? (secure ? 443 : 80) : Number(target.port),
+        hostname: target.hostname,
+        port: target.port,
         method: this.head.method,
         path,
         headers: flattenHeaders(headers),
         agent: secure ? this.deps.agents.https : this.deps.agents.http,
-        ...(secure ? tlsServername(this.tunnel.host_header, target.hostname) : {}),
+        ...target.tls,
       })
     } catch (err) {
       // Invalid header names/values (CR/LF, NUL) throw synchronously: a bad request, not a crash.
@@ -213,7 +217,7 @@ class HttpExchange {
       status_message: (res.statusMessage ?? '').slice(0, 1024),
       headers: relayResponseHeaders(res.rawHeaders, status),
     }
-    if (!ReplyHead.safeParse(reply).success || !this.writeReply(reply)) {
+    if (!isValidReplyHead(reply) || !this.writeReply(reply)) {
       res.destroy()
       this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin response headers are too large or invalid', undefined)
       return
@@ -228,7 +232,7 @@ class HttpExchange {
     res.on('end', () => {
       if (this.phase !== 'streaming') return
       this.phase = 'finished'
-      this.log.debug({ status, bytesIn: this.bodyBytes, bytesOut, ms: Date.now() - this.startedMs }, 'origin response complete')
+      if (this.debugEnabled()) this.log.debug({ status, bytesIn: this.bodyBytes, bytesOut, ms: Date.now() - this.startedMs }, 'origin response complete')
       // Early answer (e.g. 413) before the upload finished: that origin connection cannot be reused.
       if (!req.writableFinished) req.destroy()
       this.stream.end()
@@ -253,7 +257,7 @@ class HttpExchange {
       status_message: (res.statusMessage ?? '').slice(0, 1024),
       headers: relayResponseHeaders(res.rawHeaders, 101),
     }
-    if (!ReplyHead.safeParse(reply).success || !this.writeReply(reply)) {
+    if (!isValidReplyHead(reply) || !this.writeReply(reply)) {
       socket.destroy()
       this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin upgrade response is invalid', undefined)
       return
@@ -311,7 +315,12 @@ class HttpExchange {
     this.req?.destroy()
     this.res?.destroy()
     if (!this.stream.destroyed) this.stream.destroy()
-    this.log.debug({ err }, 'stream aborted')
+    if (this.debugEnabled()) this.log.debug({ err }, 'stream aborted')
+  }
+
+  /** Checked before debug lines so a quiet agent never builds the per-request child logger. */
+  private debugEnabled(): boolean {
+    return this.deps.log.isLevelEnabled('debug')
   }
 
   /** Consume and drop what the relay still sends so the stream can close both ways. */
@@ -319,6 +328,52 @@ class HttpExchange {
     this.stream.removeAllListeners('data')
     this.stream.on('data', () => undefined)
     this.stream.resume()
+  }
+}
+
+/** A tunnel's `to`, parsed once into what http.request needs. */
+interface OriginTarget {
+  protocol: 'http:' | 'https:'
+  secure: boolean
+  /** Without IPv6 brackets. */
+  hostname: string
+  port: number
+  /** host[:port] as written in `to` (the default Host header). */
+  host: string
+  pathname: string
+  /** SNI for https origins. */
+  tls: { servername?: string }
+}
+
+/** Parsed per tunnel object, not per request (a config reload brings new objects). */
+const originTargets = new WeakMap<HttpTunnelTarget, OriginTarget | Error>()
+
+function originTarget(tunnel: HttpTunnelTarget): OriginTarget | Error {
+  let target = originTargets.get(tunnel)
+  if (target === undefined) {
+    target = parseOriginTarget(tunnel)
+    originTargets.set(tunnel, target)
+  }
+  return target
+}
+
+function parseOriginTarget(tunnel: HttpTunnelTarget): OriginTarget | Error {
+  let url: URL
+  try {
+    url = new URL(tunnel.to)
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err))
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Error(`unsupported origin scheme ${url.protocol}`)
+  const secure = url.protocol === 'https:'
+  return {
+    protocol: url.protocol,
+    secure,
+    hostname: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+    host: url.host,
+    pathname: url.pathname,
+    tls: secure ? tlsServername(tunnel.host_header, url.hostname) : {},
   }
 }
 

@@ -23,7 +23,7 @@ export interface ForwardedInfo {
 
 /** Request headers for the origin, as [name, value] pairs in visitor order. */
 export function requestHeadersForOrigin(rawHeaders: string[], forwarded: ForwardedInfo, opts: { upgrade: boolean; dropAuthorization: boolean; cookie: string | null | undefined }): Array<[string, string]> {
-  const named = connectionTokens(rawHeaders)
+  const named = connectionTokens(rawHeaders, 2, (i) => rawHeaders[i]!, (i) => rawHeaders[i + 1]!)
   const out: Array<[string, string]> = []
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
@@ -46,7 +46,8 @@ export function requestHeadersForOrigin(rawHeaders: string[], forwarded: Forward
 
 /** Response headers for the visitor: hop-by-hop and relay cookies removed, flattened for writeHead. */
 export function responseHeadersForVisitor(headers: Array<[string, string]>, opts: { upgrade: boolean }): string[] {
-  const named = connectionTokens(headers.flat())
+  // Read the pairs in place: no flattened copy of every header per response.
+  const named = connectionTokens(headers, 1, (i) => headers[i]![0], (i) => headers[i]![1])
   const out: string[] = []
   for (const [name, value] of headers) {
     const lower = name.toLowerCase()
@@ -66,11 +67,12 @@ function setsRelayCookie(value: string): boolean {
   return RELAY_COOKIE_NAMES.some((n) => n.toLowerCase() === name.toLowerCase())
 }
 
-function connectionTokens(rawHeaders: string[]): Set<string> {
+/** Names listed in Connection headers; `step`/`nameAt`/`valueAt` read flat or paired lists alike. */
+function connectionTokens(list: readonly unknown[], step: number, nameAt: (i: number) => string, valueAt: (i: number) => string): Set<string> {
   const named = new Set<string>()
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() !== 'connection') continue
-    for (const token of rawHeaders[i + 1]!.split(',')) {
+  for (let i = 0; i < list.length; i += step) {
+    if (nameAt(i).toLowerCase() !== 'connection') continue
+    for (const token of valueAt(i).split(',')) {
       const t = token.trim().toLowerCase()
       // The relay's own headers are set after this filter, so listing them changes nothing.
       if (t) named.add(t)

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import { ReplyHead, readHead, writeHead, type HttpRequestHead } from '@porchlight/shared/protocol'
 import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { pipeBoth } from '@porchlight/shared/net'
-import { redactUrl } from '@porchlight/shared/log'
+import { REDACT_PATHS, redactUrl, type Logger } from '@porchlight/shared/log'
 import type { RelayContext } from '../context.js'
 import type { HttpRoute } from '../agents/registry.js'
 import type { RateLimiter } from '../access/rate-limit.js'
@@ -31,6 +31,7 @@ export interface VisitorHandlerOptions {
 export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOptions) {
   const basicLimiter = opts.basicLimiter
   const log = ctx.log.child({ component: 'visitors' })
+  const accessLog = accessLogger(log)
 
   async function route(req: IncomingMessage, accept: string | undefined): Promise<
     { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string }
@@ -63,7 +64,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let host: string | undefined
     res.on('close', () => {
       ctx.metrics.requests.inc({ status: String(res.statusCode) })
-      log.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
+      accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
     })
     const r = await route(req, accept)
     if (!r.ok) {
@@ -103,8 +104,13 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       has_body: hasBody(req),
     }
     writeHead(stream, head)
-    req.on('data', (c: Buffer) => { bytesIn += c.length })
-    req.pipe(stream)
+    if (head.has_body === true) {
+      req.on('data', (c: Buffer) => { bytesIn += c.length })
+      req.pipe(stream)
+    } else {
+      // No body: FIN right behind the head, so SYN, head and FIN leave in one mux flush.
+      stream.end()
+    }
     // A visitor who goes away aborts the origin request too (RST on the stream).
     res.on('close', () => { if (!res.writableFinished) stream.destroy() })
 
@@ -134,8 +140,15 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }
-    stream.on('data', (c: Buffer) => { bytesOut += c.length })
-    stream.pipe(res)
+    // pipe() by hand: one 'data' listener that also counts, instead of pipe's listener set per request.
+    stream.on('data', (c: Buffer) => {
+      bytesOut += c.length
+      if (!res.write(c)) stream.pause()
+    })
+    res.on('drain', () => stream.resume())
+    // A bodyless reply's FIN may have come with its head: 'end' already fired while it was read.
+    if (stream.readableEnded) res.end()
+    else stream.on('end', () => res.end())
     // A truncated body must look truncated: destroy the visitor's connection, never end it.
     stream.on('error', () => res.destroy())
     stream.on('close', () => { if (!stream.readableEnded) res.destroy() })
@@ -251,6 +264,16 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
   server.on('upgrade', handler.onUpgrade)
   server.on('clientError', handler.onClientError)
   return server
+}
+
+/**
+ * The access line goes through a child that redacts top-level keys only. The parent's wildcard
+ * paths ("*.token") make pino run the redactor on every field of every line, several µs per
+ * request; this line's fields are all primitives, so only a top-level key could ever match.
+ */
+function accessLogger(log: Logger): Logger {
+  const topLevel = REDACT_PATHS.filter((p) => !p.includes('.') && !p.includes('['))
+  return log.child({}, { redact: { paths: topLevel, censor: '[redacted]' } })
 }
 
 function normalisePeer(address: string): string {

@@ -46,3 +46,25 @@ t.test('readHead rejects when the stream ends first or times out', async (t) => 
   await t.rejects(readHead(silent, 100), /timed out/)
   t.ok(Date.now() - started < 1000)
 })
+
+t.test('prototype keys hidden behind \\u escapes are dropped too; other escapes survive', async (t) => {
+  const json = Buffer.from('{"\\u005f_proto__":{"isAdmin":true},"c\\u006fnstructor":1,"x":"caf\\u00e9","y":{"constructor":2}}')
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, json.length]), json])
+  const [m] = new MessageDecoder().push(frame) as Array<Record<string, unknown>>
+  t.same(Object.keys(m!), ['x', 'y'])
+  t.equal(m!['x'], 'café')
+  t.same(m!['y'], {})
+  t.equal(Object.getPrototypeOf(m), Object.prototype)
+})
+
+t.test('encodeMessage: length prefix counts UTF-8 bytes; the limit applies to bytes, not characters', async (t) => {
+  const value = { s: 'é€😀' }
+  const frame = encodeMessage(value)
+  const body = Buffer.from(JSON.stringify(value), 'utf8')
+  t.equal(frame.readUInt32BE(0), body.length)
+  t.equal(frame.length, 4 + body.length)
+  t.same(new MessageDecoder().push(frame), [value])
+  // 10 characters of 3 bytes each (+ quotes): over a 31-byte limit although only 12 characters long.
+  t.throws(() => encodeMessage('€'.repeat(10), 31), { code: 'PL_ERR_PROTO_FRAME_TOO_LARGE' })
+  t.equal(encodeMessage('€'.repeat(10), 32).length, 36)
+})
