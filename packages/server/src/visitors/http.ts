@@ -74,6 +74,13 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
     agent = r.route.agent
     host = r.host
+    if (!opts.https && ctx.config.redirect_http && ctx.config.listen.public_tls) {
+      // Visitors belong on HTTPS; publicUrl() already names the HTTPS listener's scheme and port.
+      res.shouldKeepAlive = false
+      res.writeHead(308, { location: `${ctx.publicUrl(r.host).replace(/\/$/, '')}${originForm(req.url ?? '/')}`, 'content-length': 0 })
+      res.end()
+      return
+    }
     const gate = await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
     if (gate.action === 'redirect') {
       res.writeHead(302, { location: gate.location, 'set-cookie': gate.setCookie, 'cache-control': 'no-store', 'content-length': 0 })
