@@ -1,0 +1,50 @@
+// SIGTERM drains: requests in flight finish, then the process exits 0 well inside the grace period.
+import t from 'tap'
+import { startHttpOrigin } from './harness/origins.js'
+import { startAgent, startRelay } from './harness/processes.js'
+import { visit } from './harness/visitor.js'
+
+const SLOW_MS = 1500
+
+function slowOrigin(t: Parameters<typeof startHttpOrigin>[0]) {
+  return startHttpOrigin(t, { '/slow-ok': (_req, res) => { setTimeout(() => res.end('finished'), SLOW_MS) } })
+}
+
+t.test('relay SIGTERM: the in-flight request completes, then the relay exits 0', async t => {
+  const origin = await slowOrigin(t)
+  const relay = await startRelay(t)
+  await startAgent(t, relay, { tunnels: [{ http: 'drain', to: origin.url }] })
+  const inFlight = visit(relay.publicPort, { host: 'drain.localhost', path: '/slow-ok', timeoutMs: 10_000 })
+  await new Promise(r => setTimeout(r, 300))
+  const signalled = Date.now()
+  process.kill(relay.pid, 'SIGTERM')
+  const res = await inFlight
+  t.equal(res.status, 200)
+  t.equal(res.text, 'finished')
+  t.equal(await relay.exited, 0, 'exit code 0')
+  const tookMs = Date.now() - signalled
+  t.ok(tookMs < SLOW_MS + 3000, `relay exited ${tookMs} ms after SIGTERM (grace 10 s)`)
+})
+
+t.test('relay SIGTERM with nothing in flight exits within 1.5 s', async t => {
+  const relay = await startRelay(t)
+  const signalled = Date.now()
+  process.kill(relay.pid, 'SIGTERM')
+  t.equal(await relay.exited, 0)
+  t.ok(Date.now() - signalled < 1500, `exited after ${Date.now() - signalled} ms`)
+})
+
+t.test('agent SIGTERM: the in-flight request completes, then the agent exits 0', async t => {
+  const origin = await slowOrigin(t)
+  const relay = await startRelay(t)
+  const agent = await startAgent(t, relay, { tunnels: [{ http: 'leaving', to: origin.url }] })
+  const inFlight = visit(relay.publicPort, { host: 'leaving.localhost', path: '/slow-ok', timeoutMs: 10_000 })
+  await new Promise(r => setTimeout(r, 300))
+  process.kill(agent.pid, 'SIGTERM')
+  const res = await inFlight
+  t.equal(res.status, 200)
+  t.equal(res.text, 'finished')
+  t.equal(await agent.exited, 0, 'exit code 0')
+  const after = await visit(relay.publicPort, { host: 'leaving.localhost', path: '/slow-ok', timeoutMs: 5000 })
+  t.equal(after.status, 503, 'offline once the agent is gone')
+})
