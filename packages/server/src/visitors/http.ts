@@ -55,6 +55,38 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
   }
 
+  type Routed = Extract<Awaited<ReturnType<typeof route>>, { ok: true }>
+
+  /** The head for one visitor request (or upgrade); the same for both entry paths. */
+  function buildHead(req: IncomingMessage, r: Routed, gate: { dropAuthorization: boolean; cookie: string | null | undefined }, upgrade: boolean): HttpRequestHead {
+    return {
+      t: 'http',
+      tunnel: r.route.tunnelId,
+      host: r.host,
+      method: req.method ?? 'GET',
+      url: originUrl(req.url ?? '/'),
+      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      upgrade,
+    }
+  }
+
+  /** The agent's answer: an origin response head, or the page to show instead (stream reset). */
+  async function awaitResponse(stream: Duplex, r: Routed): Promise<{ reply: Extract<ReplyHead, { t: 'response' }> } | { code: ErrorCode }> {
+    let reply: ReplyHead
+    try {
+      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
+    } catch (err) {
+      stream.destroy()
+      log.debug({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, host: r.host }, 'no reply head from agent')
+      if ((err as Error).message.includes('timed out')) return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
+      return { code: r.route.session?.isClosed ? 'PL_ERR_HTTP_TUNNEL_OFFLINE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
+    }
+    if (reply.t === 'response') return { reply }
+    stream.destroy()
+    log.debug({ host: r.host, reply }, 'agent answered with an error')
+    return { code: reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
+  }
+
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
     const accept = req.headers.accept
@@ -100,16 +132,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       return
     }
     stream.on('error', () => { /* handled through the reply/pipe paths below */ })
-    const head: HttpRequestHead = {
-      t: 'http',
-      tunnel: r.route.tunnelId,
-      host: r.host,
-      method: req.method ?? 'GET',
-      url: originUrl(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
-      upgrade: false,
-      has_body: hasBody(req),
-    }
+    const head: HttpRequestHead = { ...buildHead(req, r, gate, false), has_body: hasBody(req) }
     writeHead(stream, head)
     if (head.has_body === true) {
       req.on('data', (c: Buffer) => { bytesIn += c.length })
@@ -121,22 +144,12 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     // A visitor who goes away aborts the origin request too (RST on the stream).
     res.on('close', () => { if (!res.writableFinished) stream.destroy() })
 
-    let reply: ReplyHead
-    try {
-      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
-    } catch (err) {
-      stream.destroy()
-      log.debug({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, host: r.host }, 'no reply head from agent')
-      const timedOut = (err as Error).message.includes('timed out')
-      sendPage(res, timedOut ? 'PL_ERR_HTTP_ORIGIN_TIMEOUT' : r.route.session?.isClosed ? 'PL_ERR_HTTP_TUNNEL_OFFLINE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+    const answer = await awaitResponse(stream, r)
+    if ('code' in answer) {
+      sendPage(res, answer.code, accept)
       return
     }
-    if (reply.t !== 'response') {
-      stream.destroy()
-      log.debug({ host: r.host, reply }, 'agent answered with an error')
-      sendPage(res, reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
-      return
-    }
+    const reply = answer.reply
     try {
       const headers = responseHeadersForVisitor(reply.headers, { upgrade: false })
       if (reply.status < 200 || reply.status === 101) throw new Error('unexpected interim status')
@@ -182,27 +195,11 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     const stream = openStream(r.route)
     if (typeof stream === 'string') return writeRawPage(socket, stream, accept)
     stream.on('error', () => socket.destroy())
-    writeHead(stream, {
-      t: 'http',
-      tunnel: r.route.tunnelId,
-      host: r.host,
-      method: req.method ?? 'GET',
-      url: originUrl(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade: true, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
-      upgrade: true,
-    } satisfies HttpRequestHead)
+    writeHead(stream, buildHead(req, r, gate, true))
     socket.on('close', () => { if (!stream.destroyed && !stream.writableEnded) stream.destroy() })
-    let reply: ReplyHead
-    try {
-      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
-    } catch (err) {
-      stream.destroy()
-      return writeRawPage(socket, (err as Error).message.includes('timed out') ? 'PL_ERR_HTTP_ORIGIN_TIMEOUT' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
-    }
-    if (reply.t !== 'response') {
-      stream.destroy()
-      return writeRawPage(socket, reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
-    }
+    const answer = await awaitResponse(stream, r)
+    if ('code' in answer) return writeRawPage(socket, answer.code, accept)
+    const reply = answer.reply
     const upgraded = reply.status === 101
     const headers = responseHeadersForVisitor(reply.headers, { upgrade: upgraded })
     const lines: string[] = []
