@@ -1,9 +1,8 @@
-import { access } from 'node:fs/promises'
 import { PorchlightError } from '../errors.js'
 import { buildCrl } from './crl.js'
 import { generateRsaKeyPair } from './keys.js'
 import { randomSerialHex } from './serial.js'
-import { ensureDir, pkiPath, withPkiLock, writeFileAtomic, writeIssued, writeRevoked } from './store.js'
+import { ensureDir, fileExists, pkiPath, withPkiLock, writeFileAtomic, writeIssued, writeRevoked } from './store.js'
 import { altNamesFor, buildCertificate } from './x509.js'
 
 export interface InitCaOptions {
@@ -40,7 +39,7 @@ export async function initCa(opts: InitCaOptions): Promise<InitCaResult> {
   checkHostname(hostname)
   await ensureDir(dir)
   return withPkiLock(dir, async () => {
-    if (!force && (await exists(pkiPath(dir, 'caKey')))) throw new PorchlightError('PL_ERR_PKI_EXISTS', [dir])
+    if (!force && (await fileExists(pkiPath(dir, 'caKey')))) throw new PorchlightError('PL_ERR_PKI_EXISTS', [dir])
     const [caKeys, serverKeys] = await Promise.all([generateRsaKeyPair(), generateRsaKeyPair()])
     const now = Date.now()
     const notBefore = new Date(now - BACKDATE_MS)
@@ -97,14 +96,5 @@ export function checkDays(days: number): void {
 function checkHostname(hostname: string): void {
   if (!/^[A-Za-z0-9.:[\]_-]{1,253}$/.test(hostname)) {
     throw new PorchlightError('PL_ERR_USAGE', [`invalid hostname ${JSON.stringify(hostname.slice(0, 80))}`])
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path)
-    return true
-  } catch {
-    return false
   }
 }

@@ -1,9 +1,9 @@
-import { access, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { PorchlightError } from '../errors.js'
 import { checkDays } from './ca.js'
 import { generateRsaKeyPair } from './keys.js'
 import { randomSerialHex } from './serial.js'
-import { loadCa, readIssued, readRevoked, withPkiLock, writeIssued } from './store.js'
+import { fileExists, loadCa, readIssued, readRevoked, withPkiLock, writeIssued } from './store.js'
 import { buildCertificate } from './x509.js'
 
 export interface IssueClientCertOptions {
@@ -56,7 +56,7 @@ export async function issueClientCert(opts: IssueClientCertOptions): Promise<Iss
     throw new PorchlightError('PL_ERR_USAGE', [`invalid certificate name ${JSON.stringify(name.slice(0, 80))}: an agent name is lowercase letters, digits, '_' or '-' (at most 63)`])
   }
   if (opts.notAfter === undefined) checkDays(days)
-  if (opts.out !== undefined && (await exists(opts.out))) {
+  if (opts.out !== undefined && (await fileExists(opts.out))) {
     throw new PorchlightError('PL_ERR_USAGE', [`${opts.out} already exists; choose another --out or remove it`])
   }
   const ca = await loadCa(dir)
@@ -96,13 +96,4 @@ export async function listCerts(dir: string): Promise<CertListing[]> {
   const [issued, { revoked }] = await Promise.all([readIssued(dir), readRevoked(dir)])
   const revokedSet = new Set(revoked.map((r) => r.serial))
   return issued.map((r) => ({ name: r.name, serial: r.serial, notAfter: r.notAfter, revoked: r.revoked || revokedSet.has(r.serial) }))
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path)
-    return true
-  } catch {
-    return false
-  }
 }
