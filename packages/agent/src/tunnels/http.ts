@@ -1,38 +1,18 @@
 import http from 'node:http'
 import https from 'node:https'
-import { isIP, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import { redactUrl } from '@porchlight/shared/log'
 import { pipeBoth } from '@porchlight/shared/net'
-import { writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
-import { isValidReplyHead } from '../stream-head.js'
+import { isValidReplyHead, writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
+import { BodySource } from './body-source.js'
 import { flattenHeaders, originRequestHeaders, relayResponseHeaders, singleHeader, type HeaderList } from './headers.js'
+import { originTarget, type HttpTunnelTarget, type OriginAgents, type OriginTarget } from './origins.js'
 
-/** What tunnels/http.ts needs from an `http:` tunnel of the agent config. */
-export interface HttpTunnelTarget {
-  id: string
-  /** Origin base URL, e.g. "http://127.0.0.1:3000" (a path prefix is allowed). */
-  to: string
-  host_header: string | null
-}
-
-/** Keep-alive connection pools to local origins, shared by every stream of the agent. */
-export interface OriginAgents {
-  http: http.Agent
-  https: https.Agent
-}
-
-export function buildOriginAgents(): OriginAgents {
-  const options = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: 256, maxFreeSockets: 256, noDelay: true }
-  return { http: new http.Agent(options), https: new https.Agent(options) }
-}
-
-export function destroyOriginAgents(agents: OriginAgents): void {
-  agents.http.destroy()
-  agents.https.destroy()
-}
+export { buildOriginAgents, destroyOriginAgents, type HttpTunnelTarget, type OriginAgents } from './origins.js'
 
 export interface HttpStreamDeps {
   log: Logger
@@ -61,9 +41,11 @@ class HttpExchange {
   private readonly startedMs = Date.now()
   private logger: Logger | null = null
   private phase: Phase = 'waiting'
-  private req: http.ClientRequest | null = null
-  private res: http.IncomingMessage | null = null
+  /** Stops whatever origin work is in flight (request, response, connection). */
+  private cancelOrigin: (() => void) | null = null
   private bodyBytes = 0
+  private bytesOut = 0
+  private status = 0
 
   constructor(
     private readonly stream: Duplex,
@@ -123,21 +105,48 @@ class HttpExchange {
       host: this.tunnel.host_header ?? target.host,
       upgrade: this.head.upgrade,
     })
-    if (limit === null && first !== null) headers.push(['transfer-encoding', 'chunked'])
-    if (limit === null && first === null && !this.head.upgrade && !BODYLESS_DEFAULT.has(this.head.method.toUpperCase())) {
-      headers.push(['content-length', '0'])
+    if (this.head.upgrade) {
+      this.sendUpgrade(target, path, headers)
+      return
     }
-    const secure = target.secure
+    const bodyless = limit === null && first === null
+    if (bodyless && !BODYLESS_DEFAULT.has(this.head.method.toUpperCase())) headers.push(['content-length', '0'])
+    const body = bodyless ? null : new BodySource(this.stream, first, limit, (n) => { this.bodyBytes += n })
+    // A body that breaks its Content-Length (or a relay that resets mid-upload) ends the exchange.
+    body?.on('error', (err) => this.abort(err))
+    const rawHeaders: string[] = []
+    for (const [name, value] of headers) rawHeaders.push(name, value)
+    try {
+      this.deps.agents.pool(target).dispatch(
+        { origin: target.origin, method: this.head.method, path, headers: rawHeaders, body },
+        new OriginResponseHandler(this, () => this.retry(target, path, limit, first, retries)),
+      )
+    } catch (err) {
+      this.replyError('PL_ERR_HTTP_BAD_REQUEST', 'request cannot be forwarded', err)
+    }
+  }
+
+  /** A keep-alive connection the origin closed a moment ago: a bodyless GET/HEAD is retried once. */
+  private retry(target: OriginTarget, path: string, limit: number | null, first: Buffer | null, retries: number): boolean {
+    const method = this.head.method.toUpperCase()
+    if (retries > 0 || limit !== null || first !== null || (method !== 'GET' && method !== 'HEAD')) return false
+    this.log.debug('origin closed a keep-alive connection; retrying once')
+    this.send(target, path, limit, first, retries + 1)
+    return true
+  }
+
+  /** WebSocket and friends: Node's client hands over the raw socket after the origin's 101. */
+  private sendUpgrade(target: OriginTarget, path: string, headers: HeaderList): void {
     let req: http.ClientRequest
     try {
-      req = (secure ? https : http).request({
+      req = (target.secure ? https : http).request({
         protocol: target.protocol,
         hostname: target.hostname,
         port: target.port,
         method: this.head.method,
         path,
         headers: flattenHeaders(headers),
-        agent: secure ? this.deps.agents.https : this.deps.agents.http,
+        agent: target.secure ? this.deps.agents.https : this.deps.agents.http,
         ...target.tls,
       })
     } catch (err) {
@@ -145,104 +154,82 @@ class HttpExchange {
       this.replyError('PL_ERR_HTTP_BAD_REQUEST', 'request cannot be forwarded', err)
       return
     }
-    this.req = req
+    this.cancelOrigin = () => req.destroy()
     req.on('socket', (socket: Socket) => socket.setNoDelay(true))
-    req.on('response', (res) => this.onResponse(req, res))
-    if (this.head.upgrade) {
-      req.on('upgrade', (res, socket: Socket, rest: Buffer) => this.onUpgrade(res, socket, rest))
-    }
+    req.on('response', (res) => this.onRefusedUpgrade(res))
+    req.on('upgrade', (res, socket: Socket, rest: Buffer) => this.onUpgrade(res, socket, rest))
     req.on('error', (err: NodeJS.ErrnoException) => {
-      if (this.req !== req) return
-      // A keep-alive socket the origin closed a moment ago: retry a bodyless request once.
-      const bodyless = limit === null && first === null && !this.head.upgrade
-      if (this.phase === 'waiting' && retries === 0 && req.reusedSocket && err.code === 'ECONNRESET' && bodyless) {
-        this.log.debug({ err }, 'stale keep-alive socket; retrying once')
-        this.send(target, path, limit, first, retries + 1)
-        return
-      }
       if (this.phase === 'waiting') this.replyError(originErrorCode(err), originErrorMessage(err), err)
       else this.fail(err)
     })
-    if (this.head.upgrade) {
-      req.end()
-    } else if (limit !== null) {
-      this.pumpBody(req, limit)
-    } else if (first !== null) {
-      this.bodyBytes += first.length
-      req.write(first)
-      this.pumpBody(req, null)
-    } else {
-      req.end()
-    }
+    req.end()
   }
 
-  /** stream -> origin request with backpressure; a Content-Length is enforced both ways. */
-  private pumpBody(req: http.ClientRequest, limit: number | null): void {
-    const onData = (chunk: Buffer): void => {
-      this.bodyBytes += chunk.length
-      if (limit !== null && this.bodyBytes > limit) {
-        this.abort(new Error('request body longer than its Content-Length'))
-        return
-      }
-      if (!req.write(chunk)) this.stream.pause()
-    }
-    const onEnd = (): void => {
-      if (limit !== null && this.bodyBytes !== limit) {
-        this.abort(new Error('request body shorter than its Content-Length'))
-        return
-      }
-      req.end()
-    }
-    req.on('drain', () => this.stream.resume())
-    // The FIN may have been consumed together with the head (readHead), before we listened.
-    if (this.stream.readableEnded) {
-      onEnd()
-      return
-    }
-    this.stream.on('data', onData)
-    this.stream.once('end', onEnd)
-    this.stream.resume()
-  }
-
-  private onResponse(req: http.ClientRequest, res: http.IncomingMessage): void {
-    if (this.phase !== 'waiting') {
+  /** The origin answered an upgrade request with a plain response (e.g. 426). */
+  private onRefusedUpgrade(res: http.IncomingMessage): void {
+    if (!this.startResponse(res.statusCode ?? 0, res.rawHeaders, res.statusMessage ?? '')) {
       res.destroy()
       return
     }
-    this.res = res
-    const status = res.statusCode ?? 0
-    const reply = {
-      t: 'response' as const,
-      status,
-      status_message: (res.statusMessage ?? '').slice(0, 1024),
-      headers: relayResponseHeaders(res.rawHeaders, status),
-    }
-    if (!isValidReplyHead(reply) || !this.writeReply(reply)) {
-      res.destroy()
-      this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin response headers are too large or invalid', undefined)
-      return
-    }
-    this.phase = 'streaming'
-    let bytesOut = 0
+    this.cancelOrigin = () => res.destroy()
     res.on('data', (chunk: Buffer) => {
-      bytesOut += chunk.length
-      if (!this.stream.write(chunk)) res.pause()
+      if (!this.writeBody(chunk, () => res.resume())) res.pause()
     })
-    this.stream.on('drain', () => res.resume())
-    res.on('end', () => {
-      if (this.phase !== 'streaming') return
-      this.phase = 'finished'
-      if (this.debugEnabled()) this.log.debug({ status, bytesIn: this.bodyBytes, bytesOut, ms: Date.now() - this.startedMs }, 'origin response complete')
-      // Early answer (e.g. 413) before the upload finished: that origin connection cannot be reused.
-      if (!req.writableFinished) req.destroy()
-      this.stream.end()
-      this.discardRest()
-    })
-    // Origin closed mid-body (or sent garbage after the head): a visible truncation, never a clean end.
+    res.on('end', () => this.finishResponse())
     res.on('error', (err) => this.fail(err))
     res.on('close', () => {
       if (!res.complete) this.fail(new Error('origin closed the response before its end'))
     })
+  }
+
+  /** Sends the reply head; false (and an error head instead) when the origin's head is unusable. */
+  startResponse(status: number, rawHeaders: string[], statusMessage: string): boolean {
+    if (this.phase !== 'waiting') return false
+    const reply = {
+      t: 'response' as const,
+      status,
+      status_message: statusMessage.slice(0, 1024),
+      headers: relayResponseHeaders(rawHeaders, status),
+    }
+    if (!isValidReplyHead(reply) || !this.writeReply(reply)) {
+      this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin response headers are too large or invalid', undefined)
+      return false
+    }
+    this.phase = 'streaming'
+    this.status = status
+    return true
+  }
+
+  /** One body chunk to the relay; false when the stream is full (`resume` runs on its drain). */
+  writeBody(chunk: Buffer, resume: () => void): boolean {
+    if (this.phase !== 'streaming') return true
+    this.bytesOut += chunk.length
+    if (this.stream.write(chunk)) return true
+    this.stream.once('drain', resume)
+    return false
+  }
+
+  finishResponse(): void {
+    if (this.phase !== 'streaming') return
+    this.phase = 'finished'
+    if (this.debugEnabled()) this.log.debug({ status: this.status, bytesIn: this.bodyBytes, bytesOut: this.bytesOut, ms: Date.now() - this.startedMs }, 'origin response complete')
+    this.stream.end()
+    this.discardRest()
+  }
+
+  /** The origin client failed: before the head an error head (or one retry), after it a reset. */
+  originFailed(err: NodeJS.ErrnoException, retry: () => boolean): void {
+    if (this.phase === 'waiting') {
+      if (isStaleConnection(err) && retry()) return
+      if (err.code === 'UND_ERR_INVALID_ARG') this.replyError('PL_ERR_HTTP_BAD_REQUEST', 'request cannot be forwarded', err)
+      else this.replyError(originErrorCode(err), originErrorMessage(err), err)
+    } else {
+      this.fail(err)
+    }
+  }
+
+  setCancel(cancel: (err: Error) => void): void {
+    this.cancelOrigin = () => cancel(new Error('stream closed by the relay'))
   }
 
   private onUpgrade(res: http.IncomingMessage, socket: Socket, rest: Buffer): void {
@@ -285,7 +272,7 @@ class HttpExchange {
   private replyError(code: ErrorCode, message: string, err: unknown): void {
     if (this.phase !== 'waiting') return
     this.phase = 'finished'
-    this.req?.destroy()
+    this.cancelOrigin?.()
     if (err !== undefined) this.log.warn({ err, method: this.head.method, url: redactUrl(this.head.url), code }, 'origin request failed')
     if (this.stream.destroyed || this.stream.writableEnded) return
     try {
@@ -303,8 +290,7 @@ class HttpExchange {
     if (this.phase !== 'streaming') return
     this.phase = 'finished'
     this.log.warn({ err, method: this.head.method, url: redactUrl(this.head.url) }, 'origin response failed mid-body')
-    this.req?.destroy()
-    this.res?.destroy()
+    this.cancelOrigin?.()
     this.stream.destroy(err)
   }
 
@@ -312,8 +298,7 @@ class HttpExchange {
   private abort(err: unknown): void {
     if (this.phase === 'finished' || this.phase === 'upgraded') return
     this.phase = 'finished'
-    this.req?.destroy()
-    this.res?.destroy()
+    this.cancelOrigin?.()
     if (!this.stream.destroyed) this.stream.destroy()
     if (this.debugEnabled()) this.log.debug({ err }, 'stream aborted')
   }
@@ -329,58 +314,6 @@ class HttpExchange {
     this.stream.on('data', () => undefined)
     this.stream.resume()
   }
-}
-
-/** A tunnel's `to`, parsed once into what http.request needs. */
-interface OriginTarget {
-  protocol: 'http:' | 'https:'
-  secure: boolean
-  /** Without IPv6 brackets. */
-  hostname: string
-  port: number
-  /** host[:port] as written in `to` (the default Host header). */
-  host: string
-  pathname: string
-  /** SNI for https origins. */
-  tls: { servername?: string }
-}
-
-/** Parsed per tunnel object, not per request (a config reload brings new objects). */
-const originTargets = new WeakMap<HttpTunnelTarget, OriginTarget | Error>()
-
-function originTarget(tunnel: HttpTunnelTarget): OriginTarget | Error {
-  let target = originTargets.get(tunnel)
-  if (target === undefined) {
-    target = parseOriginTarget(tunnel)
-    originTargets.set(tunnel, target)
-  }
-  return target
-}
-
-function parseOriginTarget(tunnel: HttpTunnelTarget): OriginTarget | Error {
-  let url: URL
-  try {
-    url = new URL(tunnel.to)
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err))
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new Error(`unsupported origin scheme ${url.protocol}`)
-  const secure = url.protocol === 'https:'
-  return {
-    protocol: url.protocol,
-    secure,
-    hostname: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
-    host: url.host,
-    pathname: url.pathname,
-    tls: secure ? tlsServername(tunnel.host_header, url.hostname) : {},
-  }
-}
-
-/** SNI for an https origin: the expected virtual host when given, never an IP literal. */
-function tlsServername(hostHeader: string | null, hostname: string): { servername?: string } {
-  const candidate = (hostHeader ?? hostname).replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
-  return isIP(candidate) === 0 ? { servername: candidate } : {}
 }
 
 /** base path of `to` + request path; null for anything but origin-form ("/...") or "*". */
@@ -439,4 +372,61 @@ function peekFirstChunk(stream: Duplex): Promise<Buffer | null> {
     stream.on('close', onClose)
     tryRead()
   })
+}
+
+/** undici's callbacks for one origin request, handed to the exchange that owns the stream. */
+class OriginResponseHandler implements Dispatcher.DispatchHandler {
+  private settled = false
+
+  constructor(
+    private readonly exchange: HttpExchange,
+    private readonly retry: () => boolean,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.exchange.setCancel(abort)
+  }
+
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    // Informational answers (103 Early Hints) are not forwarded; the final one follows.
+    if (statusCode < 200) return true
+    if (!this.exchange.startResponse(statusCode, rawHeaderStrings(headers), statusText)) {
+      this.settled = true
+      return false
+    }
+    this.resume = resume
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.exchange.writeBody(chunk, this.resume)
+  }
+
+  onComplete(): void {
+    this.settled = true
+    this.exchange.finishResponse()
+  }
+
+  onError(err: Error): void {
+    if (this.settled) return
+    this.settled = true
+    this.exchange.originFailed(err, this.retry)
+  }
+
+  private resume: () => void = () => undefined
+}
+
+/** Header names and values as strings; latin1 keeps every byte an origin sent. */
+function rawHeaderStrings(headers: ReadonlyArray<Buffer | string>): string[] {
+  const out: string[] = new Array<string>(headers.length)
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!
+    out[i] = typeof h === 'string' ? h : h.toString('latin1')
+  }
+  return out
+}
+
+/** The origin closed an idle keep-alive connection just as a request went out on it. */
+function isStaleConnection(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'UND_ERR_SOCKET' || err.code === 'EPIPE'
 }

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { ReplyHead, readHead, writeHead, type HttpRequestHead } from '@porchlight/shared/protocol'
+import { parseReplyHead, readHead, writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
 import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { pipeBoth } from '@porchlight/shared/net'
 import { REDACT_PATHS, redactUrl, type Logger } from '@porchlight/shared/log'
@@ -74,7 +74,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   async function awaitResponse(stream: Duplex, r: Routed): Promise<{ reply: Extract<ReplyHead, { t: 'response' }> } | { code: ErrorCode }> {
     let reply: ReplyHead
     try {
-      reply = ReplyHead.parse(await readHead(stream, ctx.config.limits.origin_timeout_ms))
+      reply = parseReplyHead(await readHead(stream, ctx.config.limits.origin_timeout_ms))
     } catch (err) {
       stream.destroy()
       log.debug({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, host: r.host }, 'no reply head from agent')

@@ -1,3 +1,4 @@
 export * from './version.js'
 export * from './framing.js'
 export * from './messages.js'
+export * from './head-checks.js'

@@ -1,12 +1,13 @@
-import { HttpRequestHead, ReplyHead, StreamHead } from '@porchlight/shared/protocol'
+import { HttpRequestHead, ReplyHead, StreamHead } from './messages.js'
 
 /**
  * Cheap validation of the heads every HTTP request carries. Zod stays the authority: a
  * hand-written check accepts only what the schema accepts (same keys, types and size bounds as
  * HttpRequestHead / ReplyHead in protocol/messages.ts), and anything it does not recognise goes
  * to zod, which accepts or rejects it and names the problem. The fast check saves a zod walk over
- * every header pair of every request (about a tenth of the agent's per-request CPU).
- * Keep the bounds below in step with messages.ts; test/stream-head.test.ts compares both.
+ * every header pair of every request (about a tenth of the agent's per-request CPU), and the
+ * relay checks every reply head the same way.
+ * Keep the bounds below in step with messages.ts; test/protocol/head-checks.test.ts compares both.
  */
 const NAME_MAX = 253
 const METHOD_MAX = 32
@@ -28,6 +29,11 @@ export function parseStreamHead(raw: unknown): HeadCheck<StreamHead> {
 /** The agent's own `response` head, checked before it is sent (the relay would refuse it otherwise). */
 export function isValidReplyHead(reply: ReplyHead): boolean {
   return isPlainResponseHead(reply) || ReplyHead.safeParse(reply).success
+}
+
+/** A reply head from the agent (untrusted): the fast path for plain responses, zod for the rest. */
+export function parseReplyHead(raw: unknown): ReplyHead {
+  return isPlainResponseHead(raw) ? raw : ReplyHead.parse(raw)
 }
 
 const HTTP_HEAD_KEYS = new Set(['t', 'tunnel', 'host', 'method', 'url', 'headers', 'upgrade', 'has_body'])
@@ -56,7 +62,7 @@ export function isPlainHttpHead(raw: unknown): raw is HttpRequestHead {
 const RESPONSE_HEAD_KEYS = new Set(['t', 'status', 'status_message', 'headers'])
 
 /** True only for a `response` ReplyHead zod accepts as it is. */
-export function isPlainResponseHead(raw: unknown): boolean {
+export function isPlainResponseHead(raw: unknown): raw is Extract<ReplyHead, { t: 'response' }> {
   if (!isPlainObject(raw)) return false
   let keys = 0
   for (const key in raw) {

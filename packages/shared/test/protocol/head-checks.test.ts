@@ -1,6 +1,6 @@
 import t from 'tap'
-import { HttpRequestHead, ReplyHead, StreamHead } from '@porchlight/shared/protocol'
-import { isPlainHttpHead, isPlainResponseHead, isValidReplyHead, parseStreamHead } from '../src/stream-head.js'
+import { HttpRequestHead, ReplyHead, StreamHead } from '../../src/protocol/messages.js'
+import { isPlainHttpHead, isPlainResponseHead, isValidReplyHead, parseReplyHead, parseStreamHead } from '../../src/protocol/head-checks.js'
 
 function httpHead(): Record<string, unknown> {
   return {
@@ -109,4 +109,14 @@ t.test('the fast response-head check agrees with zod on the bounds', async (t) =
     if (expected) t.ok(ReplyHead.safeParse(value).success, `${name}: zod agrees`)
     t.equal(isValidReplyHead(value as ReplyHead), ReplyHead.safeParse(value).success, `${name}: combined verdict is zod's`)
   }
+})
+
+t.test('parseReplyHead (the relay reading an agent): plain responses as sent, error heads via zod, garbage throws', async (t) => {
+  const plain = responseHead()
+  t.equal(parseReplyHead(plain), plain, 'the fast path returns the object itself')
+  const error = parseReplyHead({ t: 'error', code: 'PL_ERR_HTTP_ORIGIN_UNREACHABLE', message: 'local server unreachable' })
+  t.same(error, { t: 'error', code: 'PL_ERR_HTTP_ORIGIN_UNREACHABLE', message: 'local server unreachable' })
+  t.throws(() => parseReplyHead({ ...responseHead(), status: 1000 }))
+  t.throws(() => parseReplyHead({ ...responseHead(), extra: 1 }))
+  t.throws(() => parseReplyHead('{"t":"response"}'))
 })
