@@ -99,6 +99,8 @@ async function main(): Promise<void> {
       { what: 'non-2xx/errors', direct: String(direct.bad), tunnel: String(tunnel.bad), ratio: '' },
       { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
     ])
+    // BENCH_ONLY=http stops here (quick side-by-side runs while tuning the request path).
+    if (process.env['BENCH_ONLY'] === 'http') return
     await muxBench()
     process.stdout.write('\nTCP tunnels (200 MB each way, MB/s; direct measured in the same run):\n')
     for (const row of await runTcpBench()) process.stdout.write(`  ${row.name.padEnd(44)} ${row.value.toFixed(1).padStart(8)} ${row.unit}\n`)

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { PorchlightError } from '@porchlight/shared/errors'
-import { parseBundle, splitPemBlocks, type ClientBundle } from '@porchlight/shared/pki'
+import { parseBundle, splitPemBlocks, type ClientBundle } from '@porchlight/shared/pki/runtime'
 
 /**
  * The files the agent reads when it connects (not at config load): the `cert:` bundle as

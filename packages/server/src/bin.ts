@@ -4,9 +4,12 @@ import { formatForCli, PorchlightError } from '@porchlight/shared/errors'
 import { runServe } from './commands/serve.js'
 import { runCheck } from './commands/check.js'
 import { runTokenNew } from './commands/token.js'
-import { runCaInit } from './commands/ca.js'
-import { runCertIssue, runCertList, runCertRevoke } from './commands/cert.js'
 import { resolvePkiDir } from './commands/pki-dir.js'
+
+// The ca and cert commands load node-forge (about 10 MB of RSS): imported only when run, so a
+// serving relay never carries it.
+const caCommands = () => import('./commands/ca.js')
+const certCommands = () => import('./commands/cert.js')
 
 /** argv -> commands/*. Usage errors exit 2; config and auth errors exit 1 with one line. */
 const debug = process.argv.includes('--debug')
@@ -36,6 +39,7 @@ ca.command('init').description('create the CA and the agents listener\'s server 
   .option('--pki <dir>', 'PKI directory').option('-c, --config <file>', 'relay.yaml (its pki: key)')
   .option('--hostname <name>', 'server certificate hostname', 'localhost').option('--force', 'replace an existing CA')
   .action(async (o: { pki?: string; config?: string; hostname: string; force?: boolean }) => {
+    const { runCaInit } = await caCommands()
     await runCaInit({ pki: await resolvePkiDir(o), hostname: o.hostname, force: o.force ?? false }, print)
   })
 
@@ -46,13 +50,14 @@ cert.command('issue').argument('<name>', 'agent name').description('issue a PEM 
   .action(async (name: string, o: { days: string; out?: string; pki?: string; config?: string }) => {
     const days = Number(o.days)
     if (!Number.isInteger(days) || days < 1 || days > 3650) throw new PorchlightError('PL_ERR_USAGE', ['--days must be a whole number from 1 to 3650'])
+    const { runCertIssue } = await certCommands()
     await runCertIssue({ pki: await resolvePkiDir(o), name, days, ...(o.out ? { out: o.out } : {}) }, print)
   })
 cert.command('revoke').argument('<target>', 'agent name or certificate serial').description('revoke; a connected agent is cut off within 5 s')
   .option('--pki <dir>', 'PKI directory').option('-c, --config <file>', 'relay.yaml')
-  .action(async (target: string, o: { pki?: string; config?: string }) => { await runCertRevoke({ pki: await resolvePkiDir(o), target }, print) })
+  .action(async (target: string, o: { pki?: string; config?: string }) => { const { runCertRevoke } = await certCommands(); await runCertRevoke({ pki: await resolvePkiDir(o), target }, print) })
 cert.command('list').description('issued certificates').option('--pki <dir>', 'PKI directory').option('-c, --config <file>', 'relay.yaml')
-  .action(async (o: { pki?: string; config?: string }) => { await runCertList({ pki: await resolvePkiDir(o) }, print) })
+  .action(async (o: { pki?: string; config?: string }) => { const { runCertList } = await certCommands(); await runCertList({ pki: await resolvePkiDir(o) }, print) })
 
 try {
   await program.parseAsync(process.argv)

@@ -20,7 +20,7 @@ import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { LinkStore } from './access/links.js'
 import { RateLimiter } from './access/rate-limit.js'
-import { loadRevokedSerials } from '@porchlight/shared/pki'
+import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 
 export interface RelayAddresses {

@@ -1,5 +1,5 @@
 import { PorchlightError } from '@porchlight/shared/errors'
-import { hashPassword } from '@porchlight/shared/pki'
+import { hashPassword } from '@porchlight/shared/pki/runtime'
 
 export interface HashPasswordIo {
   readStdin(): Promise<string>

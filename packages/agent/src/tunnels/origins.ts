@@ -40,9 +40,13 @@ export class OriginAgents {
   readonly http = new http.Agent(NODE_AGENT_OPTIONS)
   readonly https = new https.Agent(NODE_AGENT_OPTIONS)
   private readonly pools = new Map<string, Pool>()
+  /** The same lookup by target object, without building the key string per request. */
+  private readonly byTarget = new WeakMap<OriginTarget, Pool>()
 
   /** The pool for a target; one per origin and SNI name. */
   pool(target: OriginTarget): Pool {
+    const known = this.byTarget.get(target)
+    if (known !== undefined && !known.destroyed) return known
     const key = `${target.origin}|${target.tls.servername ?? ''}`
     let pool = this.pools.get(key)
     if (pool === undefined) {
@@ -58,6 +62,7 @@ export class OriginAgents {
       })
       this.pools.set(key, pool)
     }
+    this.byTarget.set(target, pool)
     return pool
   }
 

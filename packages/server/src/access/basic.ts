@@ -1,11 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { PorchlightError } from '@porchlight/shared/errors'
-import { hashPassword, isPasswordHash, verifyPassword } from '@porchlight/shared/pki'
+import { hashPassword, isPasswordHash, verifyPassword } from '@porchlight/shared/pki/runtime'
 import { safeEqual } from '@porchlight/shared/secrets'
 
 /**
  * HTTP Basic authentication for `access.basic`. Hash format and scrypt live in
- * @porchlight/shared/pki (the agent's `hash-password` makes them); this file parses the header and
+ * @porchlight/shared/pki/runtime (the agent's `hash-password` makes them); this file parses the header and
  * checks credentials so that a wrong user and a wrong password cost the same time.
  */
 export { hashPassword, isPasswordHash, verifyPassword }

@@ -1,4 +1,4 @@
-import { ipAllowed, normalizeIp, parseCidrList, type Cidr } from '@porchlight/shared/net'
+import { ipAllowed, normalizeIp, normalizePeerIp, parseCidrList, type Cidr } from '@porchlight/shared/net'
 
 /**
  * Visitor addresses for access decisions. The address is the TCP peer (L4); X-Forwarded-For is
@@ -27,7 +27,7 @@ export function clientAddress(
   xffHeader: string | readonly string[] | undefined,
   trustProxy: readonly string[] | undefined,
 ): ClientAddress {
-  const peer = normalizeIp(socketAddress ?? '') ?? (socketAddress ?? '')
+  const peer = normalizePeerIp(socketAddress ?? '') ?? (socketAddress ?? '')
   const trusted = trustedCidrs(trustProxy)
   if (trusted.length === 0 || !ipAllowed(peer, trusted) || xffHeader === undefined) return { clientIp: peer, trustedChain: null }
   const entries = (typeof xffHeader === 'string' ? xffHeader : xffHeader.join(','))

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises'
 import { constants } from 'node:crypto'
 import { createSecureContext, type TLSSocket, type TlsOptions } from 'node:tls'
 import { PorchlightError, type ErrorCode } from '@porchlight/shared/errors'
-import { loadRevokedSerials, normalizeSerial, pkiPath, splitPemBlocks } from '@porchlight/shared/pki'
+import { loadRevokedSerials, normalizeSerial, pkiPath, splitPemBlocks } from '@porchlight/shared/pki/runtime'
 
 /**
  * TLS for the agents listener: server certificate, client certificates from the relay's own CA,

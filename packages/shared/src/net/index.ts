@@ -2,7 +2,7 @@
 export { pipeBoth, PrematureCloseError } from './pipe-both.js'
 export { encodeProxyV1, encodeProxyV2, parseProxyHeader, PROXY_V2_SIGNATURE, type Endpoint, type ProxyHeader } from './proxy-protocol.js'
 export {
-  parseIp, parseCanonicalIp, normalizeIp, parseCidr, cidrContains, ipRange, isSpecialAddress, isLoopbackOrPrivate,
+  parseIp, parseCanonicalIp, normalizeIp, normalizePeerIp, parseCidr, cidrContains, ipRange, isSpecialAddress, isLoopbackOrPrivate,
   isLoopbackAddress, type IpAddress, type Cidr,
 } from './ip.js'
 export { classifyHost, normalizeHostname, type HostKind } from './host.js'

@@ -5,7 +5,8 @@
  */
 export { initCa, type InitCaOptions, type InitCaResult } from './ca.js'
 export { issueClientCert, listCerts, isValidCertName, CERT_NAME_PATTERN, type IssueClientCertOptions, type IssueClientCertResult, type CertListing } from './issue.js'
-export { revokeCert, loadRevokedSerials, readCrl, type RevokeCertOptions } from './revocation.js'
+export { revokeCert, readCrl, type RevokeCertOptions } from './revocation.js'
+export { loadRevokedSerials } from './revoked-serials.js'
 export { parseBundle, type ClientBundle } from './bundle.js'
 export { normalizeSerial, randomSerialHex } from './serial.js'
 export { PKI_FILES, pkiPath, loadCa, type IssuedRecord, type RevokedRecord } from './store.js'

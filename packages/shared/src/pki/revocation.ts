@@ -3,7 +3,7 @@ import forge from 'node-forge'
 import { PorchlightError } from '../errors.js'
 import { buildCrl } from './crl.js'
 import { normalizeSerial } from './serial.js'
-import { loadCa, pkiPath, readIssued, readRevoked, readRevokedSync, withPkiLock, writeFileAtomic, writeIssued, writeRevoked, type RevokedRecord } from './store.js'
+import { loadCa, pkiPath, readIssued, readRevoked, withPkiLock, writeFileAtomic, writeIssued, writeRevoked, type RevokedRecord } from './store.js'
 
 export interface RevokeCertOptions {
   dir: string
@@ -50,17 +50,6 @@ export async function revokeCert(opts: RevokeCertOptions): Promise<string[]> {
     await writeIssued(dir, issued.map((r) => (serials.has(r.serial) ? { ...r, revoked: true } : r)))
     return [...serials]
   })
-}
-
-/**
- * The revoked serials, normalised (lowercase hex, no leading zeros) so they compare equal to
- * `normalizeSerial(tlsSocket.getPeerCertificate().serialNumber)`. A missing file is an empty set;
- * an unreadable or malformed one throws (fail closed). Synchronous: revoked.json is small and
- * read at startup and when the watcher sees it change.
- */
-export function loadRevokedSerials(dir: string): Set<string> {
-  const { revoked } = readRevokedSync(dir)
-  return new Set(revoked.map((r) => r.serial))
 }
 
 /** The CRL PEM written by initCa/revokeCert, or null if there is none. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { cidrContains, ipRange, isLoopbackAddress, isSpecialAddress, normalizeIp, parseCanonicalIp, parseCidr, parseIp } from '../../src/net/ip.js'
+import { cidrContains, ipRange, isLoopbackAddress, isSpecialAddress, normalizeIp, normalizePeerIp, parseCanonicalIp, parseCidr, parseIp } from '../../src/net/ip.js'
 
 t.test('parseIp accepts canonical literals only and folds IPv4-mapped IPv6', (t) => {
   const cases: Array<[string, string | null]> = [
@@ -102,4 +102,13 @@ t.test('isLoopbackAddress', (t) => {
   t.equal(isLoopbackAddress('192.168.1.2'), false)
   t.equal(isLoopbackAddress('::'), false)
   t.end()
+})
+
+t.test('normalizePeerIp gives what normalizeIp gives, also on repeats and past its memo size', async (t) => {
+  const samples = ['127.0.0.1', '::ffff:127.0.0.2', '::1', '2001:DB8::1', 'localhost', '0177.0.0.1', '']
+  for (let round = 0; round < 2; round++) {
+    for (const s of samples) t.equal(normalizePeerIp(s), normalizeIp(s), `${s} (round ${round})`)
+  }
+  for (let i = 0; i < 5000; i++) normalizePeerIp(`10.0.${i >> 8}.${i & 255}`)
+  t.equal(normalizePeerIp('::ffff:10.1.2.3'), '10.1.2.3', 'still right after the memo was cleared')
 })
