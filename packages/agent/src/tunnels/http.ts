@@ -191,7 +191,15 @@ class HttpExchange {
       status_message: statusMessage.slice(0, 1024),
       headers: relayResponseHeaders(rawHeaders, status),
     }
-    if (!isValidReplyHead(reply) || !this.writeReply(reply)) {
+    if (!isValidReplyHead(reply)) {
+      this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin response headers are too large or invalid', undefined)
+      return false
+    }
+    // Head, the body that came with it and the end leave as one mux write (one DATA frame with
+    // FIN for a small response); a body still on its way follows after this tick.
+    this.stream.cork()
+    process.nextTick(uncork, this.stream)
+    if (!this.writeReply(reply)) {
       this.replyError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'origin response headers are too large or invalid', undefined)
       return false
     }
@@ -414,6 +422,10 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   private resume: () => void = () => undefined
+}
+
+function uncork(stream: Duplex): void {
+  stream.uncork()
 }
 
 /** Header names and values as strings; latin1 keeps every byte an origin sent. */

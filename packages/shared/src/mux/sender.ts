@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
 import { encodeHeader, writeHeader } from './codec.js'
-import { FrameType, HEADER_BYTES } from './frames.js'
+import { Flag, FrameType, HEADER_BYTES } from './frames.js'
 
 /** One DATA frame cut from a stream's pending write. */
 export interface DataFrame {
@@ -9,6 +9,8 @@ export interface DataFrame {
   bytes: number
   /** The stream's write callback when this frame finishes its pending write. */
   done: ((err?: Error | null) => void) | null
+  /** The stream's last bytes: a FIN follows this frame at once. */
+  fin?: boolean
 }
 
 /** A stream as seen by the sender (MuxStream implements it). */
@@ -170,6 +172,9 @@ export class FrameSender {
       frames++
       let ok = t.write(encodeHeader(FrameType.Data, 0, frame.streamId, frame.bytes))
       for (const piece of frame.pieces) ok = t.write(piece) && ok
+      // The stream's end right behind its last bytes, in the same write. A separate frame, not a
+      // FIN flag on the DATA frame: libp2p's yamux drops the payload of a DATA frame with FIN.
+      if (frame.fin === true) ok = t.write(encodeHeader(FrameType.WindowUpdate, Flag.FIN, frame.streamId, 0)) && ok
       if (!ok) this.blocked = true
       if (source.hasSendable()) this.enqueue(source)
       // May re-enter (the next write of that stream); enqueue() copes with that.

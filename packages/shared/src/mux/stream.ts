@@ -21,6 +21,7 @@ interface PendingWrite {
   chunks: Buffer[]
   index: number
   offset: number
+  totalBytes: number
   leftBytes: number
   cb: (err?: Error | null) => void
 }
@@ -136,7 +137,7 @@ export class MuxStream extends Duplex implements SendSource {
       cb()
       return
     }
-    this.pending = { chunks, index: 0, offset: 0, leftBytes: totalBytes, cb }
+    this.pending = { chunks, index: 0, offset: 0, totalBytes, leftBytes: totalBytes, cb }
     this.host.requestSend(this)
   }
 
@@ -173,18 +174,28 @@ export class MuxStream extends Duplex implements SendSource {
     this.sendWindowBytes -= frameBytes
     p.leftBytes -= frameBytes
     let done: DataFrame['done'] = null
+    let fin = false
     if (p.leftBytes === 0) {
       done = p.cb
       this.pending = null
+      // end() was called and nothing is buffered behind this write: the FIN goes out right behind
+      // this frame, in the same transport write, instead of waiting for _final's next flush.
+      if (this.writableEnded && this.writableLength === p.totalBytes && !this.wasReset) {
+        fin = true
+        this.localFin = true
+      }
     }
-    return { streamId: this.id, pieces, bytes: frameBytes, done }
+    return { streamId: this.id, pieces, bytes: frameBytes, done, fin }
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    // Every write callback has run, so all data is already handed to the transport: FIN follows it.
+    // Every write callback has run, so all data is already handed to the transport: FIN follows
+    // it, unless it already went out with the last DATA frame.
     if (!this.released && !this.wasReset) {
-      this.localFin = true
-      this.host.sendFin(this)
+      if (!this.localFin) {
+        this.localFin = true
+        this.host.sendFin(this)
+      }
       if (this.remoteFin) this.release()
     }
     cb()
