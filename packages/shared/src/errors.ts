@@ -44,6 +44,7 @@ export const codes = {
   PL_ERR_MUX_CLOSED: { msg: 'multiplexer session closed', retry: true },
   PL_ERR_MUX_GOAWAY: { msg: 'peer is going away; no new streams', retry: true },
   PL_ERR_MUX_STREAM_LIMIT: { msg: 'too many concurrent streams (limit %s)', status: 503, retry: true },
+  PL_ERR_MUX_OPEN_RATE: { msg: 'streams opened faster than %s per second; the excess was refused', status: 503, retry: true },
   PL_ERR_MUX_STREAM_RESET: { msg: 'stream reset by peer', retry: true },
   PL_ERR_MUX_TIMEOUT: { msg: 'keepalive timed out after %s ms', retry: true },
   PL_ERR_MUX_IDS_EXHAUSTED: { msg: 'stream ids exhausted on this session; reconnect to open more', retry: true },

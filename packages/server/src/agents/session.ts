@@ -19,6 +19,13 @@ const CONTROL_HEAD_TIMEOUT_MS = 10_000
  * The first stream the agent opens is the control stream; later agent-opened streams are
  * outbound forwards. Streams the relay opens carry visitor traffic.
  */
+/**
+ * Streams an agent may open per second (its control stream and one per local connection to a
+ * forward). Far above what forwards need; it bounds the work a rapid open/reset flood can cause
+ * (SECURITY.md E2). The excess gets RST.
+ */
+export const AGENT_STREAM_OPENS_PER_SECOND = 1_000
+
 export class AgentSession {
   readonly id = randomBytes(6).toString('hex')
   readonly connectedAt = new Date()
@@ -45,9 +52,13 @@ export class AgentSession {
       keepAliveIntervalMs: ctx.config.heartbeat.interval_ms,
       keepAliveTimeoutMs: ctx.config.heartbeat.timeout_ms,
       maxStreams: ctx.config.limits.max_streams_per_agent,
+      maxInboundOpensPerSecond: AGENT_STREAM_OPENS_PER_SECOND,
       onStream: (stream) => this.onStream(stream),
     })
     this.mux.on('close', (err?: Error) => this.close(err))
+    this.mux.on('throttled', (perSecond: number) => {
+      this.log.warn({ code: 'PL_ERR_MUX_OPEN_RATE', perSecond }, 'agent opens streams faster than allowed; refusing the excess')
+    })
     this.log.info({ remote: opts.remoteAddress }, 'agent connected')
   }
 

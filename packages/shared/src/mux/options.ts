@@ -13,6 +13,11 @@ export interface MuxOptions {
   maxStreams?: number
   /** Inbound streams held while nobody listens for 'stream'; beyond it they get RST. */
   acceptBacklog?: number
+  /**
+   * Streams the peer may open per second; beyond it an inbound SYN gets RST (rapid open/reset
+   * floods, SECURITY.md E2). 0 = unlimited, the default: the relay caps what agents open.
+   */
+  maxInboundOpensPerSecond?: number
   /** Largest DATA payload accepted or sent; checked on the header, before buffering. */
   maxFrameBytes?: number
   /** PING every this often; 0 disables pings and the keepalive timeout. */
@@ -31,6 +36,7 @@ export const MUX_DEFAULTS: Readonly<MuxLimits> = Object.freeze({
   maxSessionBufferBytes: 64 * 1024 * 1024,
   maxStreams: 1024,
   acceptBacklog: 256,
+  maxInboundOpensPerSecond: 0,
   maxFrameBytes: 1024 * 1024,
   keepAliveIntervalMs: 10_000,
   keepAliveTimeoutMs: 20_000,

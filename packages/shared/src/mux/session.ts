@@ -8,6 +8,7 @@ import { Flag, FrameType, GoAwayCode, MAX_U32, SESSION_STREAM_ID, SPEC_INITIAL_W
 import { KeepAlive } from './keepalive.js'
 import { MUX_DEFAULTS, type MuxLimits, type MuxOptions } from './options.js'
 import { PingTracker } from './ping.js'
+import { OpenRateLimit } from './open-rate.js'
 import { FrameSender } from './sender.js'
 import { MuxStream, type StreamHost } from './stream.js'
 import { growWithinMs } from './window.js'
@@ -54,6 +55,7 @@ export class MuxSession extends EventEmitter {
   private dataTarget: MuxStream | null = null
   private readonly keepAlive: KeepAlive
   private readonly host: StreamHost
+  private readonly openRate: OpenRateLimit
 
   constructor(transport: Duplex, options: MuxOptions) {
     super()
@@ -66,6 +68,7 @@ export class MuxSession extends EventEmitter {
     limits.initialWindowBytes = Math.max(limits.initialWindowBytes, SPEC_INITIAL_WINDOW_BYTES)
     limits.maxWindowBytes = Math.min(Math.max(limits.maxWindowBytes, limits.initialWindowBytes), MAX_U32)
     this.limits = limits
+    this.openRate = new OpenRateLimit(limits.maxInboundOpensPerSecond)
     this.isClient = options.role === 'client'
     this.nextStreamId = this.isClient ? 1 : 2
     this.transport = transport
@@ -333,10 +336,21 @@ export class MuxSession extends EventEmitter {
     }
   }
 
+  /** Inbound streams refused because the peer opened more per second than allowed. */
+  get refusedOpens(): number {
+    return this.openRate.refused
+  }
+
   private acceptInbound(id: number): MuxStream | undefined {
     const hasListener = this.listenerCount('stream') > 0
     if (this.localGoAway || this.streams.size >= this.limits.maxStreams || (!hasListener && this.backlog.length >= this.limits.acceptBacklog)) {
       this.sendControl(FrameType.WindowUpdate, Flag.RST, id, 0)
+      return undefined
+    }
+    if (!this.openRate.allow(this.lastFrameMs)) {
+      this.sendControl(FrameType.WindowUpdate, Flag.RST, id, 0)
+      // Once per window, so a flood costs one event (and one log line) per second, not per SYN.
+      if (this.openRate.refusedInWindow === 1) this.emit('throttled', this.limits.maxInboundOpensPerSecond)
       return undefined
     }
     const stream = this.addStream(id)

@@ -268,3 +268,28 @@ t.test('keepalive: an unanswered ping is given up after one interval and pinging
   await t.rejects(pending, { code: 'PL_ERR_MUX_TIMEOUT' }, 'a ping nobody answers is rejected by the keepalive')
   t.equal(peer.session.closed, false, 'no timeout configured, so the session lives on')
 })
+
+t.test('maxInboundOpensPerSecond: opens beyond the rate get RST, one throttled event per window, room again a second later', async (t) => {
+  const { client, server } = sessionPair(t, memoryPair(), {}, { maxInboundOpensPerSecond: 5 })
+  server.on('stream', (s) => s.resume().on('error', () => {}))
+  const throttled: number[] = []
+  server.on('throttled', (perSecond: number) => throttled.push(perSecond))
+  const resets: string[] = []
+  for (let i = 0; i < 12; i++) {
+    const s = client.open()
+    s.on('error', (err: { code?: string }) => resets.push(err.code ?? 'error'))
+    s.write('x')
+  }
+  await waitFor(() => resets.length >= 7 && server.streamCount >= 5, 2_000, 'refusals arrived')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(resets, Array.from({ length: 7 }, () => 'PL_ERR_MUX_STREAM_RESET'), '7 of 12 refused with RST')
+  t.equal(server.streamCount, 5, '5 accepted')
+  t.equal(server.refusedOpens, 7)
+  t.same(throttled, [5], 'one event for the whole burst')
+  await new Promise((resolve) => setTimeout(resolve, 1_050))
+  const later = client.open().on('error', () => {})
+  later.end('y')
+  await waitFor(() => server.streamCount === 6 || server.refusedOpens > 7, 2_000)
+  t.equal(server.refusedOpens, 7, 'a new second, a new allowance')
+  t.equal(server.streamCount, 6)
+})
