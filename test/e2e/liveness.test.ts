@@ -75,3 +75,30 @@ t.test('a reconnect by the same agent replaces its stale session at once', async
   const agents = (await res.json()) as Array<{ name: string }>
   t.equal(agents.filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
 })
+
+t.test('two live agents with one identity: the connected one keeps its link, the second is refused (409) until the first goes', async t => {
+  const firstOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('first') })
+  const secondOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('second') })
+  const relay = await startRelay(t)
+  const first = await startAgent(t, relay, { tunnels: [{ http: 'dup', to: firstOrigin.url }] })
+  const host = 'dup.localhost'
+  t.equal((await probe(relay.publicPort, host)).text, 'first')
+
+  // A short backoff cap so the takeover below comes within seconds.
+  const second = await startAgent(t, relay, { tunnels: [{ http: 'dup', to: secondOrigin.url }], forwarding: 0, waitFor: /PL_ERR_LINK_DUPLICATE/, env: { PORCHLIGHT_BACKOFF_MAX_MS: '2000' } })
+  t.match(second.stderr(), /PL_ERR_LINK_DUPLICATE/, 'the second agent names the problem')
+  t.equal(second.forwarding.length, 0, 'and publishes nothing')
+  const refused = await relay.waitForLog(l => l['code'] === 'PL_ERR_LINK_DUPLICATE', 2000, 'relay logged the refusal')
+  t.equal(refused['agent'], 'laptop')
+  // The first link was never replaced: still serving, one session, no disconnect in the relay log.
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  t.equal((await probe(relay.publicPort, host)).text, 'first', 'the first agent still serves')
+  t.equal(relay.logs().filter(l => l['msg'] === 'agent disconnected').length, 0, 'no session was replaced')
+  const res = await fetch(`${relay.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
+  t.equal(((await res.json()) as Array<{ name: string }>).filter(a => a.name === 'laptop').length, 1, 'exactly one session')
+
+  // The first one goes away for good: the second, still retrying, takes over.
+  signal(first.pid, 'SIGKILL')
+  const taken = await pollUntil(() => probe(relay.publicPort, host), r => r.text === 'second', { timeoutMs: 10_000, intervalMs: 200 })
+  t.equal(taken.value.status, 200, `the second agent serves ${taken.ms} ms after the first was killed`)
+})

@@ -132,6 +132,7 @@ export function httpFailure(url: URL, status: number, body: string): PorchlightE
   const reason = body.replace(/^PL_ERR_[A-Z_]+:\s*/, '')
   if (status === 403) return new PorchlightError('PL_ERR_AUTH_CERT_REJECTED', [reason === '' ? 'HTTP 403' : reason])
   if (status === 429) return new PorchlightError('PL_ERR_AUTH_RATE_LIMITED')
+  if (status === 409) return new PorchlightError('PL_ERR_LINK_DUPLICATE')
   return new PorchlightError('PL_ERR_LINK_CONNECT', [url.host, `HTTP ${status}${body === '' ? '' : ` ${body}`}`])
 }
 

@@ -23,6 +23,13 @@ import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 
+/**
+ * How long an agent's existing session has to answer a ping before a new link of the same agent
+ * replaces it. A stale link (laptop asleep, network gone) never answers; a live one answers in a
+ * round trip. This is the extra delay a reconnect after sleep pays.
+ */
+const LIVE_SESSION_PING_MS = 1_500
+
 export interface RelayAddresses {
   public: string
   public_tls: string | null
@@ -102,6 +109,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     revokedSerials: () => revoked,
     tlsOptions,
     onAgent: (a) => attachAgent(a),
+    liveSession: (agent) => registry.session(agent)?.answersPing(LIVE_SESSION_PING_MS) ?? Promise.resolve(false),
   })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   limitConnectionsPerIp(agentServer, 32)
@@ -110,7 +118,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   function attachAgent(a: AuthenticatedAgent): void {
     const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress })
     const previous = registry.attach(session)
-    // Same identity reconnecting (laptop woke up, network changed): the new link wins at once.
+    // Same identity reconnecting (laptop woke up, network changed): the old link did not answer a
+    // ping (listener checked), so the new one wins at once.
     previous?.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer connection' })
     metrics.sessions.inc()
   }

@@ -68,6 +68,18 @@ export class AgentSession {
     return this.mux.open()
   }
 
+  /** True when the agent answers a ping within `timeoutMs` (a live link, not a stale one). */
+  answersPing(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs)
+      this.mux.ping().then(
+        () => { clearTimeout(timer); resolve(true) },
+        () => { clearTimeout(timer); resolve(false) },
+      )
+    })
+  }
+
   whenClosed(fn: () => void): void {
     if (this.closed) fn()
     else this.onClosed.push(fn)

@@ -27,6 +27,11 @@ export interface AgentListenerDeps {
   log: Logger
   revokedSerials: () => Set<string>
   onAgent: (a: AuthenticatedAgent) => void
+  /**
+   * Whether this agent already has a session that answers a ping right now (resolves false at
+   * once when it has none). A live one means a second process with the same identity.
+   */
+  liveSession: (agent: string) => Promise<boolean>
   /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
   tlsOptions: https.ServerOptions | null
 }
@@ -82,10 +87,19 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     } else if (policy.require_cert) {
       return refuse(403, 'PL_ERR_AUTH_CERT_REQUIRED: the relay has no TLS configured for client certificates\n')
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.setNoDelay(true)
-      deps.onAgent({ agent, ws, certSerial, remoteAddress })
-    })
+    deps.liveSession(agent).then((live) => {
+      if (socket.destroyed) return
+      if (live) {
+        // A second laptop (or service) with the same identity: keep the working link rather than
+        // let the two replace each other at every reconnect.
+        log.warn({ agent, remote: remoteAddress, code: 'PL_ERR_LINK_DUPLICATE' }, 'agent already connected and answering; refusing the second link')
+        return refuse(409, 'PL_ERR_LINK_DUPLICATE: this agent is already connected from elsewhere\n')
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.setNoDelay(true)
+        deps.onAgent({ agent, ws, certSerial, remoteAddress })
+      })
+    }, () => socket.destroy())
   })
   return server
 }
@@ -105,4 +119,4 @@ function normaliseIp(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests' }
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 409: 'Conflict', 429: 'Too Many Requests' }
