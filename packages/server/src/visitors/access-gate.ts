@@ -15,6 +15,17 @@ export type GateResult =
   | { action: 'deny'; status: number; code: ErrorCode; reason: string; headers: Record<string, string> }
 
 /**
+ * The verdict for a site without `access:` rules (null when it has some): everyone is admitted,
+ * and the relay's cookie (e.g. left over from when the site had links) is still stripped.
+ * Synchronous, so the request path of an open site does not wait for a promise.
+ */
+export function openSiteGate(route: HttpRoute, req: IncomingMessage): GateResult | null {
+  const access = route.access
+  if (access && (access.links || access.basic || access.allow_ips?.length || access.client_certs)) return null
+  return { action: 'allow', cookie: stripRelayCookies(req.headers.cookie) ?? null, dropAuthorization: false }
+}
+
+/**
  * Every entry path (requests, upgrades, HEAD/OPTIONS) calls this one function. A site without
  * `access:` admits everyone; otherwise the relay's cookie and a used Authorization never reach
  * the origin.
@@ -27,12 +38,10 @@ export async function checkVisitorAccess(
   https: boolean,
   basicLimiter: RateLimiter,
 ): Promise<GateResult> {
+  const open = openSiteGate(route, req)
+  if (open !== null) return open
   const cookieHeader = req.headers.cookie
-  const access = route.access
-  if (!access || (!access.links && !access.basic && !(access.allow_ips?.length) && !access.client_certs)) {
-    // An open site still never sees the relay's cookie (e.g. left over from when it had links).
-    return { action: 'allow', cookie: stripRelayCookies(cookieHeader) ?? null, dropAuthorization: false }
-  }
+  const access = route.access!
   const socket = req.socket as TLSSocket
   // OpenSSL verified the chain; the serial must also not be revoked.
   const peerCertOk = https && socket.authorized === true && checkPeerCert(socket, ctx.revokedSerials()).ok

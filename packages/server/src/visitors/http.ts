@@ -13,7 +13,7 @@ import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
 import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
 import { sendPage, writeRawPage } from './pages.js'
-import { checkVisitorAccess } from './access-gate.js'
+import { checkVisitorAccess, openSiteGate } from './access-gate.js'
 
 /**
  * The visitors' HTTP entry: Host -> route -> one mux stream per request. The relay parses each
@@ -33,9 +33,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   const log = ctx.log.child({ component: 'visitors' })
   const accessLog = accessLogger(log)
 
-  async function route(req: IncomingMessage, accept: string | undefined): Promise<
-    { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string }
-  > {
+  function route(req: IncomingMessage, accept: string | undefined):
+    { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string } {
     const check = checkRequest(req, opts.listenerPorts())
     if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}` }
     const found = ctx.registry.route(check.host)
@@ -55,7 +54,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
   }
 
-  type Routed = Extract<Awaited<ReturnType<typeof route>>, { ok: true }>
+  type Routed = Extract<ReturnType<typeof route>, { ok: true }>
 
   /** The head for one visitor request (or upgrade); the same for both entry paths. */
   function buildHead(req: IncomingMessage, r: Routed, gate: { dropAuthorization: boolean; cookie: string | null | undefined }, upgrade: boolean): HttpRequestHead {
@@ -98,7 +97,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       ctx.metrics.requests.inc({ status: String(res.statusCode) })
       accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
     })
-    const r = await route(req, accept)
+    const r = route(req, accept)
     if (!r.ok) {
       if (r.code === 'PL_ERR_HTTP_BAD_REQUEST') res.shouldKeepAlive = false
       sendPage(res, r.code, accept, r.detail ? { detail: r.detail } : {})
@@ -113,7 +112,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       res.end()
       return
     }
-    const gate = await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
+    const gate = openSiteGate(r.route, req) ?? await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
     if (gate.action === 'redirect') {
       res.writeHead(302, { location: gate.location, 'set-cookie': gate.setCookie, 'cache-control': 'no-store', 'content-length': 0 })
       res.end()
@@ -178,7 +177,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.on('error', () => undefined)
     socket.setNoDelay(true)
     const accept = req.headers.accept
-    const r = await route(req, accept)
+    const r = route(req, accept)
     if (!r.ok) return writeRawPage(socket, r.code, accept, r.detail ? { detail: r.detail } : {})
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       return writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', accept, { detail: 'bad request: only WebSocket upgrades are supported' })
