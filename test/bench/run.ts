@@ -1,7 +1,7 @@
 // `npm run bench`: the tunnel's cost against a direct connection, with the built relay and agent.
-// GET 1 KiB at 50 connections (req/s; direct and tunnel alternate three times and the medians are
-// reported, the ratio being the median of the per-round ratios), a 200 MB download (MB/s), then the
-// mux's own bench if present.
+// GET 1 KiB at 50 connections (req/s; direct, the HTTP tunnel and a TCP tunnel to the same origin
+// alternate three times and the medians are reported, each ratio being the median of the per-round
+// ratios), a 200 MB download (MB/s), then the mux's own bench if present.
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { startAgent, startRelay, ROOT } from '../e2e/harness/processes.js'
 import { download } from '../e2e/harness/visitor.js'
+import { freePortRange } from '../e2e/harness/tcp.js'
 import { BenchScope } from './bench-scope.js'
 import { runTcpBench } from './tcp-bench.js'
 
@@ -100,26 +101,34 @@ async function main(): Promise<void> {
   try {
     const origin = await startOrigin()
     scope.teardown(() => origin.close())
-    const relay = await startRelay(scope)
-    await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin.port}` }] })
+    // The same origin also behind a TCP tunnel: the link and both processes without any HTTP work,
+    // which shows how much of the HTTP tunnel's cost per request is the HTTP path itself.
+    const { from: tcpPort } = await freePortRange(1)
+    const relay = await startRelay(scope, { agents: { laptop: { hosts: ['*.localhost'], tcp_ports: [tcpPort] } } })
+    await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin.port}` }, { tcp: tcpPort, to: `127.0.0.1:${origin.port}` }] })
     const host = 'bench.localhost'
     process.stdout.write(`relay public 127.0.0.1:${relay.publicPort}, origin 127.0.0.1:${origin.port}; ${CONNECTIONS} connections, ${DURATION_S} s per run\n`)
 
     await step('warm-up', () => requestsPerSecond(relay.publicPort, host, 1)) // JIT and connection pools
-    const rounds: Array<{ direct: RpsResult; tunnel: RpsResult }> = []
+    await step('warm-up (tcp tunnel)', () => requestsPerSecond(tcpPort, host, 1))
+    const rounds: Array<{ direct: RpsResult; tunnel: RpsResult; tcp: RpsResult }> = []
     for (let i = 1; i <= ROUNDS; i++) {
       const d = await step(`GET 1 KiB direct (${i}/${ROUNDS})`, () => requestsPerSecond(origin.port, host, DURATION_S))
       const tn = await step(`GET 1 KiB via tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(relay.publicPort, host, DURATION_S))
-      rounds.push({ direct: d, tunnel: tn })
-      process.stdout.write(`    round ${i}: direct ${d.rps.toFixed(0)}, tunnel ${tn.rps.toFixed(0)} req/s, ratio ${(tn.rps / d.rps).toFixed(2)}\n`)
+      const tcp = await step(`GET 1 KiB via a tcp tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(tcpPort, host, DURATION_S))
+      rounds.push({ direct: d, tunnel: tn, tcp })
+      process.stdout.write(`    round ${i}: direct ${d.rps.toFixed(0)}, tunnel ${tn.rps.toFixed(0)} (${(tn.rps / d.rps).toFixed(2)}), tcp tunnel ${tcp.rps.toFixed(0)} (${(tcp.rps / d.rps).toFixed(2)}) req/s\n`)
     }
     const direct = medianBy(rounds.map((r) => r.direct), (r) => r.rps)
     const tunnel = medianBy(rounds.map((r) => r.tunnel), (r) => r.rps)
     const ratio = median(rounds.map((r) => r.tunnel.rps / r.direct.rps))
+    const tcpTunnel = medianBy(rounds.map((r) => r.tcp), (r) => r.rps)
+    const tcpRatio = median(rounds.map((r) => r.tcp.rps / r.direct.rps))
     const directMBs = await step('download direct', () => megabytesPerSecond(origin.port, host))
     const tunnelMBs = await step('download via tunnel', () => megabytesPerSecond(relay.publicPort, host))
     printTable([
       { what: `GET 1 KiB req/s (median of ${ROUNDS})`, direct: direct.rps.toFixed(0), tunnel: tunnel.rps.toFixed(0), ratio: ratio.toFixed(2) },
+      { what: '  same, raw tcp tunnel', direct: direct.rps.toFixed(0), tunnel: tcpTunnel.rps.toFixed(0), ratio: tcpRatio.toFixed(2) },
       { what: 'GET 1 KiB p99 ms', direct: direct.p99Ms.toFixed(1), tunnel: tunnel.p99Ms.toFixed(1), ratio: (tunnel.p99Ms / Math.max(direct.p99Ms, 0.001)).toFixed(2) },
       { what: 'non-2xx/errors (all rounds)', direct: String(rounds.reduce((n, r) => n + r.direct.bad, 0)), tunnel: String(rounds.reduce((n, r) => n + r.tunnel.bad, 0)), ratio: '' },
       { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
