@@ -63,7 +63,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     get config() { return config },
     log,
     registry,
-    tcpPorts: new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)) }),
+    tcpPorts: new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state }),
     forwards: {
       handle: async (session, stream, head) => {
         let rules

@@ -2,14 +2,15 @@ import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import type { Logger } from '@porchlight/shared/log'
 import type { RelayConfig } from '@porchlight/shared/config'
 import { TcpTunnelListener } from '../visitors/tcp.js'
+import { PickedPorts } from './picked-ports.js'
 import { pickPort, portAllowed } from './port-policy.js'
 import { reject, resultFromError } from './publish.js'
 import type { AgentSession } from './session.js'
 
 type TcpSpec = Extract<TunnelSpec, { kind: 'tcp' }>
 
-/** Bound on remembered relay-picked ports (tunnel ids come from agents; the map must not grow without end). */
-const MAX_REMEMBERED_PICKS = 4096
+/** Other ports tried when a picked one turns out to be taken by another program. */
+const PICK_ATTEMPTS = 5
 
 interface PortEntry {
   agent: string
@@ -24,17 +25,16 @@ interface PortEntry {
  */
 export class TcpPorts {
   private readonly byPort = new Map<number, PortEntry>()
-  /**
-   * The port the relay picked for an agent's tunnel id (`tcp: 0`), so the agent gets the same
-   * port back when it reconnects or re-publishes (its printed URL stays valid). In memory only.
-   */
-  private readonly picked = new Map<string, number>()
+  /** The port picked for each `tcp: 0` tunnel, kept across reconnects (and restarts, with `state:`). */
+  private readonly picked: PickedPorts
 
-  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number> }) {}
+  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number>; stateDir: string | null }) {
+    this.picked = new PickedPorts(deps.stateDir, deps.log)
+  }
 
   /** Makes `session`'s listeners exactly `specs`; returns one result per spec, in order. */
   async apply(session: AgentSession, specs: TcpSpec[]): Promise<PublishResult[]> {
-    const keep = new Set(specs.map((s) => s.remote_port || this.picked.get(pickKey(session.agent, s.id))).filter((p): p is number => p !== undefined && p > 0))
+    const keep = new Set(specs.map((s) => s.remote_port || this.picked.get(session.agent, s.id)).filter((p): p is number => p !== undefined && p > 0))
     const closing: Array<Promise<void>> = []
     for (const [port, entry] of this.byPort) {
       const mine = entry.session === session || (entry.agent === session.agent && entry.session.isClosed)
@@ -67,25 +67,37 @@ export class TcpPorts {
     const policy = config.agents[session.agent]
     const ranges = policy?.tcp_ports ?? []
     const reserved = this.deps.reservedPorts()
-    let port = spec.remote_port ?? 0
-    const key = pickKey(session.agent, spec.id)
-    if (port === 0) {
-      const previous = this.picked.get(key)
-      const holder = previous === undefined ? undefined : this.byPort.get(previous)
-      const reusable = previous !== undefined && portAllowed(previous, ranges) && !reserved.has(previous) &&
-        (holder === undefined || (holder.agent === session.agent && holder.tunnelId === spec.id))
-      const picked = reusable ? previous : pickPort(ranges, (p) => this.byPort.has(p) || reserved.has(p))
-      if (picked === null) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', 'any', session.agent)
-      port = picked
-      const result = await this.listenOn(session, spec, port, ranges, reserved)
-      this.picked.delete(key)
-      if (result.ok) {
-        this.picked.set(key, port)
-        if (this.picked.size > MAX_REMEMBERED_PICKS) this.picked.delete(this.picked.keys().next().value ?? '')
-      }
-      return result
-    }
+    const port = spec.remote_port ?? 0
+    if (port === 0) return this.publishPicked(session, spec, ranges, reserved)
     return this.listenOn(session, spec, port, ranges, reserved)
+  }
+
+  /**
+   * `tcp: 0`: the port this tunnel had before when it is still allowed and free, else a free one
+   * from the agent's ranges. A picked port another program holds is skipped and the next tried.
+   */
+  private async publishPicked(session: AgentSession, spec: TcpSpec, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
+    const previous = this.picked.get(session.agent, spec.id)
+    const holder = previous === undefined ? undefined : this.byPort.get(previous)
+    const reusable = previous !== undefined && portAllowed(previous, ranges) && !reserved.has(previous) &&
+      (holder === undefined || (holder.agent === session.agent && holder.tunnelId === spec.id))
+    const tried = new Set<number>()
+    let result: PublishResult | null = null
+    for (let attempt = 0; attempt < PICK_ATTEMPTS; attempt++) {
+      const port = attempt === 0 && reusable ? previous : pickPort(ranges, (p) => this.byPort.has(p) || reserved.has(p) || tried.has(p))
+      if (port === null) break
+      tried.add(port)
+      result = await this.listenOn(session, spec, port, ranges, reserved)
+      if (result.ok) {
+        this.picked.set(session.agent, spec.id, port)
+        return result
+      }
+      if (result.code !== 'PL_ERR_POLICY_PORT_IN_USE') break
+      session.log.info({ tunnel: spec.id, port }, 'picked port is taken by another program; trying another')
+    }
+    if (result === null) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', 'any', session.agent)
+    this.picked.forget(session.agent, spec.id)
+    return result
   }
 
   private async listenOn(session: AgentSession, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
@@ -136,7 +148,3 @@ export class TcpPorts {
 }
 
 type RelayPortRanges = NonNullable<RelayConfig['agents'][string]>['tcp_ports']
-
-function pickKey(agent: string, tunnelId: string): string {
-  return `${agent}\n${tunnelId}`
-}
