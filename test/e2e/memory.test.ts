@@ -8,7 +8,12 @@ import { startAgent, startRelay } from './harness/processes.js'
 import { visitStream } from './harness/visitor.js'
 
 const GB = 1024 * 1024 * 1024
-const RSS_LIMIT_BYTES = 200 * 1024 * 1024
+/**
+ * The issue asks for "~150 MB"; measured peaks are 121-144 MB (idle 80-92 MB). 160 MB leaves
+ * room for GC timing on a loaded CI machine and still fails if a stream buffers its data.
+ */
+const RSS_LIMIT_MB = 160
+const RSS_LIMIT_BYTES = RSS_LIMIT_MB * 1024 * 1024
 const SAMPLE_EVERY_MS = 200
 /** How long the visitor stops reading mid-transfer, so buffering anywhere would show up. */
 const STALL_MS = 3000
@@ -23,7 +28,7 @@ function rssBytes(pid: number): number | null {
   }
 }
 
-t.test('1 GB download with a stalled reader stays under 200 MB RSS per process', { timeout: 300_000 }, async t => {
+t.test('1 GB download with a stalled reader stays under 160 MB RSS per process', { timeout: 300_000 }, async t => {
   const origin = await startHttpOrigin(t)
   const relay = await startRelay(t)
   const agent = await startAgent(t, relay, { tunnels: [{ http: 'big', to: origin.url }] })
@@ -58,6 +63,6 @@ t.test('1 GB download with a stalled reader stays under 200 MB RSS per process',
   t.equal(verifier.receivedBytes, GB, 'every byte arrived')
   t.equal(verifier.firstMismatchAt, -1, 'bytes in order and intact')
   t.ok(samples >= 10, `sampled RSS ${samples} times`)
-  t.ok(peak.relay > 0 && peak.relay < RSS_LIMIT_BYTES, `relay peak RSS ${mb(peak.relay)} MB < 200 MB`)
-  t.ok(peak.agent > 0 && peak.agent < RSS_LIMIT_BYTES, `agent peak RSS ${mb(peak.agent)} MB < 200 MB`)
+  t.ok(peak.relay > 0 && peak.relay < RSS_LIMIT_BYTES, `relay peak RSS ${mb(peak.relay)} MB < ${RSS_LIMIT_MB} MB`)
+  t.ok(peak.agent > 0 && peak.agent < RSS_LIMIT_BYTES, `agent peak RSS ${mb(peak.agent)} MB < ${RSS_LIMIT_MB} MB`)
 })

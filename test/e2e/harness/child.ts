@@ -181,6 +181,16 @@ export class ChildHandle {
 }
 
 /**
+ * `node SCRIPT ARGS` as a command line that really runs without tap's hooks. tap's process-info
+ * hook (process-on-spawn) puts its `--import` back into NODE_OPTIONS of every child it sees, even
+ * when `env` removed it, and that loader costs each relay and agent about 40 MB RSS and start-up
+ * time. `env -u` drops it again just before node starts, so tests measure the product alone.
+ */
+export function nodeCommand(script: string, args: string[]): { command: string; args: string[] } {
+  return { command: '/usr/bin/env', args: ['-u', 'NODE_OPTIONS', process.execPath, script, ...args] }
+}
+
+/**
  * The environment for a relay or agent: the test's own, minus tap's loaders and hooks (children
  * run the built JavaScript, not TypeScript) and minus inherited Porchlight settings, plus `extra`.
  */

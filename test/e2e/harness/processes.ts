@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Scope } from './scope.js'
-import { ChildHandle, childEnv, jsonLines } from './child.js'
+import { ChildHandle, childEnv, jsonLines, nodeCommand } from './child.js'
 import { randomToken, sha256Hex, writeYaml, type AgentYaml, type RelayAgentYaml, type RelayYaml, type TunnelYaml } from './config.js'
 import { splitHostPort } from './ports.js'
 import { childDir } from './workdir.js'
@@ -133,8 +133,7 @@ export class RelayProcess {
     const bin = requireBin(this.opts.bin ?? RELAY_BIN)
     const run = new ChildHandle(this.t, {
       label: this.runs.length === 0 ? 'relay' : `relay#${this.runs.length + 1}`,
-      command: process.execPath,
-      args: [bin, 'serve', '-c', this.configFile],
+      ...nodeCommand(bin, ['serve', '-c', this.configFile]),
       env: childEnv(homeIn(this.dir), this.opts.env),
       cwd: this.dir,
     })
@@ -294,8 +293,7 @@ export async function startAgent(t: Scope, relay: RelayProcess, opts: AgentOptio
   }
   const handle = new ChildHandle(t, {
     label: `agent ${name}`,
-    command: process.execPath,
-    args: [requireBin(opts.bin ?? AGENT_BIN), ...args],
+    ...nodeCommand(requireBin(opts.bin ?? AGENT_BIN), args),
     env: childEnv(homeIn(dir), env),
     cwd: dir,
   })
@@ -339,7 +337,8 @@ export async function runCli(which: 'relay' | 'agent', args: string[], opts: Cli
   const scratch = mkdtempSync(join(tmpdir(), 'porchlight-cli-'))
   try {
     return await new Promise<CliResult>(resolvePromise => {
-      const child = execFile(process.execPath, [bin, ...args], {
+      const command = nodeCommand(bin, args)
+      const child = execFile(command.command, command.args, {
         cwd: opts.cwd ?? scratch,
         env: childEnv(opts.env?.['HOME'] ?? scratch, opts.env),
         timeout: opts.timeoutMs ?? READY_TIMEOUT_MS,

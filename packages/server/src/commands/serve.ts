@@ -14,6 +14,7 @@ export async function runServe(opts: { config: string; debug: boolean }): Promis
   }
   const relay = buildRelay(config, { log })
   const addresses = await relay.listen()
-  log.info({ ...addresses, domain: config.domain, agents_configured: Object.keys(config.agents).length }, 'ready')
+  // Signals first: whoever reads the ready line may send SIGTERM at once (it raced here once).
   installLifecycle({ relay, log, configFile: opts.config })
+  log.info({ ...addresses, domain: config.domain, agents_configured: Object.keys(config.agents).length }, 'ready')
 }
