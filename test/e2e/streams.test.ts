@@ -1,0 +1,108 @@
+// Streams are bounded and always given back (SECURITY E1, E2, F-series): requests beyond
+// `limits.max_streams_per_agent` get a fast 503 while the others go on, and visitors that leave
+// early, origins that never answer and origins that are down leave no stream behind on the relay
+// and no request running on the origin.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:net'
+import t from 'tap'
+import { startHttpOrigin } from './harness/origins.js'
+import { startAgent, startRelay, type RelayProcess } from './harness/processes.js'
+import { visit, visitStream, type VisitResult } from './harness/visitor.js'
+import { pollUntil } from './harness/wait.js'
+
+/** Mux streams the relay holds for the agent (the control stream is one of them). */
+async function relayStreams(relay: RelayProcess): Promise<number> {
+  const res = await fetch(`${relay.adminUrl ?? ''}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
+  const agents = (await res.json()) as Array<{ name: string; streams: number }>
+  return agents.find(a => a.name === 'laptop')?.streams ?? -1
+}
+
+/** A port nothing listens on: bound once, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>(resolve => server.close(() => resolve()))
+  return port
+}
+
+t.test('requests beyond max_streams_per_agent get a fast 503; the others complete; the stream table empties', async t => {
+  const held: ServerResponse[] = []
+  const origin = await startHttpOrigin(t, {
+    '/hold': (req: IncomingMessage, res: ServerResponse) => { req.resume(); held.push(res) },
+  })
+  const limit = 8
+  const relay = await startRelay(t, { limits: { max_streams_per_agent: limit } })
+  await startAgent(t, relay, { tunnels: [{ http: 'busy', to: origin.url }] })
+  t.equal(await relayStreams(relay), 1, 'idle: only the control stream')
+
+  const sent = 12
+  const started = Date.now()
+  let settled = 0
+  const answers: Array<Promise<VisitResult & { ms: number }>> = []
+  for (let i = 0; i < sent; i++) {
+    answers.push(visit(relay.publicPort, { host: 'busy.localhost', path: '/hold', timeoutMs: 15_000 }).then(r => {
+      settled++
+      return { ...r, ms: Date.now() - started }
+    }))
+  }
+  // The control stream takes one slot, so limit - 1 requests reach the origin and wait there;
+  // the rest are answered while those are still held.
+  await pollUntil(async () => held.length, n => n === limit - 1, { timeoutMs: 5000, intervalMs: 20 })
+  await pollUntil(async () => settled, n => n === sent - (limit - 1), { timeoutMs: 5000, intervalMs: 20 })
+  t.equal(await relayStreams(relay), limit, 'every stream slot is in use')
+  for (const res of held.splice(0)) res.end('done')
+  const results = await Promise.all(answers)
+  const rejected = results.filter(r => r.status === 503)
+  const served = results.filter(r => r.status === 200)
+  t.equal(served.length, limit - 1, `${limit - 1} served`)
+  t.equal(rejected.length, sent - (limit - 1), `${sent - (limit - 1)} refused`)
+  t.ok(served.every(r => r.text === 'done'), 'served requests carry the origin body')
+  t.ok(rejected.every(r => r.text.includes('PL_ERR_MUX_STREAM_LIMIT')), 'refusals name the limit')
+  const slowest = Math.max(...rejected.map(r => r.ms))
+  t.ok(slowest < 1000, `refusals answered within ${slowest} ms`)
+  t.equal(held.length, 0, 'nothing else reached the origin')
+
+  const drained = await pollUntil(() => relayStreams(relay), n => n === 1, { timeoutMs: 3000, intervalMs: 50 })
+  t.equal(drained.value, 1, `stream table back to the control stream after ${drained.ms} ms`)
+  t.equal((await visit(relay.publicPort, { host: 'busy.localhost', path: '/status/200' })).status, 200, 'and the tunnel still serves')
+})
+
+t.test('visitors that leave, origins that never answer and origins that are down leave no stream behind', async t => {
+  let slowOpen = 0
+  const origin = await startHttpOrigin(t, {
+    '/hang': (req: IncomingMessage, res: ServerResponse) => {
+      slowOpen++
+      req.resume()
+      // The agent must cancel the origin request when the visitor goes: the origin sees the close.
+      res.on('close', () => { slowOpen-- })
+    },
+  })
+  const deadPort = await closedPort()
+  const relay = await startRelay(t)
+  await startAgent(t, relay, { tunnels: [{ http: 'live', to: origin.url }, { http: 'down', to: `http://127.0.0.1:${deadPort}` }] })
+
+  // 1. Visitors that drop a 50 MB download right after its head.
+  const dropped = await Promise.all(Array.from({ length: 20 }, async () => {
+    const res = await visitStream(relay.publicPort, { host: 'live.localhost', path: `/bytes/${50 * 1024 * 1024}` })
+    res.socket.destroy()
+    return res.statusCode
+  }))
+  t.same(new Set(dropped), new Set([200]), '20 downloads started, then dropped by their visitors')
+
+  // 2. Visitors that give up on an origin that never answers.
+  const gaveUp = await Promise.all(Array.from({ length: 20 }, () =>
+    visit(relay.publicPort, { host: 'live.localhost', path: '/hang', timeoutMs: 300 }).then(() => 'answered', (err: Error) => err.message)))
+  t.equal(gaveUp.filter(m => m.includes('no response head')).length, 20, '20 visitors gave up waiting')
+
+  // 3. An origin that is down: a 502 each, with the code.
+  const down = await Promise.all(Array.from({ length: 20 }, () => visit(relay.publicPort, { host: 'down.localhost', path: '/' })))
+  t.same(new Set(down.map(r => r.status)), new Set([502]), '20 requests to a stopped origin: 502')
+  t.ok(down.every(r => r.text.includes('PL_ERR_HTTP_ORIGIN_UNREACHABLE')), 'each names the cause')
+
+  const drained = await pollUntil(() => relayStreams(relay), n => n === 1, { timeoutMs: 3000, intervalMs: 50 })
+  t.equal(drained.value, 1, `relay stream table back to the control stream after ${drained.ms} ms`)
+  const cancelled = await pollUntil(async () => slowOpen, n => n === 0, { timeoutMs: 3000, intervalMs: 50 })
+  t.equal(cancelled.value, 0, `every abandoned origin request was cancelled after ${cancelled.ms} ms`)
+  t.equal((await visit(relay.publicPort, { host: 'live.localhost', path: '/status/204' })).status, 204, 'the tunnel still serves')
+})
