@@ -106,3 +106,49 @@ t.test('visitors that leave, origins that never answer and origins that are down
   t.equal(cancelled.value, 0, `every abandoned origin request was cancelled after ${cancelled.ms} ms`)
   t.equal((await visit(relay.publicPort, { host: 'live.localhost', path: '/status/204' })).status, 204, 'the tunnel still serves')
 })
+
+t.test('a visitor that stops reading is closed after limits.stall_timeout_ms; a quiet response is not', async t => {
+  const origin = await startHttpOrigin(t, {
+    // Two events 1.5 s apart: quiet for longer than the stall limit, but nobody is blocked.
+    '/quiet': (req: IncomingMessage, res: ServerResponse) => {
+      req.resume()
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: one\n\n')
+      setTimeout(() => res.end('data: two\n\n'), 1500)
+    },
+  })
+  const relay = await startRelay(t, { limits: { stall_timeout_ms: 1000 } })
+  await startAgent(t, relay, { tunnels: [{ http: 'dl', to: origin.url }] })
+
+  const quiet = await visit(relay.publicPort, { host: 'dl.localhost', path: '/quiet' })
+  t.equal(quiet.text, 'data: one\n\ndata: two\n\n', 'a response quiet for 1.5 s arrives whole')
+
+  const res = await visitStream(relay.publicPort, { host: 'dl.localhost', path: `/bytes/${200 * 1024 * 1024}` })
+  t.equal(res.statusCode, 200)
+  let received = 0
+  let paused = false
+  await new Promise<void>(resolve => {
+    res.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      // Stop reading after 1 MB: the socket buffers fill, the relay is blocked from then on.
+      if (!paused && received >= 1024 * 1024) {
+        paused = true
+        res.pause()
+        resolve()
+      }
+    })
+  })
+  const line = await relay.waitForLog(l => l['code'] === 'PL_ERR_HTTP_VISITOR_STALLED', 10_000, 'stall line')
+  t.equal(line['host'], 'dl.localhost')
+  t.ok(Number(line['blockedMs']) >= 1000 && Number(line['blockedMs']) < 2000, `blocked ${String(line['blockedMs'])} ms before the close`)
+  // What the kernel still holds arrives, then the cut: the body stops short of its Content-Length.
+  const ended = new Promise<boolean>(resolve => {
+    res.once('end', () => resolve(true))
+    res.once('close', () => resolve(res.complete))
+  })
+  res.resume()
+  t.equal(await ended, false, 'the response ends incomplete')
+  t.ok(received < 200 * 1024 * 1024, `the download was cut after ${received} bytes`)
+  const drained = await pollUntil(() => relayStreams(relay), n => n === 1, { timeoutMs: 3000, intervalMs: 50 })
+  t.equal(drained.value, 1, 'its stream was released')
+})

@@ -14,6 +14,7 @@ import { checkRequest, originForm } from './request-checks.js'
 import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
 import { sendPage, writeRawPage } from './pages.js'
 import { checkVisitorAccess, openSiteGate } from './access-gate.js'
+import { StallWatch } from './stall-watch.js'
 
 /**
  * The visitors' HTTP entry: Host -> route -> one mux stream per request. The relay parses each
@@ -159,12 +160,28 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }
+    // Built at the first backpressure only: most responses never fill the visitor's socket.
+    let stall: StallWatch | null = null
+    const watchStall = (): StallWatch => {
+      const watch = new StallWatch(ctx.config.limits.stall_timeout_ms, (blockedMs) => {
+        log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed')
+        res.destroy()
+      })
+      res.on('close', () => watch.stop())
+      return watch
+    }
     // pipe() by hand: one 'data' listener that also counts, instead of pipe's listener set per request.
     stream.on('data', (c: Buffer) => {
       bytesOut += c.length
-      if (!res.write(c)) stream.pause()
+      if (!res.write(c)) {
+        stream.pause()
+        ;(stall ??= watchStall()).blocked()
+      }
     })
-    res.on('drain', () => stream.resume())
+    res.on('drain', () => {
+      stall?.drained()
+      stream.resume()
+    })
     // A bodyless reply's FIN may have come with its head: 'end' already fired while it was read.
     if (stream.readableEnded) res.end()
     else stream.on('end', () => res.end())

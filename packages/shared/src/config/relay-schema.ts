@@ -47,6 +47,7 @@ export interface RelayConfig {
     origin_timeout_ms: number
     headers_timeout_ms: number
     request_timeout_ms: number
+    stall_timeout_ms: number
     max_body_bytes: number | null
     max_connections_per_ip: number
   }
@@ -69,6 +70,7 @@ export const RELAY_DEFAULTS = {
     origin_timeout_ms: 60_000,
     headers_timeout_ms: 15_000,
     request_timeout_ms: 120_000,
+    stall_timeout_ms: 60_000,
     max_body_bytes: null,
     max_connections_per_ip: 256,
   },
@@ -132,6 +134,7 @@ export function relaySections(ctx: SchemaContext) {
       origin_timeout_ms: durationMs(RELAY_DEFAULTS.limits.origin_timeout_ms, 1),
       headers_timeout_ms: durationMs(RELAY_DEFAULTS.limits.headers_timeout_ms, 1),
       request_timeout_ms: durationMs(RELAY_DEFAULTS.limits.request_timeout_ms, 1),
+      stall_timeout_ms: durationMs(RELAY_DEFAULTS.limits.stall_timeout_ms, 1),
       max_body_bytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).nullable().default(RELAY_DEFAULTS.limits.max_body_bytes),
       max_connections_per_ip: count(RELAY_DEFAULTS.limits.max_connections_per_ip, 1_000_000),
     }).prefault({}),

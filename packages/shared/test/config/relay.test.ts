@@ -19,7 +19,7 @@ t.test('an empty document gets every default', (t) => {
     acme: null,
     redirect_http: false,
     heartbeat: { interval_ms: 10_000, timeout_ms: 20_000 },
-    limits: { max_streams_per_agent: 1024, origin_timeout_ms: 60_000, headers_timeout_ms: 15_000, request_timeout_ms: 120_000, max_body_bytes: null, max_connections_per_ip: 256 },
+    limits: { max_streams_per_agent: 1024, origin_timeout_ms: 60_000, headers_timeout_ms: 15_000, request_timeout_ms: 120_000, stall_timeout_ms: 60_000, max_body_bytes: null, max_connections_per_ip: 256 },
     agents: {},
   }
   t.same(config, want)
