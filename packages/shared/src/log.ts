@@ -1,4 +1,5 @@
 import pino, { type Logger, type LoggerOptions } from 'pino'
+import { formatForCli, plError } from './errors.js'
 
 export type { Logger }
 
@@ -33,7 +34,25 @@ export function createLogger(settings: LoggerSettings): Logger {
   if (pretty) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } } })
   }
-  return pino(options, pino.destination({ fd: 1, sync: false }))
+  return pino(options, boundedStdout())
+}
+
+/**
+ * Log lines held while stdout cannot take them (a stuck journald or pipe reader). Beyond this the
+ * newest lines are dropped rather than kept without limit (SECURITY rule 6), and one line on
+ * stderr says so.
+ */
+export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024
+
+function boundedStdout(): pino.DestinationStream {
+  const destination = pino.destination({ fd: 1, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES })
+  let warned = false
+  destination.on('drop', () => {
+    if (warned) return
+    warned = true
+    process.stderr.write(`${formatForCli(plError('PL_ERR_LOG_DROPPED', MAX_BUFFERED_LOG_BYTES))}\n`)
+  })
+  return destination
 }
 
 /** Removes the query string from a URL for logging (share tokens travel there). */
