@@ -338,6 +338,21 @@ t.test('basic auth: 401 with a challenge, the right password gets in, Authorizat
   t.equal(origin.requests.filter(r => /^\/b[123]$/.test(r.url)).length, 0, 'refused requests never reached the origin')
 })
 
+t.test('HTTPS: Expect: 100-continue to a protected site gets 401 with no 100 first; 201 header lines get 431', async t => {
+  const upload = join(scratch, 'expect-upload.bin')
+  writeFileSync(upload, Buffer.alloc(2 * 1024 * 1024, 7))
+  const before = origin.requestCount
+  const refused = await browse(httpsUrl('team', '/expect'), { args: ['-H', 'Expect: 100-continue', '--data-binary', `@${upload}`] })
+  t.same(refused.statuses, [401], 'curl saw only the 401: no 100 Continue before the access check')
+  const allowed = await browse(httpsUrl('team', '/upload'), { args: ['-u', `alice:${PASSWORD}`, '-H', 'Expect: 100-continue', '--data-binary', `@${upload}`] })
+  t.same(allowed.statuses, [100, 200], 'with credentials: 100 Continue, then 200')
+  t.equal((JSON.parse(allowed.body) as { bytes: number }).bytes, 2 * 1024 * 1024, 'and the body arrived whole')
+  const headers = Array.from({ length: 201 }, (_, i) => ['-H', `x-${i}: a`]).flat()
+  const tooMany = await browse(httpsUrl('open', '/too-many'), { args: headers })
+  t.equal(tooMany.status, 431, '201 header lines over HTTPS: 431')
+  t.equal(origin.requestCount, before + 1, 'only the authorised upload reached the origin')
+})
+
 t.test('basic auth failures are rate-limited per address (429) without locking out another address', async t => {
   const statuses: number[] = []
   for (let i = 0; i < 11; i++) statuses.push((await get('limited', { path: `/rl-${i}`, headers: basicHeader('alice', `guess ${i}`) })).status)

@@ -13,7 +13,7 @@ import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.j
 import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
-import { createVisitorHandler, createVisitorServer } from './visitors/http.js'
+import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
@@ -230,15 +230,11 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     requestCert: caFile !== null,
     rejectUnauthorized: false, // lint-allow: relay-decides (per-site client_certs check after the handshake)
     ...ca,
-    noDelay: true,
-    headersTimeout: config.limits.headers_timeout_ms,
-    requestTimeout: config.limits.request_timeout_ms,
-    keepAliveTimeout: 30_000,
+    ...visitorServerOptions(config.limits),
+    // A TLS handshake gets as long as request headers do (Node's default is 120 s).
+    handshakeTimeout: config.limits.headers_timeout_ms,
   })
-  server.on('request', handler.onRequest)
-  server.on('upgrade', handler.onUpgrade)
-  server.on('clientError', handler.onClientError)
-  return server
+  return serveVisitors(server, handler)
 }
 
 function readFile(file: string): Buffer {

@@ -45,7 +45,12 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
   const failures = new RateLimiter({ limit: 20, windowMs: 60_000, maxKeys: 10_000 })
   const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false })
   const log = deps.log.child({ component: 'agents' })
-  const server = deps.tlsOptions ? https.createServer(deps.tlsOptions) : http.createServer()
+  // Pre-auth sockets are bounded in time: TLS handshake, then the upgrade request, each within
+  // HANDSHAKE_TIMEOUT_MS, checked every second (Node's default check interval is 30 s).
+  const timing = { connectionsCheckingInterval: 1000 }
+  const server = deps.tlsOptions
+    ? https.createServer({ ...deps.tlsOptions, ...timing, handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
+    : http.createServer(timing)
   server.headersTimeout = HANDSHAKE_TIMEOUT_MS
   server.requestTimeout = HANDSHAKE_TIMEOUT_MS
   server.maxHeadersCount = 100

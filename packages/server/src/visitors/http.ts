@@ -35,9 +35,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   const accessLog = accessLogger(log)
 
   function route(req: IncomingMessage, accept: string | undefined):
-    { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string } {
+    { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string; status?: number } {
     const check = checkRequest(req, opts.listenerPorts())
-    if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}` }
+    if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}`, ...(check.status ? { status: check.status } : {}) }
     const found = ctx.registry.route(check.host)
     if (!found) return { ok: false, code: 'PL_ERR_HTTP_UNKNOWN_HOST' }
     void accept
@@ -101,7 +101,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     const r = route(req, accept)
     if (!r.ok) {
       if (r.code === 'PL_ERR_HTTP_BAD_REQUEST') res.shouldKeepAlive = false
-      sendPage(res, r.code, accept, r.detail ? { detail: r.detail } : {})
+      sendPage(res, r.code, accept, pageOptions(r))
       return
     }
     agent = r.route.agent
@@ -126,6 +126,13 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
       return
     }
+    const maxBody = ctx.config.limits.max_body_bytes
+    if (maxBody !== null && Number(req.headers['content-length'] ?? 0) > maxBody) {
+      // Refused on its declared length: the body is never read (and no 100 Continue was sent).
+      res.shouldKeepAlive = false
+      sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+      return
+    }
     const stream = openStream(r.route)
     if (typeof stream === 'string') {
       sendPage(res, stream, accept)
@@ -134,8 +141,20 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     stream.on('error', () => { /* handled through the reply/pipe paths below */ })
     const head: HttpRequestHead = { ...buildHead(req, r, gate, false), has_body: hasBody(req) }
     writeHead(stream, head)
+    // The visitor sent Expect: 100-continue and passed every check: now it may send the body.
+    if (expectsContinue(req)) res.writeContinue()
+    let bodyRefused = false
     if (head.has_body === true) {
-      req.on('data', (c: Buffer) => { bytesIn += c.length })
+      req.on('data', (c: Buffer) => {
+        bytesIn += c.length
+        if (maxBody === null || bytesIn <= maxBody || bodyRefused) return
+        // A chunked body past the limit: the origin request is reset, the visitor gets 413 and a close.
+        bodyRefused = true
+        req.unpipe(stream)
+        stream.destroy()
+        res.shouldKeepAlive = false
+        sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+      })
       req.pipe(stream)
     } else {
       // No body: FIN right behind the head, so SYN, head and FIN leave in one mux flush.
@@ -145,6 +164,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     res.on('close', () => { if (!res.writableFinished) stream.destroy() })
 
     const answer = await awaitResponse(stream, r)
+    if (bodyRefused) return
     if ('code' in answer) {
       sendPage(res, answer.code, accept)
       return
@@ -195,7 +215,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.setNoDelay(true)
     const accept = req.headers.accept
     const r = route(req, accept)
-    if (!r.ok) return writeRawPage(socket, r.code, accept, r.detail ? { detail: r.detail } : {})
+    if (!r.ok) return writeRawPage(socket, r.code, accept, pageOptions(r))
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       return writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', accept, { detail: 'bad request: only WebSocket upgrades are supported' })
     }
@@ -266,10 +286,12 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   }
 }
 
-/** Node's HTTP server with explicit limits (fastify/Node defaults are not good enough here). */
-export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeof createVisitorHandler>): http.Server {
-  const limits = ctx.config.limits
-  const server = http.createServer({
+/**
+ * Node's HTTP server options for both public listeners (HTTP and HTTPS), with explicit limits
+ * (fastify/Node defaults are not good enough here).
+ */
+export function visitorServerOptions(limits: RelayContext['config']['limits']): http.ServerOptions {
+  return {
     noDelay: true,
     requireHostHeader: true,
     insecureHTTPParser: false,
@@ -277,13 +299,29 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
     headersTimeout: limits.headers_timeout_ms,
     requestTimeout: limits.request_timeout_ms,
     keepAliveTimeout: 30_000,
+    // How often headers/request timeouts are checked (Node's default 30 s would let a slowloris
+    // socket live up to headers_timeout_ms + 30 s).
+    connectionsCheckingInterval: 1000,
     joinDuplicateHeaders: false,
-  })
-  server.maxHeadersCount = 200
+  }
+}
+
+/** Wires a public listener (HTTP or HTTPS) to the visitor handler; the same rules on both. */
+export function serveVisitors<S extends http.Server>(server: S, handler: ReturnType<typeof createVisitorHandler>): S {
+  // 0: no silent truncation; checkRequest refuses more than MAX_REQUEST_HEADERS with 431.
+  server.maxHeadersCount = 0
   server.on('request', handler.onRequest)
+  // With this listener Node no longer answers 100 Continue by itself: onRequest sends it only
+  // after routing and the site's access rules passed (SECURITY B14).
+  server.on('checkContinue', handler.onRequest)
   server.on('upgrade', handler.onUpgrade)
   server.on('clientError', handler.onClientError)
   return server
+}
+
+/** The plain-HTTP public listener. */
+export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeof createVisitorHandler>): http.Server {
+  return serveVisitors(http.createServer(visitorServerOptions(ctx.config.limits)), handler)
 }
 
 /**
@@ -296,8 +334,18 @@ function accessLogger(log: Logger): Logger {
   return log.child({}, { redact: { paths: topLevel, censor: '[redacted]' } })
 }
 
+function pageOptions(r: { detail?: string; status?: number }): { detail?: string; status?: number } {
+  return { ...(r.detail ? { detail: r.detail } : {}), ...(r.status ? { status: r.status } : {}) }
+}
+
 function normalisePeer(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
+}
+
+/** `Expect: 100-continue` (the only expectation HTTP/1.1 defines). */
+function expectsContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect
+  return expect !== undefined && expect.toLowerCase() === '100-continue'
 }
 
 /** Node's parser decided this already: a body exists only with a Content-Length or Transfer-Encoding. */

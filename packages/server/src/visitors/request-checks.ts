@@ -5,13 +5,21 @@ import { normalizeHostname } from '@porchlight/shared/config'
  * One parse, one truth: the routing host comes from a single normalised Host value, and
  * requests that could be read two ways are refused before anything reaches an agent.
  */
-export type RequestCheck = { ok: true; host: string } | { ok: false; reason: string }
+export type RequestCheck = { ok: true; host: string } | { ok: false; reason: string; status?: number }
+
+/**
+ * More header lines than this get 431. Node's own cap (maxHeadersCount) silently drops the excess
+ * and passes the rest on, so the server's cap is off and this check decides; maxHeaderSize
+ * (16 KiB) still bounds what is parsed.
+ */
+export const MAX_REQUEST_HEADERS = 200
 
 const SINGLETON_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'authorization'])
 
 export function checkRequest(req: IncomingMessage, listenerPorts: ReadonlySet<number>): RequestCheck {
   const seen = new Set<string>()
   const raw = req.rawHeaders
+  if (raw.length > 2 * MAX_REQUEST_HEADERS) return { ok: false, reason: `more than ${MAX_REQUEST_HEADERS} header lines`, status: 431 }
   let hostValue: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
