@@ -95,12 +95,13 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts(), basicLimiter })
   const publicServer = createVisitorServer(ctx, visitorHandler)
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip)
-  let publicTlsServer: https.Server | null = null
+  let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
     const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
-    publicTlsServer = createPublicTlsServer(config, tlsHandler)
-    limitConnectionsPerIp(publicTlsServer, config.limits.max_connections_per_ip)
+    publicTls = createPublicTlsServer(config, tlsHandler)
+    limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip)
   }
+  const publicTlsServer = publicTls?.server ?? null
 
   const tlsOptions = config.tls ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
   const agentServer = createAgentListener({
@@ -190,12 +191,15 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       await admin?.app.close()
     },
     reload(next: RelayConfig): void {
-      if (next.tls && 'setSecureContext' in agentServer) {
-        // Certificate rotation: new handshakes use the new files; live sessions stay up. A bad
-        // file throws PL_ERR_TLS_FILE and the old context (and the old config) stay in force.
-        const fresh = buildAgentTlsContextOptions({ cert: next.tls.cert, key: next.tls.key, caFile: next.pki ? path.join(next.pki, 'ca.crt') : null })
-        ;(agentServer as https.Server).setSecureContext(fresh)
-      }
+      // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a
+      // bad one throws PL_ERR_TLS_FILE and the old contexts and the old config stay in force. New
+      // handshakes use the new files; live connections and sessions stay up.
+      const agentTls = next.tls && 'setSecureContext' in agentServer
+        ? buildAgentTlsContextOptions({ cert: next.tls.cert, key: next.tls.key, caFile: next.pki ? path.join(next.pki, 'ca.crt') : null })
+        : null
+      const visitorTls = publicTls && next.listen.public_tls ? loadPublicCertificates(next) : null
+      if (agentTls) (agentServer as https.Server).setSecureContext(agentTls)
+      if (visitorTls) publicTls?.rotate(visitorTls)
       config = next
       for (const s of registry.allSessions()) {
         if (!next.agents[s.agent]) s.close(new PorchlightError('PL_ERR_AUTH_BAD_TOKEN'), { code: 'PL_ERR_AUTH_BAD_TOKEN', message: 'agent removed from relay config' })
@@ -217,24 +221,46 @@ function safeRevoked(dir: string): Set<string> {
   }
 }
 
-function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>): https.Server {
+interface PublicTlsServer {
+  server: https.Server
+  /** New certificates for new handshakes (SIGHUP after a renewal). */
+  rotate(certs: PublicCertificates): void
+}
+
+type PublicCertificates = ReturnType<typeof loadPublicCertificates>
+
+/** The visitors' certificates, each per-name context trusting the relay CA for visitor certificates. */
+function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates>; ca: { ca?: Buffer } } {
   const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
   const ca = caFile ? { ca: readFile(caFile) } : {}
-  // SNI picks the certificate; each per-name context trusts the relay CA for visitor certificates.
-  const certs = loadSniCertificates(config.listen.public_tls!.certs, ca)
+  return { certs: loadSniCertificates(config.listen.public_tls!.certs, ca), ca }
+}
+
+function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>): PublicTlsServer {
+  let current = loadPublicCertificates(config)
+  const { certs, ca } = current
   const server = https.createServer({
     cert: certs.cert,
     key: certs.key,
-    SNICallback: certs.SNICallback,
+    // SNI picks the certificate from whatever set is current (rotate() swaps it).
+    SNICallback: (servername, cb) => current.certs.SNICallback(servername, cb),
     // Visitor client certificates are optional here; sites with client_certs demand them.
-    requestCert: caFile !== null,
+    requestCert: config.pki !== null,
     rejectUnauthorized: false, // lint-allow: relay-decides (per-site client_certs check after the handshake)
     ...ca,
     ...visitorServerOptions(config.limits),
     // A TLS handshake gets as long as request headers do (Node's default is 120 s).
     handshakeTimeout: config.limits.headers_timeout_ms,
   })
-  return serveVisitors(server, handler)
+  serveVisitors(server, handler)
+  return {
+    server,
+    rotate(next: PublicCertificates): void {
+      // The default context serves clients without SNI; the callback serves everyone else.
+      server.setSecureContext({ cert: next.certs.cert, key: next.certs.key, ...next.ca })
+      current = next
+    },
+  }
 }
 
 function readFile(file: string): Buffer {
