@@ -33,6 +33,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   const basicLimiter = opts.basicLimiter
   const log = ctx.log.child({ component: 'visitors' })
   const accessLog = accessLogger(log)
+  /** The newest exchange under way on each visitor connection (pipelined ones queue behind it). */
+  const answering = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse; stream: Duplex | null }>()
 
   function route(req: IncomingMessage, accept: string | undefined):
     { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string; status?: number } {
@@ -88,6 +90,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const exchange = { req, res, stream: null as Duplex | null }
+    answering.set(req.socket, exchange)
     const started = performance.now()
     const accept = req.headers.accept
     let bytesIn = 0
@@ -95,6 +99,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let agent: string | undefined
     let host: string | undefined
     res.on('close', () => {
+      if (answering.get(req.socket) === exchange) answering.delete(req.socket)
       ctx.metrics.requests.inc({ status: String(res.statusCode) })
       accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
     })
@@ -121,8 +126,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
     if (gate.action === 'deny') {
       log.info({ agent, host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
-      // A denied request's body is never read: close rather than drain it.
-      res.shouldKeepAlive = false
+      // A denied request's body is never read: close rather than drain it. Without a body the
+      // connection stays usable (a browser retries with credentials; pipelined requests go on).
+      if (hasBody(req)) res.shouldKeepAlive = false
       sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
       return
     }
@@ -139,6 +145,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       return
     }
     stream.on('error', () => { /* handled through the reply/pipe paths below */ })
+    exchange.stream = stream
     const head: HttpRequestHead = { ...buildHead(req, r, gate, false), has_body: hasBody(req) }
     writeHead(stream, head)
     // The visitor sent Expect: 100-continue and passed every check: now it may send the body.
@@ -164,7 +171,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     res.on('close', () => { if (!res.writableFinished) stream.destroy() })
 
     const answer = await awaitResponse(stream, r)
-    if (bodyRefused) return
+    // Already answered: a body over the limit, or a body that broke HTTP framing (onClientError).
+    if (bodyRefused || res.writableEnded) return
     if ('code' in answer) {
       sendPage(res, answer.code, accept)
       return
@@ -276,6 +284,21 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       })
     },
     onClientError: (err: NodeJS.ErrnoException, socket: Socket) => {
+      const inFlight = answering.get(socket)
+      if (inFlight !== undefined && !socket.destroyed) {
+        if (!inFlight.req.complete) {
+          // The request being read broke its own body framing: reset its origin request and
+          // answer 400 if nothing was sent yet; either way the connection ends here.
+          inFlight.stream?.destroy()
+          inFlight.res.shouldKeepAlive = false
+          sendPage(inFlight.res, 'PL_ERR_HTTP_BAD_REQUEST', undefined, { detail: 'bad request: malformed HTTP body' })
+          return
+        }
+        // Unparseable bytes behind requests still being answered: a response now would be read
+        // as the answer to one of those. Finish them in order, then close.
+        inFlight.res.shouldKeepAlive = false
+        return
+      }
       if (socket.writable && !socket.destroyed) {
         const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
         writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', undefined, tooLarge ? { status: 431, detail: 'request headers too large' } : { detail: 'bad request: malformed HTTP' })
