@@ -1,6 +1,7 @@
 // What the relay refuses before a request reaches an agent: bodies over `limits.max_body_bytes`
-// (SECURITY E4), more header lines than it reads (B6), and an `Expect: 100-continue` body to a
-// protected site before access was checked (B14).
+// (SECURITY E4), more header lines than it reads (B6), an `Expect: 100-continue` body to a
+// protected site before access was checked (B14), and clients too slow with their headers (B7) or
+// their body (B8).
 import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import t from 'tap'
@@ -12,7 +13,8 @@ const MiB = 1024 * 1024
 const PASSWORD = 'correct horse battery staple'
 
 const origin = await startHttpOrigin(t)
-const relay = await startRelay(t, { limits: { max_body_bytes: MiB } })
+// Short timeouts so the slow-client cases below finish in seconds.
+const relay = await startRelay(t, { limits: { max_body_bytes: MiB, headers_timeout_ms: 1000, request_timeout_ms: 2000 } })
 const hashed = await runCli('agent', ['hash-password', '--password-stdin'], { input: PASSWORD })
 await startAgent(t, relay, {
   tunnels: [
@@ -106,4 +108,44 @@ t.test('Expect: 100-continue: no 100 before access is checked; a refused visitor
   })
   t.equal(rawStatus(answer), 200, 'then the response')
   t.match(answer, /"bytes":5/, 'and the origin got the 5-byte body')
+})
+
+/** Writes `head`, then one more byte every intervalMs; resolves with what came back and when the relay closed. */
+function trickle(head: string, intervalMs: number, limitMs: number): Promise<{ text: string; closedAfterMs: number | null }> {
+  return new Promise(resolve => {
+    const socket = connect(relay.publicPort, '127.0.0.1')
+    const started = Date.now()
+    let text = ''
+    socket.on('data', (c: Buffer) => { text += c.toString('latin1') })
+    socket.on('error', () => undefined)
+    const drip = setInterval(() => { if (socket.writable) socket.write('a') }, intervalMs)
+    const giveUp = setTimeout(() => finish(null), limitMs)
+    socket.once('close', () => finish(Date.now() - started))
+    function finish(closedAfterMs: number | null): void {
+      clearInterval(drip)
+      clearTimeout(giveUp)
+      socket.destroy()
+      resolve({ text, closedAfterMs })
+    }
+    socket.write(head)
+  })
+}
+
+t.test('slow clients: headers trickled past headers_timeout_ms and a body past request_timeout_ms are cut off', async t => {
+  const before = originSaw().arrivals
+  const slowHeaders = await trickle('GET /echo HTTP/1.1\r\nhost: open.localhost\r\nx-slow: ', 200, 6000)
+  t.ok(slowHeaders.closedAfterMs !== null, 'a visitor trickling its headers is disconnected')
+  t.ok((slowHeaders.closedAfterMs ?? 0) >= 1000 && (slowHeaders.closedAfterMs ?? 0) < 3000, `after ${String(slowHeaders.closedAfterMs)} ms (headers_timeout_ms 1000, checked every second)`)
+  t.equal(rawStatus(slowHeaders.text), 408, 'with 408')
+  t.equal(originSaw().arrivals, before, 'the origin saw nothing')
+
+  const completed = origin.requests.length
+  const slowBody = await trickle('PUT /upload HTTP/1.1\r\nhost: open.localhost\r\ncontent-length: 100000\r\n\r\n', 200, 8000)
+  t.ok(slowBody.closedAfterMs !== null, 'a visitor trickling its body is disconnected')
+  t.ok((slowBody.closedAfterMs ?? 0) >= 2000 && (slowBody.closedAfterMs ?? 0) < 4500, `after ${String(slowBody.closedAfterMs)} ms (request_timeout_ms 2000)`)
+  t.equal(rawStatus(slowBody.text), 408, 'with 408')
+  t.equal(origin.requests.length, completed, 'the origin never got a complete upload')
+  const res = await fetch(`${relay.adminUrl ?? ''}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
+  const streams = ((await res.json()) as Array<{ streams: number }>)[0]?.streams
+  t.equal(streams, 1, 'and its stream was released (only the control stream is left)')
 })

@@ -284,14 +284,15 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       })
     },
     onClientError: (err: NodeJS.ErrnoException, socket: Socket) => {
+      const page = clientErrorPage(err)
       const inFlight = answering.get(socket)
       if (inFlight !== undefined && !socket.destroyed) {
         if (!inFlight.req.complete) {
-          // The request being read broke its own body framing: reset its origin request and
-          // answer 400 if nothing was sent yet; either way the connection ends here.
+          // The request being read broke its body framing or ran out of time: reset its origin
+          // request and answer if nothing was sent yet; either way the connection ends here.
           inFlight.stream?.destroy()
           inFlight.res.shouldKeepAlive = false
-          sendPage(inFlight.res, 'PL_ERR_HTTP_BAD_REQUEST', undefined, { detail: 'bad request: malformed HTTP body' })
+          sendPage(inFlight.res, 'PL_ERR_HTTP_BAD_REQUEST', undefined, page)
           return
         }
         // Unparseable bytes behind requests still being answered: a response now would be read
@@ -299,12 +300,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
         inFlight.res.shouldKeepAlive = false
         return
       }
-      if (socket.writable && !socket.destroyed) {
-        const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
-        writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', undefined, tooLarge ? { status: 431, detail: 'request headers too large' } : { detail: 'bad request: malformed HTTP' })
-      } else {
-        socket.destroy()
-      }
+      if (socket.writable && !socket.destroyed) writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', undefined, page)
+      else socket.destroy()
     },
   }
 }
@@ -355,6 +352,13 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
 function accessLogger(log: Logger): Logger {
   const topLevel = REDACT_PATHS.filter((p) => !p.includes('.') && !p.includes('['))
   return log.child({}, { redact: { paths: topLevel, censor: '[redacted]' } })
+}
+
+/** Node's parser and timeout errors as pages: 431 for oversized headers, 408 for slow clients, else 400. */
+function clientErrorPage(err: NodeJS.ErrnoException): { status?: number; detail: string } {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return { status: 431, detail: 'request headers too large' }
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, detail: 'request not received in time' }
+  return { detail: 'bad request: malformed HTTP' }
 }
 
 function pageOptions(r: { detail?: string; status?: number }): { detail?: string; status?: number } {

@@ -8,6 +8,7 @@ import { codes, type ErrorCode } from '@porchlight/shared/errors'
  */
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed',
+  408: 'Request timeout',
   413: 'Content too large', 429: 'Too many requests', 431: 'Request header fields too large', 500: 'Internal error',
   502: 'Bad gateway', 503: 'Service unavailable', 504: 'Gateway timeout',
 }
