@@ -4,6 +4,7 @@
 // and no request running on the origin.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:net'
+import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { startHttpOrigin } from './harness/origins.js'
 import { startAgent, startRelay, type RelayProcess } from './harness/processes.js'
@@ -151,4 +152,62 @@ t.test('a visitor that stops reading is closed after limits.stall_timeout_ms; a 
   t.ok(received < 200 * 1024 * 1024, `the download was cut after ${received} bytes`)
   const drained = await pollUntil(() => relayStreams(relay), n => n === 1, { timeoutMs: 3000, intervalMs: 50 })
   t.equal(drained.value, 1, 'its stream was released')
+})
+
+t.test('one stalled upload does not hold up the next request on the same agent (flow control is per stream)', async t => {
+  const origin = await startHttpOrigin(t, {
+    // Takes the head, then never reads the body and never answers.
+    '/sink': (req: IncomingMessage) => { req.pause() },
+  })
+  const relay = await startRelay(t)
+  await startAgent(t, relay, { tunnels: [{ http: 'hol', to: origin.url }] })
+
+  const body = new PassThrough()
+  const upload = visitStream(relay.publicPort, { host: 'hol.localhost', method: 'PUT', path: '/sink', body, timeoutMs: 30_000 }).catch(() => null)
+  // Push 100 MB as fast as backpressure allows; it stalls once the windows and buffers are full.
+  let pushed = 0
+  const chunk = Buffer.alloc(64 * 1024, 5)
+  while (pushed < 100 * 1024 * 1024) {
+    if (!body.write(chunk)) {
+      const drained = await Promise.race([new Promise(resolve => body.once('drain', () => resolve(true))), new Promise(resolve => setTimeout(() => resolve(false), 1000))])
+      if (!drained) break
+    }
+    pushed += chunk.length
+  }
+  t.ok(pushed < 100 * 1024 * 1024, `the upload stalled after ${(pushed / 1024 / 1024).toFixed(1)} MB (backpressure reached the visitor)`)
+  const started = Date.now()
+  const second = await visit(relay.publicPort, { host: 'hol.localhost', path: '/status/200' })
+  const ms = Date.now() - started
+  t.equal(second.status, 200)
+  t.ok(ms < 1000, `a second request on the same link answered in ${ms} ms while the upload is stuck`)
+  body.destroy()
+  void upload
+})
+
+t.test('an agent killed mid-download: the visitor sees a truncated response, not a clean end', async t => {
+  const origin = await startHttpOrigin(t)
+  const relay = await startRelay(t)
+  const agent = await startAgent(t, relay, { tunnels: [{ http: 'cut', to: origin.url }] })
+  const total = 200 * 1024 * 1024
+  const res = await visitStream(relay.publicPort, { host: 'cut.localhost', path: `/bytes/${total}` })
+  t.equal(res.statusCode, 200)
+  let received = 0
+  let killedAt = 0
+  const ended = new Promise<{ complete: boolean; ms: number }>(resolve => {
+    res.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (killedAt === 0 && received >= 4 * 1024 * 1024) {
+        killedAt = Date.now()
+        process.kill(agent.pid, 'SIGKILL')
+      }
+    })
+    res.once('end', () => resolve({ complete: res.complete, ms: Date.now() - killedAt }))
+    res.once('close', () => resolve({ complete: res.complete, ms: Date.now() - killedAt }))
+  })
+  const result = await ended
+  t.equal(result.complete, false, 'the response is marked incomplete')
+  t.ok(received < total, `cut after ${received} of ${total} bytes`)
+  t.ok(result.ms < 2000, `the visitor's connection ended ${result.ms} ms after the kill`)
+  const page = await visit(relay.publicPort, { host: 'cut.localhost', path: '/' })
+  t.equal(page.status, 503, 'and the next visitor gets "tunnel offline"')
 })
