@@ -28,7 +28,7 @@ import type { RelayContext } from './context.js'
  * replaces it. A stale link (laptop asleep, network gone) never answers; a live one answers in a
  * round trip. This is the extra delay a reconnect after sleep pays.
  */
-const LIVE_SESSION_PING_MS = 1_500
+const LIVE_SESSION_PING_MS = 800
 
 export interface RelayAddresses {
   public: string
