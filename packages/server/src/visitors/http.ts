@@ -14,7 +14,9 @@ import { checkRequest, originForm } from './request-checks.js'
 import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
 import { sendPage, writeRawPage } from './pages.js'
 import { checkVisitorAccess, openSiteGate } from './access-gate.js'
-import { StallWatch } from './stall-watch.js'
+import { VisitorConnections } from './client-errors.js'
+import { forwardRequestBody } from './request-body.js'
+import { pipeReplyBody } from './reply-body.js'
 
 /**
  * The visitors' HTTP entry: Host -> route -> one mux stream per request. The relay parses each
@@ -33,8 +35,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   const basicLimiter = opts.basicLimiter
   const log = ctx.log.child({ component: 'visitors' })
   const accessLog = accessLogger(log)
-  /** The newest exchange under way on each visitor connection (pipelined ones queue behind it). */
-  const answering = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse; stream: Duplex | null }>()
+  const connections = new VisitorConnections()
 
   function route(req: IncomingMessage, accept: string | undefined):
     { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string; status?: number } {
@@ -90,8 +91,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const exchange = { req, res, stream: null as Duplex | null }
-    answering.set(req.socket, exchange)
+    const exchange = connections.begin(req, res)
     const started = performance.now()
     const accept = req.headers.accept
     let bytesIn = 0
@@ -99,7 +99,6 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let agent: string | undefined
     let host: string | undefined
     res.on('close', () => {
-      if (answering.get(req.socket) === exchange) answering.delete(req.socket)
       ctx.metrics.requests.inc({ status: String(res.statusCode) })
       accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
     })
@@ -150,19 +149,15 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     writeHead(stream, head)
     // The visitor sent Expect: 100-continue and passed every check: now it may send the body.
     if (expectsContinue(req)) res.writeContinue()
-    let bodyRefused = false
     if (head.has_body === true) {
-      req.on('data', (c: Buffer) => {
-        bytesIn += c.length
-        if (maxBody === null || bytesIn <= maxBody || bodyRefused) return
-        // A chunked body past the limit: the origin request is reset, the visitor gets 413 and a close.
-        bodyRefused = true
-        req.unpipe(stream)
-        stream.destroy()
-        res.shouldKeepAlive = false
-        sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+      forwardRequestBody(req, stream, {
+        maxBytes: maxBody,
+        onBytes: (n) => { bytesIn += n },
+        onTooLarge: () => {
+          res.shouldKeepAlive = false
+          sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+        },
       })
-      req.pipe(stream)
     } else {
       // No body: FIN right behind the head, so SYN, head and FIN leave in one mux flush.
       stream.end()
@@ -172,7 +167,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
 
     const answer = await awaitResponse(stream, r)
     // Already answered: a body over the limit, or a body that broke HTTP framing (onClientError).
-    if (bodyRefused || res.writableEnded) return
+    if (res.writableEnded) return
     if ('code' in answer) {
       sendPage(res, answer.code, accept)
       return
@@ -188,34 +183,11 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }
-    // Built at the first backpressure only: most responses never fill the visitor's socket.
-    let stall: StallWatch | null = null
-    const watchStall = (): StallWatch => {
-      const watch = new StallWatch(ctx.config.limits.stall_timeout_ms, (blockedMs) => {
-        log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed')
-        res.destroy()
-      })
-      res.on('close', () => watch.stop())
-      return watch
-    }
-    // pipe() by hand: one 'data' listener that also counts, instead of pipe's listener set per request.
-    stream.on('data', (c: Buffer) => {
-      bytesOut += c.length
-      if (!res.write(c)) {
-        stream.pause()
-        ;(stall ??= watchStall()).blocked()
-      }
+    pipeReplyBody(stream, res, {
+      stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
+      onBytes: (n) => { bytesOut += n },
+      onStall: (blockedMs) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed'),
     })
-    res.on('drain', () => {
-      stall?.drained()
-      stream.resume()
-    })
-    // A bodyless reply's FIN may have come with its head: 'end' already fired while it was read.
-    if (stream.readableEnded) res.end()
-    else stream.on('end', () => res.end())
-    // A truncated body must look truncated: destroy the visitor's connection, never end it.
-    stream.on('error', () => res.destroy())
-    stream.on('close', () => { if (!stream.readableEnded) res.destroy() })
   }
 
   async function onUpgrade(req: IncomingMessage, socket: Socket, headBytes: Buffer): Promise<void> {
@@ -283,26 +255,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
         socket.destroy()
       })
     },
-    onClientError: (err: NodeJS.ErrnoException, socket: Socket) => {
-      const page = clientErrorPage(err)
-      const inFlight = answering.get(socket)
-      if (inFlight !== undefined && !socket.destroyed) {
-        if (!inFlight.req.complete) {
-          // The request being read broke its body framing or ran out of time: reset its origin
-          // request and answer if nothing was sent yet; either way the connection ends here.
-          inFlight.stream?.destroy()
-          inFlight.res.shouldKeepAlive = false
-          sendPage(inFlight.res, 'PL_ERR_HTTP_BAD_REQUEST', undefined, page)
-          return
-        }
-        // Unparseable bytes behind requests still being answered: a response now would be read
-        // as the answer to one of those. Finish them in order, then close.
-        inFlight.res.shouldKeepAlive = false
-        return
-      }
-      if (socket.writable && !socket.destroyed) writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', undefined, page)
-      else socket.destroy()
-    },
+    onClientError: connections.onClientError,
   }
 }
 
@@ -352,13 +305,6 @@ export function createVisitorServer(ctx: RelayContext, handler: ReturnType<typeo
 function accessLogger(log: Logger): Logger {
   const topLevel = REDACT_PATHS.filter((p) => !p.includes('.') && !p.includes('['))
   return log.child({}, { redact: { paths: topLevel, censor: '[redacted]' } })
-}
-
-/** Node's parser and timeout errors as pages: 431 for oversized headers, 408 for slow clients, else 400. */
-function clientErrorPage(err: NodeJS.ErrnoException): { status?: number; detail: string } {
-  if (err.code === 'HPE_HEADER_OVERFLOW') return { status: 431, detail: 'request headers too large' }
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, detail: 'request not received in time' }
-  return { detail: 'bad request: malformed HTTP' }
 }
 
 function pageOptions(r: { detail?: string; status?: number }): { detail?: string; status?: number } {
