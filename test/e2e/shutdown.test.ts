@@ -48,3 +48,30 @@ t.test('agent SIGTERM: the in-flight request completes, then the agent exits 0',
   const after = await visit(relay.publicPort, { host: 'leaving.localhost', path: '/slow-ok', timeoutMs: 5000 })
   t.equal(after.status, 503, 'offline once the agent is gone')
 })
+
+t.test('a second signal during the drain exits at once with a non-zero code (agent 143, relay 1)', async t => {
+  const origin = await startHttpOrigin(t, { '/forever': (req) => { req.resume() } })
+  const relay = await startRelay(t)
+  // A request that never finishes keeps a drain going for its whole 10 s grace.
+  const hang = (): void => { void visit(relay.publicPort, { host: 'stuck.localhost', path: '/forever', timeoutMs: 15_000 }).catch(() => null) }
+
+  const agent = await startAgent(t, relay, { tunnels: [{ http: 'stuck', to: origin.url }] })
+  hang()
+  await new Promise(r => setTimeout(r, 300))
+  process.kill(agent.pid, 'SIGTERM')
+  await agent.waitForLine(/"msg":"stopping"/, 2000, 'stopping line')
+  const agentSecond = Date.now()
+  process.kill(agent.pid, 'SIGTERM')
+  t.equal(await agent.exited, 143, 'agent: exit 143 after the second SIGTERM')
+  t.ok(Date.now() - agentSecond < 1000, `agent gone ${Date.now() - agentSecond} ms after the second signal`)
+
+  await startAgent(t, relay, { tunnels: [{ http: 'stuck', to: origin.url }] })
+  hang()
+  await new Promise(r => setTimeout(r, 300))
+  process.kill(relay.pid, 'SIGTERM')
+  await relay.waitForLog(l => l['msg'] === 'draining', 2000, 'draining line')
+  const relaySecond = Date.now()
+  process.kill(relay.pid, 'SIGTERM')
+  t.equal(await relay.exited, 1, 'relay: exit 1 after the second SIGTERM')
+  t.ok(Date.now() - relaySecond < 1000, `relay gone ${Date.now() - relaySecond} ms after the second signal`)
+})
