@@ -56,6 +56,19 @@ t.test('agent and relay restarts', async t => {
     t.ok(second.handle.running, 'the agent process kept running through the relay restart')
   })
 
+  await t.test('a relay down for 6 s (several failed retries): the agent keeps trying and is back within the backoff cap', async t => {
+    await relay.kill('SIGKILL')
+    const failedBefore = second.stderr().split('\n').filter(l => l.includes('PL_ERR_LINK_CONNECT')).length
+    await new Promise(resolve => setTimeout(resolve, 6000))
+    const failed = second.stderr().split('\n').filter(l => l.includes('PL_ERR_LINK_CONNECT')).length - failedBefore
+    t.ok(failed >= 3, `the agent retried ${failed} times while the relay was down`)
+    t.ok(second.handle.running, 'and is still running')
+    const restarted = Date.now()
+    await relay.restart()
+    const back = await pollUntil(() => probe(relay.publicPort, host), r => r.status === 200, { timeoutMs: BACKOFF_MAX_MS + 3000, intervalMs: 100 })
+    t.equal(back.value.text, 'origin ok', `serving again ${Date.now() - restarted} ms after the relay came back (cap ${BACKOFF_MAX_MS} ms)`)
+  })
+
   await t.test('the admin API lists the connected agent', async t => {
     const adminUrl = relay.adminUrl
     if (adminUrl === null) throw new Error('the relay reported no admin listener')
