@@ -1,6 +1,7 @@
 import t from 'tap'
 import { PassThrough } from 'node:stream'
 import { MessageDecoder, encodeMessage, readHead } from '../../src/protocol/framing.js'
+import { AgentMessage } from '../../src/protocol/messages.js'
 
 t.test('a message split at every byte boundary decodes once', async (t) => {
   const bytes = Buffer.concat([encodeMessage({ a: 1 }), encodeMessage({ b: 'two' })])
@@ -67,4 +68,35 @@ t.test('encodeMessage: length prefix counts UTF-8 bytes; the limit applies to by
   // 10 characters of 3 bytes each (+ quotes): over a 31-byte limit although only 12 characters long.
   t.throws(() => encodeMessage('€'.repeat(10), 31), { code: 'PL_ERR_PROTO_FRAME_TOO_LARGE' })
   t.equal(encodeMessage('€'.repeat(10), 32).length, 36)
+})
+
+t.test('hostile JSON within the size cap: deep nesting, big arrays and long strings are refused quickly (SECURITY A13)', async (t) => {
+  const frame = (text: string): Buffer => {
+    const json = Buffer.from(text)
+    const head = Buffer.alloc(4)
+    head.writeUInt32BE(json.length)
+    return Buffer.concat([head, json])
+  }
+  const cases: Array<[string, string]> = [
+    ['10k-deep nesting', `{"type":"publish","tunnels":${'['.repeat(10_000)}${']'.repeat(10_000)}}`],
+    ['10k-element array', `{"type":"publish","tunnels":[${Array.from({ length: 10_000 }, () => '{}').join(',')}]}`],
+    ['60 KB string', `{"type":"hello","version":1,"agent_version":"${'x'.repeat(60_000)}"}`],
+    ['constructor.prototype', '{"type":"request","id":1,"op":"status","args":{"constructor":{"prototype":{"isAdmin":true}}}}'],
+  ]
+  for (const [name, text] of cases) {
+    const started = performance.now()
+    let verdict: string
+    try {
+      const [raw] = new MessageDecoder().push(frame(text))
+      const parsed = AgentMessage.safeParse(raw)
+      verdict = parsed.success ? `accepted ${JSON.stringify(parsed.data).slice(0, 80)}` : 'schema rejected'
+    } catch (err) {
+      verdict = (err as { code?: string }).code ?? 'threw'
+    }
+    const ms = performance.now() - started
+    if (name === 'constructor.prototype') t.equal(verdict, 'accepted {"type":"request","id":1,"op":"status","args":{}}', `${name}: the key is dropped, the rest accepted`)
+    else t.ok(verdict === 'schema rejected' || verdict === 'PL_ERR_PROTO_BAD_MESSAGE', `${name}: ${verdict}`)
+    t.ok(ms < 50, `${name}: decided in ${ms.toFixed(1)} ms`)
+  }
+  t.equal(({} as Record<string, unknown>)['isAdmin'], undefined, 'no prototype was touched')
 })
