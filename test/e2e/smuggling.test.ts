@@ -108,3 +108,28 @@ t.test('gzip bodies pass through unchanged both ways: the relay never inflates',
   const seen = JSON.parse(up.text) as { bytes: number; sha256: string }
   t.same(seen, { bytes: GZIPPED.length, sha256: sha256(GZIPPED) }, 'the origin got the compressed upload as sent')
 })
+
+t.test('upgrades: h2c and unknown protocols are not tunnelled; an origin that refuses a WebSocket leaves the connection in HTTP and closes it', async t => {
+  const before = arrivals()
+  for (const [name, headers] of [
+    ['h2c', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n'],
+    ['foo', 'Connection: Upgrade\r\nUpgrade: foo\r\n'],
+  ] as const) {
+    const res = await rawExchange(relay.publicPort, `GET /who?${name} HTTP/1.1\r\nHost: a.localhost\r\n${headers}\r\nPRI * HTTP/2.0\r\n\r\n`)
+    t.equal(rawStatus(res.response), 400, `Upgrade: ${name} gets 400`)
+    t.notMatch(res.response, /101 Switching/, `${name}: never 101`)
+    t.ok(res.closedByServer, `${name}: connection closed`)
+  }
+  t.equal(arrivals(), before, 'neither reached an origin')
+
+  // The harness origin answers 404 to an upgrade outside /ws: the relay must pass that on as
+  // plain HTTP and close, and the bytes written behind the upgrade must not reach the origin.
+  const refused = await rawExchange(relay.publicPort,
+    'GET /not-ws HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' +
+    'GET /who?after-refused-upgrade HTTP/1.1\r\nHost: a.localhost\r\n\r\n')
+  t.equal(rawStatus(refused.response), 404, 'the origin refused the upgrade with 404, passed on as is')
+  t.notMatch(refused.response, /101 Switching/)
+  t.ok(refused.closedByServer, 'and the connection was closed')
+  t.equal(arrivals(), before + 1, 'only the upgrade attempt reached the origin')
+  t.notOk([...originA.requests, ...originB.requests].some(r => r.url.includes('after-refused-upgrade')), 'the bytes behind it were never forwarded')
+})
