@@ -41,11 +41,8 @@ const HTTP_HEAD_KEYS = new Set(['t', 'tunnel', 'host', 'method', 'url', 'headers
 /** True only for an object HttpRequestHead accepts as it is (a strict subset of what zod accepts). */
 export function isPlainHttpHead(raw: unknown): raw is HttpRequestHead {
   if (!isPlainObject(raw)) return false
-  let keys = 0
-  for (const key in raw) {
-    if (!Object.hasOwn(raw, key) || !HTTP_HEAD_KEYS.has(key)) return false
-    keys++
-  }
+  const keys = ownKeyCount(raw, HTTP_HEAD_KEYS)
+  if (keys === -1) return false
   const hasBody = raw['has_body']
   const bodyKeys = hasBody === undefined ? 0 : 1
   return keys === 7 + bodyKeys &&
@@ -64,11 +61,8 @@ const RESPONSE_HEAD_KEYS = new Set(['t', 'status', 'status_message', 'headers'])
 /** True only for a `response` ReplyHead zod accepts as it is. */
 export function isPlainResponseHead(raw: unknown): raw is Extract<ReplyHead, { t: 'response' }> {
   if (!isPlainObject(raw)) return false
-  let keys = 0
-  for (const key in raw) {
-    if (!Object.hasOwn(raw, key) || !RESPONSE_HEAD_KEYS.has(key)) return false
-    keys++
-  }
+  const keys = ownKeyCount(raw, RESPONSE_HEAD_KEYS)
+  if (keys === -1) return false
   const message = raw['status_message']
   const status = raw['status']
   return keys === (message === undefined ? 3 : 4) &&
@@ -76,6 +70,16 @@ export function isPlainResponseHead(raw: unknown): raw is Extract<ReplyHead, { t
     typeof status === 'number' && Number.isInteger(status) && status >= 100 && status <= 999 &&
     (message === undefined || isText(message, 0, SHORT_TEXT_MAX)) &&
     isHeaderList(raw['headers'])
+}
+
+/** How many own keys the object has, all of them in `allowed`; -1 when one is not. */
+function ownKeyCount(raw: Record<string, unknown>, allowed: ReadonlySet<string>): number {
+  let keys = 0
+  for (const key in raw) {
+    if (!Object.hasOwn(raw, key) || !allowed.has(key)) return -1
+    keys++
+  }
+  return keys
 }
 
 function isPlainObject(raw: unknown): raw is Record<string, unknown> {
