@@ -71,9 +71,7 @@ t.test('a reconnect by the same agent replaces its stale session at once', async
   t.ok(Date.now() - started < 3000, `new session serving ${Date.now() - started} ms after it started`)
   const replaced = await relay.waitForLog(l => l['msg'] === 'agent disconnected' && l['agent'] === 'laptop', 2000, 'stale session closed')
   t.equal(replaced['agent'], 'laptop')
-  const res = await fetch(`${relay.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
-  const agents = (await res.json()) as Array<{ name: string }>
-  t.equal(agents.filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
+  t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
 })
 
 t.test('two live agents with one identity: the connected one keeps its link, the second is refused (409) until the first goes', async t => {
@@ -94,8 +92,7 @@ t.test('two live agents with one identity: the connected one keeps its link, the
   await new Promise(resolve => setTimeout(resolve, 1500))
   t.equal((await probe(relay.publicPort, host)).text, 'first', 'the first agent still serves')
   t.equal(relay.logs().filter(l => l['msg'] === 'agent disconnected').length, 0, 'no session was replaced')
-  const res = await fetch(`${relay.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
-  t.equal(((await res.json()) as Array<{ name: string }>).filter(a => a.name === 'laptop').length, 1, 'exactly one session')
+  t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 1, 'exactly one session')
 
   // The first one goes away for good: the second, still retrying, takes over.
   signal(first.pid, 'SIGKILL')

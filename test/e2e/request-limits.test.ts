@@ -145,7 +145,6 @@ t.test('slow clients: headers trickled past headers_timeout_ms and a body past r
   t.ok((slowBody.closedAfterMs ?? 0) >= 2000 && (slowBody.closedAfterMs ?? 0) < 4500, `after ${String(slowBody.closedAfterMs)} ms (request_timeout_ms 2000)`)
   t.equal(rawStatus(slowBody.text), 408, 'with 408')
   t.equal(origin.requests.length, completed, 'the origin never got a complete upload')
-  const res = await fetch(`${relay.adminUrl ?? ''}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
-  const streams = ((await res.json()) as Array<{ streams: number }>)[0]?.streams
+  const streams = (await relay.connectedAgents())[0]?.streams
   t.equal(streams, 1, 'and its stream was released (only the control stream is left)')
 })

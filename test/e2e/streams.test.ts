@@ -13,9 +13,7 @@ import { pollUntil } from './harness/wait.js'
 
 /** Mux streams the relay holds for the agent (the control stream is one of them). */
 async function relayStreams(relay: RelayProcess): Promise<number> {
-  const res = await fetch(`${relay.adminUrl ?? ''}/api/agents`, { headers: { authorization: `Bearer ${relay.adminToken}` } })
-  const agents = (await res.json()) as Array<{ name: string; streams: number }>
-  return agents.find(a => a.name === 'laptop')?.streams ?? -1
+  return (await relay.connectedAgents()).find(a => a.name === 'laptop')?.streams ?? -1
 }
 
 /** A port nothing listens on: bound once, then released. */

@@ -177,6 +177,14 @@ export class RelayProcess {
     return this.runs.map(r => [...r.stdoutLines, ...r.stderrLines].join('\n')).join('\n')
   }
 
+  /** GET /api/agents with the admin token: the connected agents, their streams and tunnels. */
+  async connectedAgents(): Promise<Array<{ name: string; session: string; streams: number }>> {
+    if (this.adminUrl === null) throw new Error('this relay has no admin listener')
+    const res = await fetch(`${this.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${this.adminToken}` } })
+    if (res.status !== 200) throw new Error(`GET /api/agents: ${res.status}`)
+    return (await res.json()) as Array<{ name: string; session: string; streams: number }>
+  }
+
   /** Waits for a JSON log line of the current run that satisfies match. */
   async waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
     const line = await this.current.waitForLine('stdout', l => { const j = jsonLines([l])[0]; return j !== undefined && match(j) }, timeoutMs, what)
