@@ -20,14 +20,16 @@ export class VisitorConnections {
   /** The newest exchange under way on each connection (pipelined ones queue behind it). */
   private readonly answering = new WeakMap<Socket, Exchange>()
 
-  /** Tracks a request until its response closes. */
+  /** Tracks a request until finish() (called from the response's own 'close' handler). */
   begin(req: IncomingMessage, res: ServerResponse): Exchange {
     const exchange: Exchange = { req, res, stream: null }
     this.answering.set(req.socket, exchange)
-    res.on('close', () => {
-      if (this.answering.get(req.socket) === exchange) this.answering.delete(req.socket)
-    })
     return exchange
+  }
+
+  /** The response closed: forget the exchange unless a pipelined one replaced it already. */
+  finish(exchange: Exchange): void {
+    if (this.answering.get(exchange.req.socket) === exchange) this.answering.delete(exchange.req.socket)
   }
 
   readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {

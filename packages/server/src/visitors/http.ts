@@ -99,6 +99,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let agent: string | undefined
     let host: string | undefined
     res.on('close', () => {
+      connections.finish(exchange)
       ctx.metrics.requests.inc({ status: String(res.statusCode) })
       accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
     })
