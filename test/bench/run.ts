@@ -1,7 +1,8 @@
 // `npm run bench`: the tunnel's cost against a direct connection, with the built relay and agent.
-// GET 1 KiB at 50 connections (req/s; direct, the HTTP tunnel and a TCP tunnel to the same origin
-// alternate three times and the medians are reported, each ratio being the median of the per-round
-// ratios), a 200 MB download (MB/s), then the mux's own bench if present.
+// GET 1 KiB at 50 connections (req/s; direct, the HTTP tunnel, a TCP tunnel and the design floor
+// (floor/relay.mjs) to the same origin alternate three times and the medians are reported, each
+// ratio being the median of the per-round ratios), a 200 MB download (MB/s), then the mux's own
+// bench if present.
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -12,6 +13,7 @@ import { download } from '../e2e/harness/visitor.js'
 import { freePortRange } from '../e2e/harness/tcp.js'
 import { BenchScope } from './bench-scope.js'
 import { runTcpBench } from './tcp-bench.js'
+import { startFloor } from './floor/start.js'
 
 const CONNECTIONS = 50
 const DURATION_S = 5
@@ -106,31 +108,39 @@ async function main(): Promise<void> {
     const { from: tcpPort } = await freePortRange(1)
     const relay = await startRelay(scope, { agents: { laptop: { hosts: ['*.localhost'], tcp_ports: [tcpPort] } } })
     await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin.port}` }, { tcp: tcpPort, to: `127.0.0.1:${origin.port}` }] })
+    // The least any relay and agent must do per request under SECURITY.md rule 2 (parse, one mux
+    // stream per request, re-serialise), built from the product's own mux: the product's ceiling.
+    const floorPort = await startFloor(scope, origin.port)
     const host = 'bench.localhost'
     process.stdout.write(`relay public 127.0.0.1:${relay.publicPort}, origin 127.0.0.1:${origin.port}; ${CONNECTIONS} connections, ${DURATION_S} s per run\n`)
 
     await step('warm-up', () => requestsPerSecond(relay.publicPort, host, 1)) // JIT and connection pools
     await step('warm-up (tcp tunnel)', () => requestsPerSecond(tcpPort, host, 1))
-    const rounds: Array<{ direct: RpsResult; tunnel: RpsResult; tcp: RpsResult }> = []
+    await step('warm-up (design floor)', () => requestsPerSecond(floorPort, host, 1))
+    const rounds: Array<{ direct: RpsResult; tunnel: RpsResult; tcp: RpsResult; floor: RpsResult }> = []
     for (let i = 1; i <= ROUNDS; i++) {
       const d = await step(`GET 1 KiB direct (${i}/${ROUNDS})`, () => requestsPerSecond(origin.port, host, DURATION_S))
       const tn = await step(`GET 1 KiB via tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(relay.publicPort, host, DURATION_S))
       const tcp = await step(`GET 1 KiB via a tcp tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(tcpPort, host, DURATION_S))
-      rounds.push({ direct: d, tunnel: tn, tcp })
-      process.stdout.write(`    round ${i}: direct ${d.rps.toFixed(0)}, tunnel ${tn.rps.toFixed(0)} (${(tn.rps / d.rps).toFixed(2)}), tcp tunnel ${tcp.rps.toFixed(0)} (${(tcp.rps / d.rps).toFixed(2)}) req/s\n`)
+      const floor = await step(`GET 1 KiB via the design floor (${i}/${ROUNDS})`, () => requestsPerSecond(floorPort, host, DURATION_S))
+      rounds.push({ direct: d, tunnel: tn, tcp, floor })
+      process.stdout.write(`    round ${i}: direct ${d.rps.toFixed(0)}, tunnel ${tn.rps.toFixed(0)} (${(tn.rps / d.rps).toFixed(2)}), tcp tunnel ${tcp.rps.toFixed(0)} (${(tcp.rps / d.rps).toFixed(2)}), design floor ${floor.rps.toFixed(0)} (${(floor.rps / d.rps).toFixed(2)}) req/s\n`)
     }
     const direct = medianBy(rounds.map((r) => r.direct), (r) => r.rps)
     const tunnel = medianBy(rounds.map((r) => r.tunnel), (r) => r.rps)
     const ratio = median(rounds.map((r) => r.tunnel.rps / r.direct.rps))
     const tcpTunnel = medianBy(rounds.map((r) => r.tcp), (r) => r.rps)
     const tcpRatio = median(rounds.map((r) => r.tcp.rps / r.direct.rps))
+    const floor = medianBy(rounds.map((r) => r.floor), (r) => r.rps)
+    const floorRatio = median(rounds.map((r) => r.floor.rps / r.direct.rps))
     const directMBs = await step('download direct', () => megabytesPerSecond(origin.port, host))
     const tunnelMBs = await step('download via tunnel', () => megabytesPerSecond(relay.publicPort, host))
     printTable([
       { what: `GET 1 KiB req/s (median of ${ROUNDS})`, direct: direct.rps.toFixed(0), tunnel: tunnel.rps.toFixed(0), ratio: ratio.toFixed(2) },
       { what: '  same, raw tcp tunnel', direct: direct.rps.toFixed(0), tunnel: tcpTunnel.rps.toFixed(0), ratio: tcpRatio.toFixed(2) },
+      { what: '  same, design floor (rule 2)', direct: direct.rps.toFixed(0), tunnel: floor.rps.toFixed(0), ratio: floorRatio.toFixed(2) },
       { what: 'GET 1 KiB p99 ms', direct: direct.p99Ms.toFixed(1), tunnel: tunnel.p99Ms.toFixed(1), ratio: (tunnel.p99Ms / Math.max(direct.p99Ms, 0.001)).toFixed(2) },
-      { what: 'non-2xx/errors (all rounds)', direct: String(rounds.reduce((n, r) => n + r.direct.bad, 0)), tunnel: String(rounds.reduce((n, r) => n + r.tunnel.bad, 0)), ratio: '' },
+      { what: 'non-2xx/errors (all rounds)', direct: String(rounds.reduce((n, r) => n + r.direct.bad, 0)), tunnel: String(rounds.reduce((n, r) => n + r.tunnel.bad + r.floor.bad, 0)), ratio: '' },
       { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
     ])
     // BENCH_ONLY=http stops here (quick side-by-side runs while tuning the request path).
