@@ -81,8 +81,11 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     } catch (err) {
       stream.destroy()
       log.debug({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, host: r.host }, 'no reply head from agent')
+      // A link that died (its heartbeat's own "timed out" included) is the tunnel going offline,
+      // not a slow local server: check the session before the head's timeout.
+      if (r.route.session?.isClosed !== false) return { code: 'PL_ERR_HTTP_TUNNEL_OFFLINE' }
       if ((err as Error).message.includes('timed out')) return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
-      return { code: r.route.session?.isClosed ? 'PL_ERR_HTTP_TUNNEL_OFFLINE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
+      return { code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
     }
     if (reply.t === 'response') return { reply }
     stream.destroy()
