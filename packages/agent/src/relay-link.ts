@@ -140,8 +140,12 @@ export function httpFailure(url: URL, status: number, body: string): PorchlightE
 const TLS_VERIFY = /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_\w+|\w*SELF_SIGNED\w*|UNABLE_TO_(VERIFY|GET)_\w+|HOSTNAME_MISMATCH|INVALID_CA)$/
 
 /** No `cause`: the reason is already in the message, and pino would print it twice. */
-export function classifyDialError(url: URL, err: NodeJS.ErrnoException): PorchlightError {
+export function classifyDialError(url: URL, err: NodeJS.ErrnoException, now = new Date()): PorchlightError {
   if (err instanceof PorchlightError) return err
+  // Not yet valid or expired by our clock: far more often a wrong clock here than a bad relay.
+  if (err.code === 'CERT_NOT_YET_VALID' || err.code === 'CERT_HAS_EXPIRED') {
+    return new PorchlightError('PL_ERR_LINK_CLOCK_SKEW', [url.hostname, err.message, now.toISOString()])
+  }
   if (err.code !== undefined && TLS_VERIFY.test(err.code)) {
     return new PorchlightError('PL_ERR_AUTH_RELAY_UNTRUSTED', [url.hostname, err.message])
   }

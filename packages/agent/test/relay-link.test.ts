@@ -72,13 +72,20 @@ t.test('HTTP failures and dial errors map to codes with the right retry flag', a
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
     ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
-    ['CERT_HAS_EXPIRED', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
+    ['CERT_HAS_EXPIRED', 'PL_ERR_LINK_CLOCK_SKEW', true],
+    ['CERT_NOT_YET_VALID', 'PL_ERR_LINK_CLOCK_SKEW', true],
     ['SELF_SIGNED_CERT_IN_CHAIN', 'PL_ERR_AUTH_RELAY_UNTRUSTED', true],
   ]
   for (const [errno, code, retry] of dial) {
     const err = classifyDialError(url, Object.assign(new Error(`boom ${errno}`), { code: errno }))
     t.same([err.code, err.retry], [code, retry], errno)
   }
+})
+
+t.test("a relay certificate outside its dates names this machine's clock", async (t) => {
+  const url = new URL('wss://relay.example.com:7443/agent')
+  const err = classifyDialError(url, Object.assign(new Error('certificate is not yet valid'), { code: 'CERT_NOT_YET_VALID' }), new Date('2001-01-01T00:00:00Z'))
+  t.equal(err.message, "relay certificate for relay.example.com: certificate is not yet valid, by this machine's clock (2001-01-01T00:00:00.000Z); check the clock (NTP)")
 })
 
 t.test('nothing listening -> PL_ERR_LINK_CONNECT (retryable)', async (t) => {

@@ -30,6 +30,7 @@ export const codes = {
   PL_ERR_AUTH_CERT_REQUIRED: { msg: 'relay requires a client certificate for agent %s', exit: 1, status: 403, retry: false },
   PL_ERR_AUTH_CERT_REJECTED: { msg: 'client certificate rejected: %s', exit: 1, status: 403, retry: false },
   PL_ERR_AUTH_RELAY_UNTRUSTED: { msg: 'relay certificate not trusted for %s: %s', retry: true },
+  PL_ERR_LINK_CLOCK_SKEW: { msg: "relay certificate for %s: %s, by this machine's clock (%s); check the clock (NTP)", retry: true },
   PL_ERR_LINK_LOST: { msg: 'relay link lost: %s', retry: true },
   PL_ERR_LINK_CONNECT: { msg: 'cannot reach relay %s: %s', retry: true },
   PL_ERR_LINK_REPLACED: { msg: 'session replaced by a newer connection of the same agent', retry: false },

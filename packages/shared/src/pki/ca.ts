@@ -3,7 +3,7 @@ import { buildCrl } from './crl.js'
 import { generateRsaKeyPair } from './keys.js'
 import { randomSerialHex } from './serial.js'
 import { ensureDir, fileExists, pkiPath, withPkiLock, writeFileAtomic, writeIssued, writeRevoked } from './store.js'
-import { altNamesFor, buildCertificate } from './x509.js'
+import { altNamesFor, BACKDATE_MS, buildCertificate } from './x509.js'
 
 export interface InitCaOptions {
   dir: string
@@ -26,8 +26,6 @@ export interface InitCaResult {
 }
 
 const DAY_MS = 24 * 3600 * 1000
-// Certificates start a little in the past so a peer with a slightly slow clock accepts them.
-const BACKDATE_MS = 5 * 60 * 1000
 
 /**
  * Creates the relay's own CA (ca.crt, ca.key) and a server certificate for the agents listener

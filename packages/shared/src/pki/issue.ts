@@ -4,7 +4,7 @@ import { checkDays } from './ca.js'
 import { generateRsaKeyPair } from './keys.js'
 import { randomSerialHex } from './serial.js'
 import { fileExists, loadCa, readIssued, readRevoked, withPkiLock, writeIssued } from './store.js'
-import { buildCertificate } from './x509.js'
+import { BACKDATE_MS, buildCertificate } from './x509.js'
 
 export interface IssueClientCertOptions {
   dir: string
@@ -38,7 +38,6 @@ export interface CertListing {
 }
 
 const DAY_MS = 24 * 3600 * 1000
-const BACKDATE_MS = 5 * 60 * 1000
 /**
  * Agent names exactly as relay.yaml allows them (config's AGENT_NAME; a test keeps the two equal):
  * a certificate for a name no agent can have would never be accepted.

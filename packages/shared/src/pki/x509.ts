@@ -9,6 +9,12 @@ import forge from 'node-forge'
  */
 export type CertProfile = 'ca' | 'server' | 'client'
 
+/**
+ * Every certificate starts this long before it is made, as Let's Encrypt's do: a peer whose clock
+ * is up to an hour slow (an old laptop before NTP caught up) still accepts one issued just now.
+ */
+export const BACKDATE_MS = 60 * 60 * 1000
+
 export interface CertificateSpec {
   /** Subject common name (the agent name for client certificates). */
   commonName: string
