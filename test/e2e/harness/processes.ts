@@ -53,6 +53,8 @@ export interface RelayOptions {
   env?: Record<string, string>
   /** Another script to run instead of the built relay (harness self-tests). */
   bin?: string
+  /** A command that execs the relay in its own process, e.g. ['prlimit', '--nofile=256'] to cap fds. */
+  execUnder?: string[]
 }
 
 /** The relay's `"msg":"ready"` line: the addresses it actually bound. */
@@ -133,7 +135,7 @@ export class RelayProcess {
     const bin = requireBin(this.opts.bin ?? RELAY_BIN)
     const run = new ChildHandle(this.t, {
       label: this.runs.length === 0 ? 'relay' : `relay#${this.runs.length + 1}`,
-      ...nodeCommand(bin, ['serve', '-c', this.configFile]),
+      ...execUnder(this.opts.execUnder, nodeCommand(bin, ['serve', '-c', this.configFile])),
       env: childEnv(homeIn(this.dir), this.opts.env),
       cwd: this.dir,
     })
@@ -317,6 +319,15 @@ export async function startAgent(t: Scope, relay: RelayProcess, opts: AgentOptio
   }
   if (opts.waitFor) await handle.waitForLine('any', opts.waitFor, timeoutMs, String(opts.waitFor))
   return agent
+}
+
+/**
+ * `wrapper... command args`. The wrapper must exec the command in its own process (prlimit does;
+ * the faketime wrapper does not), so the harness's signals still reach the relay.
+ */
+function execUnder(wrapper: string[] | undefined, cmd: { command: string; args: string[] }): { command: string; args: string[] } {
+  if (wrapper === undefined || wrapper.length === 0) return cmd
+  return { command: wrapper[0]!, args: [...wrapper.slice(1), cmd.command, ...cmd.args] }
 }
 
 // ---------------------------------------------------------------- one-shot commands
