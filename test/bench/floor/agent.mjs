@@ -31,11 +31,12 @@ function serve(stream) {
   }, () => stream.destroy())
 }
 
-const ws = new WebSocket(`ws://127.0.0.1:${agentsPort}/`, { perMessageDeflate: false, maxPayload: 4 << 20 })
+// The product's link settings, zero mask included (it skips client-side masking).
+const ws = new WebSocket(`ws://127.0.0.1:${agentsPort}/`, { perMessageDeflate: false, maxPayload: 4 << 20, generateMask: (mask) => mask.fill(0) })
 ws.on('open', () => {
   ws._socket.setNoDelay(true)
   process.stdout.write('connected\n')
 })
 ws.on('error', (err) => { process.stderr.write(`floor agent: ${err.message}\n`); process.exit(1) })
-new MuxSession(websocketDuplex(ws), { role: 'client', onStream: serve })
+new MuxSession(websocketDuplex(ws, { maxMessageBytes: 4 << 20 }), { role: 'client', onStream: serve })
 process.on('SIGTERM', () => process.exit(0))
