@@ -9,7 +9,9 @@ export interface Metrics {
 
 export function createMetrics(connectedAgents: () => number): Metrics {
   const registry = new PromRegistry()
-  collectDefaultMetrics({ register: registry, prefix: 'porchlight_relay_' })
+  // The event-loop delay histogram samples every 10 ms by default: 100 wake-ups a second on an
+  // idle relay. Every 100 ms still shows a stalled loop.
+  collectDefaultMetrics({ register: registry, prefix: 'porchlight_relay_', eventLoopMonitoringPrecision: 100 })
   const requests = new Counter({ name: 'porchlight_http_requests_total', help: 'Visitor HTTP requests by status', labelNames: ['status'] as const, registers: [registry] })
   const sessions = new Counter({ name: 'porchlight_agent_sessions_total', help: 'Agent sessions accepted', registers: [registry] })
   new Gauge({ name: 'porchlight_agents_connected', help: 'Agents connected now', registers: [registry], collect() { this.set(connectedAgents()) } })
