@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { PorchlightError, type ErrorCode, codes } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { encodeMessage, MessageDecoder, RelayMessage, type AgentMessage, type PublishResult, type TunnelSpec } from '@porchlight/shared/protocol'
+import { encodeMessage, handlerTable, lookupHandler, MessageDecoder, RelayMessage, type AgentMessage, type PublishResult, type TunnelSpec } from '@porchlight/shared/protocol'
 
 type Welcome = Extract<RelayMessage, { type: 'welcome' }>
 type Notice = Extract<RelayMessage, { type: 'notice' }>
@@ -131,7 +131,9 @@ export class ControlChannel extends EventEmitter {
         this.close(new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', [`${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim()]))
         return
       }
-      handlers[parsed.data.type](this, parsed.data as never)
+      const handler = lookupHandler(handlers, parsed.data.type)
+      if (handler === undefined) return this.protocolError('unknown message type')
+      handler(this, parsed.data as never)
       if (this.closed) return
     }
   }
@@ -179,9 +181,9 @@ export class ControlChannel extends EventEmitter {
 }
 
 /** Adding a relay message type without a handler fails tsc (STYLE.md pattern 5). */
-const handlers = {
+const handlers = handlerTable({
   welcome: (c, m) => c.onWelcome(m),
   published: (c, m) => c.onPublished(m),
   response: (c, m) => c.onResponse(m),
   notice: (c, m) => c.onNotice(m),
-} satisfies { [K in RelayMessage['type']]: (c: ControlChannel, m: Extract<RelayMessage, { type: K }>) => void }
+} satisfies { [K in RelayMessage['type']]: (c: ControlChannel, m: Extract<RelayMessage, { type: K }>) => void })

@@ -37,8 +37,8 @@ export function parseBasicAuth(header: string | readonly string[] | undefined): 
 }
 
 /**
- * Checks presented credentials against `{user, password_hash}`. Both the user comparison and the
- * scrypt run always happen, so response time does not reveal which one was wrong. Throws
+ * Checks presented credentials against `{user, password_hash}`. The user comparison and the
+ * scrypt run always both happen, so response time does not reveal which one was wrong. Throws
  * PL_ERR_ACCESS_RATE_LIMITED when too many checks are already waiting.
  */
 export async function checkBasicCredentials(
@@ -46,16 +46,15 @@ export async function checkBasicCredentials(
   expected: { user: string; password_hash: string },
   cache: PasswordCache = defaultCache,
 ): Promise<boolean> {
-  const userOk = safeEqual(creds.user, expected.user)
-  const passwordOk = await cache.verify(creds.password, expected.password_hash)
-  return userOk && passwordOk
+  return cache.verify(creds, expected)
 }
 
 /**
  * Runs password checks for the relay. Remembers recent successes: browsers resend Basic
  * credentials on every request, and a page with 50 assets would otherwise cost 50 scrypt runs
- * (~100 ms each). Keys are HMACs with a per-process key, so no password is held; failures are
- * never cached; the table is a bounded LRU. Also bounds scrypt concurrency: scrypt runs on libuv's
+ * (~100 ms each). Keys are HMACs of hash, user and password with a per-process key, so no
+ * password is held; only full successes (right user AND right password) are cached, so a right
+ * password under a wrong user name still costs a scrypt run; the table is a bounded LRU. Also bounds scrypt concurrency: scrypt runs on libuv's
  * small thread pool, which DNS lookups and file I/O share, so a guessing flood from many addresses
  * must queue (and beyond the queue get PL_ERR_ACCESS_RATE_LIMITED) instead of starving them.
  */
@@ -93,8 +92,12 @@ export class PasswordCache {
     return this.entries.size
   }
 
-  async verify(password: string, passwordHash: string): Promise<boolean> {
-    const id = createHmac('sha256', this.key).update(passwordHash).update('\0').update(password).digest('base64')
+  async verify(creds: BasicCredentials, expected: { user: string; password_hash: string }): Promise<boolean> {
+    const id = createHmac('sha256', this.key)
+      .update(expected.password_hash).update('\0')
+      .update(creds.user).update('\0')
+      .update(creds.password)
+      .digest('base64')
     const expires = this.entries.get(id)
     if (expires !== undefined) {
       this.entries.delete(id)
@@ -103,7 +106,9 @@ export class PasswordCache {
         return true
       }
     }
-    const ok = await this.limited(() => this.check(password, passwordHash))
+    const userOk = safeEqual(creds.user, expected.user)
+    const passwordOk = await this.limited(() => this.check(creds.password, expected.password_hash))
+    const ok = userOk && passwordOk
     if (ok) {
       this.entries.set(id, this.now() + this.ttlMs)
       while (this.entries.size > this.maxEntries) {

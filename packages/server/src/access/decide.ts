@@ -87,23 +87,27 @@ export async function decideAccess(input: AccessInput, deps: AccessDeps): Promis
 
   if (basic !== null && input.authorizationHeader !== undefined) {
     const key = `${input.clientIp}|${input.host}`
-    const gate = deps.basicLimiter.peek(key)
-    if (!gate.allowed) return { ...deny(429, 'PL_ERR_ACCESS_RATE_LIMITED', 'basic_rate_limited'), retryAfterS: gate.retryAfterS }
     const creds = parseBasicAuth(input.authorizationHeader)
+    // The attempt is counted BEFORE the slow check: concurrent guesses each take a slot, so no
+    // more than the limit are ever checked at once (issue 16). Successes reset the count.
+    const gate = creds === null ? deps.basicLimiter.peek(key) : deps.basicLimiter.hit(key)
+    if (!gate.allowed) return { ...deny(429, 'PL_ERR_ACCESS_RATE_LIMITED', 'basic_rate_limited'), retryAfterS: gate.retryAfterS }
     if (creds !== null) {
       let ok: boolean
       try {
         ok = await checkBasicCredentials(creds, basic, deps.passwordCache)
       } catch (err) {
         // Too many password checks already queued relay-wide: shed load, do not count a failure.
-        if ((err as { code?: string }).code === 'PL_ERR_ACCESS_RATE_LIMITED') return { ...deny(429, 'PL_ERR_ACCESS_RATE_LIMITED', 'basic_busy'), retryAfterS: 1 }
+        if ((err as { code?: string }).code === 'PL_ERR_ACCESS_RATE_LIMITED') {
+          deps.basicLimiter.refund(key)
+          return { ...deny(429, 'PL_ERR_ACCESS_RATE_LIMITED', 'basic_busy'), retryAfterS: 1 }
+        }
         throw err
       }
       if (ok) {
         deps.basicLimiter.reset(key)
         return { action: 'allow', stripCookie }
       }
-      deps.basicLimiter.hit(key)
       return { ...deny(401, 'PL_ERR_ACCESS_UNAUTHORIZED', 'basic_wrong_credentials'), ...challenge }
     }
     if (linkFailure === null) return { ...deny(401, 'PL_ERR_ACCESS_UNAUTHORIZED', 'basic_malformed'), ...challenge }

@@ -61,6 +61,12 @@ export class RateLimiter {
     return w.count >= this.limit ? { allowed: false, retryAfterS: retryAfter(w, now) } : { allowed: true, retryAfterS: 0 }
   }
 
+  /** Takes back one hit of `key` (an attempt reserved by hit() that was never checked). */
+  refund(key: string): void {
+    const w = this.current(key, this.now())
+    if (w && w.count > 0) w.count--
+  }
+
   /** Forgets `key` (e.g. after a successful login). */
   reset(key: string): void {
     this.table.delete(key)

@@ -1,5 +1,6 @@
 import type { AgentMessage, RelayMessage } from '@porchlight/shared/protocol'
 import { isPorchlightError } from '@porchlight/shared/errors'
+import { handlerTable, lookupHandler } from '@porchlight/shared/protocol'
 import type { AgentSession } from './session.js'
 
 type Request = Extract<AgentMessage, { type: 'request' }>
@@ -10,8 +11,8 @@ const MAX_LINK_TTL_MS = 365 * 24 * 3600 * 1000
 /** Answers an agent's control `request` (share links, status). Never throws. */
 export async function handleControlRequest(session: AgentSession, req: Request): Promise<Reply> {
   try {
-    const handler = ops[req.op]
-    if (!handler) return { type: 'response', id: req.id, ok: false, code: 'PL_ERR_PROTO_BAD_MESSAGE', message: `unknown op ${req.op.slice(0, 64)}` }
+    const handler = lookupHandler<Op>(ops, req.op)
+    if (handler === undefined) return { type: 'response', id: req.id, ok: false, code: 'PL_ERR_PROTO_BAD_MESSAGE', message: `unknown op ${req.op.slice(0, 64)}` }
     const result = await handler(session, req.args)
     return { type: 'response', id: req.id, ok: true, result }
   } catch (err) {
@@ -34,7 +35,10 @@ function linkHostOf(session: AgentSession, host: unknown): string {
   return route.host
 }
 
-const ops: Record<string, (session: AgentSession, args: Record<string, unknown>) => Promise<unknown>> = {
+type Op = (session: AgentSession, args: Record<string, unknown>) => Promise<unknown>
+
+// Null-prototype and frozen: an agent naming an inherited property (`constructor`) gets "unknown op".
+const ops = handlerTable<Record<string, Op>>({
   'link.create': async (session, args) => {
     const host = linkHostOf(session, args['host'])
     const expiresMs = typeof args['expires_ms'] === 'number' ? args['expires_ms'] : 24 * 3600 * 1000
@@ -63,7 +67,7 @@ const ops: Record<string, (session: AgentSession, args: Record<string, unknown>)
     session: session.id,
     tunnels: session.results,
   }),
-}
+})
 
 // RequestError carries a code like PorchlightError so isPorchlightError-style checks see it.
 Object.defineProperty(RequestError.prototype, 'name', { value: 'RequestError' })

@@ -106,8 +106,22 @@ export class AgentSession {
     for (const fn of this.onClosed.splice(0)) fn()
   }
 
+  /**
+   * Writes one control message; never throws. A message that cannot be encoded (too large, or a
+   * value JSON cannot hold) is logged, and a `response` is replaced by an internal-error reply so
+   * the agent's request still gets an answer.
+   */
   send(message: RelayMessage): void {
-    this.control?.write(encodeMessage(message))
+    if (this.control === null) return
+    let frame: Buffer
+    try {
+      frame = encodeMessage(message)
+    } catch (err) {
+      this.log.error({ code: 'PL_ERR_INTERNAL', type: message.type, err: { message: (err as Error).message } }, 'control message could not be encoded')
+      if (message.type !== 'response') return
+      frame = encodeMessage({ type: 'response', id: message.id, ok: false, code: 'PL_ERR_INTERNAL', message: 'internal error' })
+    }
+    this.control.write(frame)
   }
 
   private onStream(stream: MuxStream): void {
@@ -182,11 +196,13 @@ export class AgentSession {
       })
     },
     request: (m) => {
-      void handleControlRequest(this, m).then((reply) => this.send(reply))
+      void handleControlRequest(this, m).then((reply) => this.send(reply), (err: unknown) => this.log.error({ err }, 'control request failed'))
     },
   }
 
   private dispatch(msg: AgentMessage): void {
+    // msg.type is one of the schema's literals; the own-property check keeps inherited names out anyway.
+    if (!Object.hasOwn(this.handlers, msg.type)) return this.protocolError('unknown message type')
     const handler = this.handlers[msg.type] as (m: AgentMessage) => void
     handler(msg)
   }

@@ -58,21 +58,43 @@ t.test('PasswordCache: successes are remembered for the TTL, failures never; siz
     return verifyPassword(password, passwordHash)
   }
   const cache = new PasswordCache({ maxEntries: 2, ttlMs: 1000, now: () => now, verify: counting })
-  t.equal(await cache.verify('pw', hash), true)
-  t.equal(await cache.verify('pw', hash), true)
+  t.equal(await cache.verify({ user: 'u', password: 'pw' }, { user: 'u', password_hash: hash }), true)
+  t.equal(await cache.verify({ user: 'u', password: 'pw' }, { user: 'u', password_hash: hash }), true)
   t.equal(scryptRuns, 1, 'second success came from the cache')
-  t.equal(await cache.verify('nope', hash), false)
-  t.equal(await cache.verify('nope', hash), false)
+  t.equal(await cache.verify({ user: 'u', password: 'nope' }, { user: 'u', password_hash: hash }), false)
+  t.equal(await cache.verify({ user: 'u', password: 'nope' }, { user: 'u', password_hash: hash }), false)
   t.equal(scryptRuns, 3, 'failures are checked every time')
   t.equal(cache.size, 1, 'failure not cached')
   now += 1001
-  t.equal(await cache.verify('pw', hash), true)
+  t.equal(await cache.verify({ user: 'u', password: 'pw' }, { user: 'u', password_hash: hash }), true)
   t.equal(scryptRuns, 4, 'expired entry means a fresh scrypt')
-  await cache.verify('a', await hashPassword('a'))
-  await cache.verify('b', await hashPassword('b'))
+  await cache.verify({ user: 'u', password: 'a' }, { user: 'u', password_hash: await hashPassword('a') })
+  await cache.verify({ user: 'u', password: 'b' }, { user: 'u', password_hash: await hashPassword('b') })
   t.equal(cache.size, 2, 'bounded by maxEntries')
-  await cache.verify('pw', hash)
+  await cache.verify({ user: 'u', password: 'pw' }, { user: 'u', password_hash: hash })
   t.equal(scryptRuns, 7, 'the oldest entry was evicted')
+})
+
+t.test('PasswordCache: a right password under a wrong user is never cached, and costs a scrypt run each time (issue 16)', async (t) => {
+  const hash = await hashPassword('pw')
+  let scryptRuns = 0
+  const counting = async (password: string, passwordHash: string) => {
+    scryptRuns++
+    return verifyPassword(password, passwordHash)
+  }
+  const cache = new PasswordCache({ verify: counting })
+  const expected = { user: 'alice', password_hash: hash }
+  t.equal(await cache.verify({ user: 'alice', password: 'pw' }, expected), true, 'the right pair succeeds')
+  t.equal(scryptRuns, 1)
+  t.equal(await cache.verify({ user: 'mallory', password: 'pw' }, expected), false, 'wrong user, right password')
+  t.equal(await cache.verify({ user: 'mallory', password: 'pw' }, expected), false)
+  t.equal(scryptRuns, 3, 'the success of alice/pw is not a cache hit for mallory/pw')
+  t.equal(cache.size, 1, 'only the full success is cached')
+  const fresh = new PasswordCache({ verify: counting })
+  t.equal(await fresh.verify({ user: 'mallory', password: 'pw' }, expected), false)
+  t.equal(await fresh.verify({ user: 'mallory', password: 'pw' }, expected), false)
+  t.equal(fresh.size, 0, 'a wrong user with the right password is not cached as a success')
+  t.equal(scryptRuns, 5)
 })
 
 t.test('the challenge names the realm', (t) => {
@@ -83,8 +105,8 @@ t.test('the challenge names the realm', (t) => {
 t.test('PasswordCache bounds concurrent scrypt runs and refuses beyond its queue', async (t) => {
   const hash = await hashPassword('pw')
   const cache = new PasswordCache({ maxConcurrent: 1, maxQueued: 2 })
-  const results = await Promise.allSettled([1, 2, 3, 4, 5].map((i) => cache.verify(`wrong-${i}`, hash)))
+  const results = await Promise.allSettled([1, 2, 3, 4, 5].map((i) => cache.verify({ user: 'u', password: `wrong-${i}` }, { user: 'u', password_hash: hash })))
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'])
   t.match((results[3] as PromiseRejectedResult).reason, { code: 'PL_ERR_ACCESS_RATE_LIMITED' })
-  t.equal(await cache.verify('pw', hash), true, 'works again once the queue drained')
+  t.equal(await cache.verify({ user: 'u', password: 'pw' }, { user: 'u', password_hash: hash }), true, 'works again once the queue drained')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { hashPassword } from '../../src/access/basic.js'
+import { hashPassword, PasswordCache } from '../../src/access/basic.js'
 import { accessRulesProblems, decideAccess, type AccessInput, type AccessRules } from '../../src/access/decide.js'
 import { LinkStore } from '../../src/access/links.js'
 import { RateLimiter } from '../../src/access/rate-limit.js'
@@ -126,4 +126,37 @@ t.test('accessRulesProblems reports what the relay cannot enforce', (t) => {
     'basic.password_hash is not a supported scrypt hash (use `porchlight hash-password`)',
   ])
   t.end()
+})
+
+t.test('basic: 200 concurrent wrong guesses from one address are checked at most `limit` times (issue 16)', async (t) => {
+  const limit = 10
+  const deps = setup(limit)
+  let checks = 0
+  const passwordCache = new PasswordCache({
+    maxQueued: 1000,
+    verify: async () => {
+      checks++
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      return false
+    },
+  })
+  const rules: AccessRules = { basic: { user: 'alice', password_hash: passwordHash } }
+  const decisions = await Promise.all(Array.from({ length: 200 }, () => decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache })))
+  t.equal(checks, limit, 'exactly the limit reached the password check')
+  t.equal(decisions.filter((d) => d.action === 'deny' && d.status === 401).length, limit)
+  t.equal(decisions.filter((d) => d.action === 'deny' && d.status === 429).length, 200 - limit)
+})
+
+t.test('basic: a check shed because the relay is busy is not counted as a failure', async (t) => {
+  const deps = setup(2)
+  const busy = new PasswordCache({ maxConcurrent: 1, maxQueued: 0, verify: () => new Promise((resolve) => setTimeout(() => resolve(false), 20)) })
+  const rules: AccessRules = { basic: { user: 'alice', password_hash: passwordHash } }
+  const [first, second] = await Promise.all([
+    decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }),
+    decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }),
+  ])
+  t.match(first, { status: 401 })
+  t.match(second, { status: 429, reason: 'basic_busy' })
+  t.match(await decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }), { status: 401 }, 'the shed attempt left a slot: the second real failure is checked')
+  t.match(await decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }), { status: 429, reason: 'basic_rate_limited' })
 })
