@@ -28,3 +28,13 @@ export function newToken(): string {
 }
 
 const COMPARE_KEY = randomBytes(32)
+
+/**
+ * The token of `Authorization: Bearer TOKEN`, or null. One strict parse for the admin API and the
+ * agents' endpoint: one space, then 1-512 visible ASCII characters and nothing else. (Trailing
+ * spaces never get here: they are not part of an HTTP field value and Node's parser drops them.)
+ */
+export function parseBearer(header: string | undefined): string | null {
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header ?? '')
+  return m?.[1] ?? null
+}

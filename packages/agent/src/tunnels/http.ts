@@ -326,7 +326,7 @@ class HttpExchange {
 
 /** base path of `to` + request path; null for anything but origin-form ("/...") or "*". */
 export function joinPath(basePath: string, requestTarget: string): string | null {
-  if (requestTarget === '*') return basePath === '/' || basePath === '' ? '*' : null
+  // Origin-form only: the relay answers `OPTIONS *` itself, and the origin client cannot send '*'.
   if (!requestTarget.startsWith('/')) return null
   const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath
   return `${base}${requestTarget}`

@@ -263,7 +263,7 @@ t.test('joinPath and originErrorCode tables', async (t) => {
     ['', '/a', '/a'],
     ['/app', '/a', '/app/a'],
     ['/app/', '/', '/app/'],
-    ['/', '*', '*'],
+    ['/', '*', null],
     ['/app', '*', null],
     ['/', 'http://evil/', null],
   ]

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Server } from 'node:http'
-import { tokenMatchesHash } from '@porchlight/shared/secrets'
+import { isIP } from 'node:net'
+import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayContext } from '../context.js'
 import { DASHBOARD_HTML } from './dashboard.js'
 
@@ -16,14 +17,21 @@ export interface AdminApp {
 export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   const app = Fastify({ logger: false, requestTimeout: 10_000, bodyLimit: 64 * 1024 })
 
+  // DNS rebinding: a web page on evil.example that re-points its name at 127.0.0.1 could
+  // otherwise drive this API from the operator's browser. Its Host would be evil.example.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!adminHostAllowed(req.headers.host)) {
+      return reply.code(421).send({ code: 'PL_ERR_ADMIN_BAD_HOST', message: 'the admin listener answers only to loopback names and IP addresses' })
+    }
+  })
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML))
 
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
       const expected = ctx.config.admin_token_sha256
-      const m = /^Bearer (.{1,512})$/.exec(req.headers.authorization ?? '')
-      if (!expected || !m || !tokenMatchesHash(m[1]!, expected)) {
+      const token = parseBearer(req.headers.authorization)
+      if (!expected || token === null || !tokenMatchesHash(token, expected)) {
         return reply.code(401).send({ code: 'PL_ERR_ADMIN_UNAUTHORIZED', message: 'admin token required' })
       }
     })
@@ -45,4 +53,14 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   })
   await app.ready()
   return { app, server: app.server }
+}
+
+/** localhost or an IP literal (v4, or v6 in brackets), with any port. Names are what rebinding uses. */
+export function adminHostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return false
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/i.exec(host)
+  if (!m) return false
+  if (m[1] !== undefined) return isIP(m[1]) === 6
+  const name = m[2]!.toLowerCase()
+  return name === 'localhost' || isIP(name) === 4
 }

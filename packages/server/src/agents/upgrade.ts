@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { tokenMatchesHash } from '@porchlight/shared/secrets'
+import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { RateLimiter } from '../access/rate-limit.js'
@@ -111,11 +111,11 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
 
 /** Returns the agent whose token this is. Checks every agent so timing says nothing about which. */
 export function authenticate(config: RelayConfig, authorization: string | undefined): string | null {
-  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(authorization ?? '')
-  const token = m?.[1] ?? ''
+  const parsed = parseBearer(authorization)
+  const token = parsed ?? ''
   let found: string | null = null
   for (const [name, policy] of Object.entries(config.agents)) {
-    if (tokenMatchesHash(token, policy.token_sha256) && m) found = name
+    if (tokenMatchesHash(token, policy.token_sha256) && parsed !== null) found = name
   }
   return found
 }

@@ -135,6 +135,12 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
       return
     }
+    if (req.url === '*') {
+      // `OPTIONS *` asks about the server, which is the relay; no local server is sent a '*' target.
+      res.writeHead(204, { allow: ALLOWED_METHODS })
+      res.end()
+      return
+    }
     const maxBody = ctx.config.limits.max_body_bytes
     if (maxBody !== null && Number(req.headers['content-length'] ?? 0) > maxBody) {
       // Refused on its declared length: the body is never read (and no 100 Continue was sent).
@@ -192,6 +198,14 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       onBytes: (n) => { bytesOut += n },
       onStall: (blockedMs) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed'),
     })
+  }
+
+  /** CONNECT (proxy tunnelling) is not something a published site serves: 405, then close. */
+  function onConnect(req: IncomingMessage, socket: Socket): void {
+    socket.on('error', () => undefined)
+    log.debug({ target: String(req.url ?? '').slice(0, 256), ip: normalisePeer(req.socket.remoteAddress ?? '') }, 'CONNECT refused')
+    ctx.metrics.requests.inc({ status: '405' })
+    writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', req.headers.accept, { status: 405, detail: 'bad request: CONNECT is not supported', headers: { allow: ALLOWED_METHODS } })
   }
 
   async function onUpgrade(req: IncomingMessage, socket: Socket, headBytes: Buffer): Promise<void> {
@@ -259,9 +273,13 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
         socket.destroy()
       })
     },
+    onConnect,
     onClientError: connections.onClientError,
   }
 }
+
+/** What the relay's `Allow` header names (OPTIONS *, and the 405 for CONNECT). */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 
 /**
  * Node's HTTP server options for both public listeners (HTTP and HTTPS), with explicit limits
@@ -292,6 +310,7 @@ export function serveVisitors<S extends http.Server>(server: S, handler: ReturnT
   // after routing and the site's access rules passed (SECURITY B14).
   server.on('checkContinue', handler.onRequest)
   server.on('upgrade', handler.onUpgrade)
+  server.on('connect', handler.onConnect)
   server.on('clientError', handler.onClientError)
   return server
 }

@@ -26,5 +26,15 @@ export function forwardRequestBody(req: IncomingMessage, stream: Duplex, opts: R
     stream.destroy()
     opts.onTooLarge()
   })
-  req.pipe(stream)
+  // The stream's FIN tells the agent the body is whole, so it is sent only for a complete body. A
+  // visitor that half-closes mid-chunked-body would otherwise hand the origin a shorter body that
+  // looks finished; a visitor that leaves mid-upload must free the stream at once (issue 16).
+  req.pipe(stream, { end: false })
+  req.once('end', () => {
+    if (req.complete) stream.end()
+    else stream.destroy()
+  })
+  req.once('close', () => {
+    if (!req.complete && !stream.destroyed) stream.destroy()
+  })
 }
