@@ -96,7 +96,8 @@ export function writeHead(stream: Writable, value: unknown): boolean {
 
 /**
  * Reads exactly one framed head from a stream, then puts any bytes after it back with
- * `unshift` so the body can be piped as usual. Rejects on end, error, oversize or timeout.
+ * `unshift` so the body can be piped as usual. Rejects on end, error, close, oversize or timeout:
+ * a stream destroyed without an error (the visitor left) must not hold its waiter until the timeout.
  */
 export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes = MAX_MESSAGE_BYTES): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -124,6 +125,7 @@ export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes
     }
     const onEnd = (): void => finish(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', ['stream ended before its head']))
     const onError = (err: Error): void => finish(err)
+    const onClose = (): void => finish(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', ['stream closed before its head']))
     let done = false
     function finish(err?: Error, value?: unknown): void {
       if (done) return
@@ -132,12 +134,14 @@ export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes
       stream.off('readable', onReadable)
       stream.off('end', onEnd)
       stream.off('error', onError)
+      stream.off('close', onClose)
       if (err) reject(err)
       else resolve(value)
     }
     stream.on('readable', onReadable)
     stream.on('end', onEnd)
     stream.on('error', onError)
+    stream.on('close', onClose)
     onReadable()
   })
 }

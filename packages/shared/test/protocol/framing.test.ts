@@ -48,6 +48,15 @@ t.test('readHead rejects when the stream ends first or times out', async (t) => 
   t.ok(Date.now() - started < 1000)
 })
 
+t.test('readHead rejects at once when the stream is destroyed without an error (a visitor who left)', async (t) => {
+  const stream = new PassThrough()
+  const started = Date.now()
+  const pending = readHead(stream, 10_000)
+  setTimeout(() => stream.destroy(), 20)
+  await t.rejects(pending, { code: 'PL_ERR_PROTO_BAD_FRAME', message: /closed before its head/ })
+  t.ok(Date.now() - started < 1000, `rejected after ${Date.now() - started} ms, not at the 10 s timeout`)
+})
+
 t.test('prototype keys hidden behind \\u escapes are dropped too; other escapes survive', async (t) => {
   const json = Buffer.from('{"\\u005f_proto__":{"isAdmin":true},"c\\u006fnstructor":1,"x":"caf\\u00e9","y":{"constructor":2}}')
   const frame = Buffer.concat([Buffer.from([0, 0, 0, json.length]), json])
