@@ -15,6 +15,7 @@ import { parseOutboundRules } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
+import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
@@ -94,12 +95,13 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
   const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts(), basicLimiter })
   const publicServer = createVisitorServer(ctx, visitorHandler)
-  limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip)
+  const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals)
+  limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
   let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
     const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
     publicTls = createPublicTlsServer(config, tlsHandler)
-    limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip)
+    limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
 
@@ -113,7 +115,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     liveSession: (agent) => registry.session(agent)?.answersPing(LIVE_SESSION_PING_MS) ?? Promise.resolve(false),
   })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
-  limitConnectionsPerIp(agentServer, 32)
+  limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
 
   function attachAgent(a: AuthenticatedAgent): void {
@@ -176,6 +178,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     },
     async close(graceMs = 10_000): Promise<void> {
       stopWatching?.()
+      refusals.flush()
       publicServer.close()
       publicTlsServer?.close()
       agentServer.close()

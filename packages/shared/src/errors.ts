@@ -67,6 +67,7 @@ export const codes = {
   PL_ERR_HTTP_ORIGIN_UNREACHABLE: { msg: 'local server unreachable', status: 502, retry: true },
   PL_ERR_HTTP_ORIGIN_TIMEOUT: { msg: 'local server did not answer in time', status: 504, retry: true },
   PL_ERR_HTTP_BAD_ORIGIN_RESPONSE: { msg: 'local server sent an invalid response', status: 502, retry: true },
+  PL_ERR_HTTP_TOO_MANY_CONNECTIONS: { msg: 'too many connections from your address; retry later', status: 503, retry: true },
   PL_ERR_HTTP_BODY_TOO_LARGE: { msg: 'request body larger than the relay accepts', status: 413, retry: false },
   PL_ERR_HTTP_VISITOR_STALLED: { msg: 'visitor read nothing for %s ms with a response pending; connection closed', retry: false },
   PL_ERR_ACCESS_DENIED: { msg: 'access denied', status: 403, retry: false },

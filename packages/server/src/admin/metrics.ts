@@ -5,6 +5,8 @@ export interface Metrics {
   registry: PromRegistry
   requests: Counter<'status'>
   sessions: Counter<string>
+  /** Connections refused by a limit (`limit`), per listener; `answered`: it got a 503 first. */
+  refusals: Counter<'limit' | 'listener' | 'answered'>
 }
 
 export function createMetrics(connectedAgents: () => number): Metrics {
@@ -15,5 +17,6 @@ export function createMetrics(connectedAgents: () => number): Metrics {
   const requests = new Counter({ name: 'porchlight_http_requests_total', help: 'Visitor HTTP requests by status', labelNames: ['status'] as const, registers: [registry] })
   const sessions = new Counter({ name: 'porchlight_agent_sessions_total', help: 'Agent sessions accepted', registers: [registry] })
   new Gauge({ name: 'porchlight_agents_connected', help: 'Agents connected now', registers: [registry], collect() { this.set(connectedAgents()) } })
-  return { registry, requests, sessions }
+  const refusals = new Counter({ name: 'porchlight_connections_refused_total', help: 'Connections refused by a limit', labelNames: ['limit', 'listener', 'answered'] as const, registers: [registry] })
+  return { registry, requests, sessions, refusals }
 }

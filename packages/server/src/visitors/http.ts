@@ -17,6 +17,7 @@ import { checkVisitorAccess, openSiteGate } from './access-gate.js'
 import { VisitorConnections } from './client-errors.js'
 import { forwardRequestBody } from './request-body.js'
 import { pipeReplyBody } from './reply-body.js'
+import { isOverConnectionCap } from './connection-limit.js'
 
 /**
  * The visitors' HTTP entry: Host -> route -> one mux stream per request. The relay parses each
@@ -94,6 +95,12 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (isOverConnectionCap(req.socket)) {
+      // Counted and logged (in summary) when the connection arrived; answered here, then closed.
+      res.shouldKeepAlive = false
+      sendPage(res, 'PL_ERR_HTTP_TOO_MANY_CONNECTIONS', req.headers.accept, { headers: { 'retry-after': '1' } })
+      return
+    }
     const exchange = connections.begin(req, res)
     const started = performance.now()
     const accept = req.headers.accept
@@ -212,6 +219,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.on('error', () => undefined)
     socket.setNoDelay(true)
     const accept = req.headers.accept
+    if (isOverConnectionCap(socket)) return writeRawPage(socket, 'PL_ERR_HTTP_TOO_MANY_CONNECTIONS', accept, { headers: { 'retry-after': '1' } })
     const r = route(req, accept)
     if (!r.ok) return writeRawPage(socket, r.code, accept, pageOptions(r))
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
