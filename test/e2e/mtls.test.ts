@@ -2,15 +2,15 @@
 // `cert issue`, `require_cert: true`, every rejection case answered before the WebSocket upgrade
 // with a line on the agent saying which case it was, and revocation without a restart.
 import { execFile } from 'node:child_process'
-import { X509Certificate, randomBytes } from 'node:crypto'
+import { X509Certificate } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
-import { request } from 'node:https'
 import t from 'tap'
 import { startHttpOrigin } from './harness/origins.js'
 import { foreignCert, initPki, issueCert, issueDatedCert, relayTlsKeys, revokeCert, serverCertBundle, type Bundle } from './harness/pki.js'
 import { runCli, startAgent, startRelay, type AgentProcess } from './harness/processes.js'
 import type { Scope } from './harness/scope.js'
 import { visit } from './harness/visitor.js'
+import { upgradeOverTls as upgradeWith, type UpgradeAnswer } from './harness/tls-upgrade.js'
 import { pollUntil } from './harness/wait.js'
 
 const DAY_MS = 24 * 3600 * 1000
@@ -76,44 +76,13 @@ function openssl(args: string[]): Promise<{ code: number | null; output: string 
   })
 }
 
-interface UpgradeAnswer { status: number; body: string }
-
 /**
- * A raw WebSocket upgrade on the TLS agents listener with this token and bundle: what the relay
- * answers. Probes come from 127.0.0.3 so they do not count towards the relay's per-address limit
- * on failed agent authentications (20 a minute) that the agents on 127.0.0.1 also draw on.
+ * A raw WebSocket upgrade on the TLS agents listener with this token and bundle. Probes come from
+ * 127.0.0.3 so they do not count towards the relay's per-address limit on failed agent
+ * authentications (20 a minute) that the agents on 127.0.0.1 also draw on.
  */
 function upgradeOverTls(token: string, bundle: string | null, localAddress = '127.0.0.3'): Promise<UpgradeAnswer> {
-  const pem = bundle === null ? null : readFileSync(bundle, 'utf8')
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      servername: 'localhost',
-      port: relay.agentsPort,
-      path: '/agent',
-      ca: readFileSync(pki.caCert, 'utf8'),
-      ...(pem === null ? {} : { cert: pem, key: pem }),
-      localAddress,
-      agent: false,
-      headers: {
-        authorization: `Bearer ${token}`,
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-      },
-    })
-    req.setTimeout(5000, () => req.destroy(new Error('no answer to the upgrade within 5 s')))
-    req.once('upgrade', (res, socket) => { socket.destroy(); resolve({ status: res.statusCode ?? 101, body: '' }) })
-    req.once('response', res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.once('error', reject)
-    req.end()
-  })
+  return upgradeWith({ port: relay.agentsPort, caCert: pki.caCert, token, bundle, localAddress })
 }
 
 t.test('ca init -> cert issue -> the agent connects with certificate and token', async t => {

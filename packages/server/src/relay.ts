@@ -58,7 +58,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const metrics = createMetrics(() => registry.allSessions().length)
   const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
   const pkiDir = config.pki
-  let revoked = pkiDir ? safeRevoked(pkiDir) : new Set<string>()
+  // Fails closed: a revocation list that exists but cannot be read stops the start (PL_ERR_TLS_FILE).
+  let revoked = pkiDir ? loadRevokedSerials(pkiDir) : new Set<string>()
 
   const ctx: RelayContext = {
     get config() { return config },
@@ -127,7 +128,19 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     metrics.sessions.inc()
   }
 
+  // A broken revocation list keeps the last good set (fail closed); said once per distinct problem.
+  let revocationProblem: string | null = null
+  function onRevocationError(err: unknown): void {
+    metrics.revocationErrors.inc()
+    const message = (err as Error).message
+    if (message === revocationProblem) return
+    revocationProblem = message
+    log.error({ code: (err as { code?: string }).code ?? 'PL_ERR_TLS_FILE', err: { message } }, 'revocation list unreadable; keeping the last good one')
+  }
+
   function onRevocations(serials: Set<string>): void {
+    if (revocationProblem !== null) log.info({ revoked: serials.size }, 'revocation list readable again')
+    revocationProblem = null
     revoked = serials
     for (const s of registry.allSessions()) {
       if (s.certSerial && serials.has(s.certSerial)) {
@@ -168,7 +181,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         for (const s of started) s.close()
         throw err
       }
-      if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations)
+      if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations, 1000, onRevocationError)
       return {
         public: formatAddress(bound.public),
         public_tls: bound.public_tls ? formatAddress(bound.public_tls) : null,
@@ -214,14 +227,6 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
 
 function portSuffix(port: number, defaultPort: number): string {
   return port === defaultPort ? '' : `:${port}`
-}
-
-function safeRevoked(dir: string): Set<string> {
-  try {
-    return loadRevokedSerials(dir)
-  } catch {
-    return new Set()
-  }
 }
 
 interface PublicTlsServer {

@@ -7,6 +7,8 @@ export interface Metrics {
   sessions: Counter<string>
   /** Connections refused by a limit (`limit`), per listener; `answered`: it got a 503 first. */
   refusals: Counter<'limit' | 'listener' | 'answered'>
+  /** Failed reads of revoked.json (the last good set stays in force). */
+  revocationErrors: Counter<string>
 }
 
 export function createMetrics(connectedAgents: () => number): Metrics {
@@ -18,5 +20,6 @@ export function createMetrics(connectedAgents: () => number): Metrics {
   const sessions = new Counter({ name: 'porchlight_agent_sessions_total', help: 'Agent sessions accepted', registers: [registry] })
   new Gauge({ name: 'porchlight_agents_connected', help: 'Agents connected now', registers: [registry], collect() { this.set(connectedAgents()) } })
   const refusals = new Counter({ name: 'porchlight_connections_refused_total', help: 'Connections refused by a limit', labelNames: ['limit', 'listener', 'answered'] as const, registers: [registry] })
-  return { registry, requests, sessions, refusals }
+  const revocationErrors = new Counter({ name: 'porchlight_revocation_list_errors_total', help: 'Failed reads of the revocation list (the last good one stays in force)', registers: [registry] })
+  return { registry, requests, sessions, refusals, revocationErrors }
 }

@@ -124,6 +124,7 @@ export function watchRevocations(
   let lastKey: string | null = null
   let busy = false
   let stopped = false
+  let failing = false
 
   async function tick(): Promise<void> {
     if (busy || stopped) return
@@ -138,10 +139,13 @@ export function watchRevocations(
       lastStamp = stamp
       // A rewrite that changes nothing (or a stat taken mid-write) is not a change.
       const key = [...serials].sort().join(',')
-      if (key === lastKey || stopped) return
+      // After a failed read, a good one is always reported: the caller clears its alarm.
+      if ((key === lastKey && !failing) || stopped) return
       lastKey = key
+      failing = false
       onChange(serials)
     } catch (err) {
+      failing = true
       onError(err)
     } finally {
       busy = false
