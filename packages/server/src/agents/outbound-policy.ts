@@ -30,7 +30,7 @@ export type OutboundRule =
   | { readonly kind: 'ip'; readonly cidr: Cidr; readonly port: number; readonly text: string }
 
 export type DestinationVerdict =
-  | { ok: true; address: string }
+  | { ok: true; address: string; addresses: string[] }
   | { ok: false; code: 'PL_ERR_POLICY_DEST_DENIED'; reason: string }
 
 /** What the host is and whether a rule names it; decided before any DNS lookup. */
@@ -98,8 +98,8 @@ export function matchDestination(host: string, port: number, rules: readonly Out
 
 /**
  * The full decision. `resolvedAddresses` is what the single lookup returned for a name (ignored
- * for an IP literal, which is its own address). Returns the address to dial: the first one, all
- * of them having passed.
+ * for an IP literal, which is its own address). Every address must pass; they come back in the
+ * order to dial them (happy eyeballs: the families alternate, the resolver's first family first).
  */
 export function checkDestination(
   host: string,
@@ -113,15 +113,30 @@ export function checkDestination(
   const candidates = match.kind === 'ip' ? [match.address] : resolvedAddresses
   if (candidates.length === 0) return deny(`${host} resolved to no addresses`)
   const own = parseAll(relayOwnAddresses)
-  let first: string | null = null
+  const checked: IpAddress[] = []
   for (const text of candidates) {
     const ip = parseIp(text)
     if (ip === null) return deny(`${host} resolved to an unusable address ${JSON.stringify(text)}`)
     const problem = addressProblem(ip, port, rules, own)
     if (problem !== null) return deny(`${host} resolved to ${ip.toString()}, ${problem}`)
-    first ??= ip.toString()
+    checked.push(ip)
   }
-  return { ok: true, address: first ?? '' }
+  const addresses = happyEyeballsOrder(checked).map((ip) => ip.toString())
+  return { ok: true, address: addresses[0] ?? '', addresses }
+}
+
+/** RFC 8305 §4: alternate the address families, starting with the family of the first answer. */
+function happyEyeballsOrder(ips: readonly IpAddress[]): IpAddress[] {
+  const unique = [...new Map(ips.map((ip) => [ip.toString(), ip])).values()]
+  const first = unique[0]?.kind()
+  const mine = unique.filter((ip) => ip.kind() === first)
+  const other = unique.filter((ip) => ip.kind() !== first)
+  const out: IpAddress[] = []
+  for (let i = 0; i < Math.max(mine.length, other.length); i++) {
+    if (mine[i]) out.push(mine[i]!)
+    if (other[i]) out.push(other[i]!)
+  }
+  return out
 }
 
 function addressProblem(ip: IpAddress, port: number, rules: readonly OutboundRule[], own: readonly IpAddress[]): string | null {

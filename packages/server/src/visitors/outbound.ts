@@ -61,16 +61,20 @@ export async function handleForwardStream(stream: Duplex, head: ForwardHead, ctx
     const verdict = checkDestination(head.host, head.port, addresses, ctx.rules, expandOwnAddresses(ctx.relayOwnAddresses))
     if (!verdict.ok) return refuse(verdict.code, [destination, ctx.agent], verdict.reason)
     if (stream.destroyed) return
-    await dial(stream, verdict.address, head.port, timeoutMs, log, refuse, destination)
+    await dial(stream, verdict.addresses, head.port, timeoutMs, log, refuse, destination)
   } catch (err) {
     log.error({ err }, 'forward failed')
     stream.destroy()
   }
 }
 
+/**
+ * Dials the checked addresses in turn (happy-eyeballs order) until one connects, within one
+ * timeout budget for all of them. Only addresses the policy passed are ever dialled.
+ */
 async function dial(
   stream: Duplex,
-  address: string,
+  addresses: readonly string[],
   port: number,
   timeoutMs: number,
   log: Logger,
@@ -78,24 +82,43 @@ async function dial(
   destination: string,
 ): Promise<void> {
   const started = Date.now()
-  let socket: Socket
-  try {
-    // The checked address is an IP literal, so net.connect does no DNS lookup of its own.
-    // abortOn: the agent gave up while we were dialling; drop the half-made connection.
-    socket = await dialTcp({ host: address, port }, { timeoutMs, abortOn: stream, label: destination })
-  } catch (err) {
-    if (err instanceof DialAbortedError) return
-    if (!(err instanceof PorchlightError)) throw err
-    if (err.code === 'PL_ERR_DIAL_TIMEOUT') return refuse('PL_ERR_DIAL_TIMEOUT', [destination], `no connection after ${timeoutMs} ms`)
-    const cause = err.cause as NodeJS.ErrnoException
-    const reason = cause.code ?? cause.message
-    return refuse('PL_ERR_DIAL_FAILED', [destination, reason], `connect to ${address} failed: ${reason}`)
+  const failures: string[] = []
+  let socket: Socket | null = null
+  let address = ''
+  for (const candidate of addresses) {
+    const left = timeoutMs - (Date.now() - started)
+    if (left <= 0) break
+    try {
+      // The checked address is an IP literal, so net.connect does no DNS lookup of its own.
+      // abortOn: the agent gave up while we were dialling; drop the half-made connection.
+      socket = await dialTcp({ host: candidate, port }, { timeoutMs: left, abortOn: stream, label: destination })
+      address = candidate
+      break
+    } catch (err) {
+      if (err instanceof DialAbortedError) return
+      if (!(err instanceof PorchlightError)) throw err
+      if (err.code === 'PL_ERR_DIAL_TIMEOUT') {
+        failures.push(`${candidate} timed out`)
+        continue
+      }
+      const cause = err.cause as NodeJS.ErrnoException
+      failures.push(`${candidate} ${cause.code ?? cause.message}`)
+      log.debug({ address: candidate, reason: cause.code ?? cause.message }, 'forward address failed; trying the next')
+    }
   }
-  socket.on('error', (err) => log.debug({ err }, 'forward socket error'))
+  if (socket === null) {
+    if (failures.length === 0 || failures.every((f) => f.endsWith('timed out'))) {
+      return refuse('PL_ERR_DIAL_TIMEOUT', [destination], `no connection after ${timeoutMs} ms (${failures.join(', ') || 'no attempt'})`)
+    }
+    const reason = failures[failures.length - 1]!.split(' ').slice(1).join(' ')
+    return refuse('PL_ERR_DIAL_FAILED', [destination, reason], `connect failed: ${failures.join(', ')}`)
+  }
+  const connected = socket
+  connected.on('error', (err) => log.debug({ err }, 'forward socket error'))
   writeHead(stream, { t: 'ok' })
-  log.debug({ address }, 'forward open')
-  pipeBoth(stream, socket, (err) => {
-    const fields = { address, bytesOut: socket.bytesWritten, bytesIn: socket.bytesRead, ms: Date.now() - started }
+  log.debug({ address, tried: failures.length + 1 }, 'forward open')
+  pipeBoth(stream, connected, (err) => {
+    const fields = { address, bytesOut: connected.bytesWritten, bytesIn: connected.bytesRead, ms: Date.now() - started }
     if (err) log.info({ ...fields, err }, 'forward closed with error')
     else log.info(fields, 'forward')
   })

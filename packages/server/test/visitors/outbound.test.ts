@@ -107,6 +107,30 @@ t.test('a name resolving into an explicitly listed range is dialled at the check
   t.equal(dest.count(), 1)
 })
 
+t.test('a name with several permitted addresses: the first that answers is used, in happy-eyeballs order (issue 14)', async (t) => {
+  const dest = await startDestination(t, '127.0.0.3')
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(dest.port, '127.0.0.2', resolve))
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  const ctx = context([`mail.internal.test:${dest.port}`, `127.0.0.0/8:${dest.port}`, `[::1]:${dest.port}`], {
+    // 127.0.0.2 has nothing on the port (refused), ::1 neither; 127.0.0.3 answers.
+    lookup: async () => ['127.0.0.2', '127.0.0.3', '::1'],
+  })
+  const { reply, agentEnd } = await forward('mail.internal.test', dest.port, ctx)
+  t.same(reply, { t: 'ok' }, 'connected after refused attempts')
+  const all = readAll(agentEnd)
+  agentEnd.end()
+  t.equal(await all, '220 ready\r\n221 bye\r\n')
+  t.equal(dest.count(), 1)
+  const open = ctx.lines.find((l) => l['msg'] === 'forward open')
+  t.match(open, { address: '127.0.0.3', tried: 3 }, 'tried 127.0.0.2, then ::1 (families alternate), then 127.0.0.3')
+
+  const none = context([`mail.internal.test:${dest.port + 1}`, `127.0.0.0/8:${dest.port + 1}`], { lookup: async () => ['127.0.0.2', '127.0.0.4'] })
+  const dead = await forward('mail.internal.test', dest.port + 1, none)
+  t.match(dead.reply, { t: 'error', code: 'PL_ERR_DIAL_FAILED' }, 'every address refused: one clear error')
+  t.match(none.lines.find((l) => l['msg'] === 'forward refused'), { reason: /127\.0\.0\.2 ECONNREFUSED, 127\.0\.0\.4 ECONNREFUSED/ })
+})
+
 t.test('D7: nothing listening -> PL_ERR_DIAL_FAILED within 1 s; DNS failure and DNS timeout are answered too', async (t) => {
   const probe = createServer()
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
