@@ -13,7 +13,8 @@ export interface AccessRules {
   links?: boolean | null
   basic?: { user: string; password_hash: string } | null
   allow_ips?: readonly string[] | null
-  client_certs?: boolean | null
+  /** true: any visitor certificate from the relay CA; a list: visitor certificates with these names. */
+  client_certs?: boolean | readonly string[] | null
 }
 
 export interface AccessInput {
@@ -27,8 +28,13 @@ export interface AccessInput {
   url: string
   /** Normalised routing host. */
   host: string
-  /** The visitor presented a certificate OpenSSL verified against the relay CA and it is not revoked. */
+  /**
+   * The visitor presented a VISITOR certificate (profile OU=visitor) that OpenSSL verified against
+   * the relay CA and that is not revoked. Agent certificates never count.
+   */
   peerCertOk: boolean
+  /** That certificate's name (CN), for `client_certs: [names]`. */
+  peerCertName?: string | null
 }
 
 export interface AccessDeps {
@@ -58,7 +64,8 @@ export async function decideAccess(input: AccessInput, deps: AccessDeps): Promis
   const allowIps = rules?.allow_ips ?? []
   const linksOn = rules?.links === true
   const basic = rules?.basic ?? null
-  const certsOn = rules?.client_certs === true
+  const certRule = rules?.client_certs ?? false
+  const certsOn = certRule === true || (Array.isArray(certRule) && certRule.length > 0)
   // Without links the relay's cookie means nothing, but it is still ours: never forward it.
   const stripCookie = true
 
@@ -66,7 +73,9 @@ export async function decideAccess(input: AccessInput, deps: AccessDeps): Promis
     return deny(403, 'PL_ERR_ACCESS_DENIED', 'ip_not_allowed')
   }
   if (!linksOn && basic === null && !certsOn) return { action: 'allow', stripCookie }
-  if (certsOn && input.peerCertOk) return { action: 'allow', stripCookie }
+  if (certsOn && input.peerCertOk && (certRule === true || (Array.isArray(certRule) && typeof input.peerCertName === 'string' && certRule.includes(input.peerCertName)))) {
+    return { action: 'allow', stripCookie }
+  }
 
   const challenge = basic === null ? {} : { wwwAuthenticate: BASIC_CHALLENGE }
   let linkFailure: LinkFailure | null = null

@@ -61,7 +61,7 @@ export function buildAgentTlsContextOptions(files: AgentTlsFiles): TlsOptions {
 }
 
 export type CertCheck =
-  | { ok: true; name: string; serial: string }
+  | { ok: true; name: string; serial: string; kind: 'agent' | 'visitor' }
   | { ok: false; code: ErrorCode; reason: string; serial?: string; detail?: string }
 
 /** OpenSSL verification errors with their own reason; every other error means "not our CA". */
@@ -95,13 +95,18 @@ export function checkPeerCert(socket: TLSSocket, revoked: ReadonlySet<string>): 
   if (typeof cn !== 'string' || cn === '') {
     return { ok: false, code: 'PL_ERR_AUTH_CERT_REJECTED', reason: 'certificate has no single common name', serial }
   }
-  return { ok: true, name: cn, serial }
+  // OU "visitor" marks a visitor certificate; anything else (older certificates have no OU) is an agent's.
+  const kind = peer.subject?.OU === 'visitor' ? 'visitor' : 'agent'
+  return { ok: true, name: cn, serial, kind }
 }
 
 /** checkPeerCert plus: the certificate must have been issued to `agentName` (its CN). */
 export function checkClientCert(socket: TLSSocket, agentName: string, revoked: ReadonlySet<string>): CertCheck {
   const result = checkPeerCert(socket, revoked)
   if (!result.ok) return result
+  if (result.kind !== 'agent') {
+    return { ok: false, code: 'PL_ERR_AUTH_CERT_REJECTED', reason: 'a visitor certificate cannot authenticate an agent', serial: result.serial }
+  }
   if (result.name !== agentName) {
     return { ok: false, code: 'PL_ERR_AUTH_CERT_REJECTED', reason: `certificate belongs to agent ${result.name}`, serial: result.serial }
   }

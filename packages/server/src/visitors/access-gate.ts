@@ -21,7 +21,7 @@ export type GateResult =
  */
 export function openSiteGate(route: HttpRoute, req: IncomingMessage): GateResult | null {
   const access = route.access
-  if (access && (access.links || access.basic || access.allow_ips?.length || access.client_certs)) return null
+  if (access && (access.links || access.basic || access.allow_ips?.length || hasCertRule(access.client_certs))) return null
   return { action: 'allow', cookie: stripRelayCookies(req.headers.cookie) ?? null, dropAuthorization: false }
 }
 
@@ -43,8 +43,10 @@ export async function checkVisitorAccess(
   const cookieHeader = req.headers.cookie
   const access = route.access!
   const socket = req.socket as TLSSocket
-  // OpenSSL verified the chain; the serial must also not be revoked.
-  const peerCertOk = https && socket.authorized === true && checkPeerCert(socket, ctx.revokedSerials()).ok
+  // OpenSSL verified the chain; the serial must also not be revoked (checked on every request, so
+  // a revocation applies to live keep-alive connections too), and it must be a visitor certificate.
+  const peer = https && socket.authorized === true ? checkPeerCert(socket, ctx.revokedSerials()) : null
+  const visitorCert = peer?.ok === true && peer.kind === 'visitor' ? peer.name : null
   const decision = await decideAccess(
     {
       access: {
@@ -59,7 +61,8 @@ export async function checkVisitorAccess(
       cookieHeader,
       url: req.url ?? '/',
       host: route.host,
-      peerCertOk,
+      peerCertOk: visitorCert !== null,
+      peerCertName: visitorCert,
     },
     { links: ctx.links, basicLimiter, now: Date.now },
   )
@@ -71,4 +74,8 @@ export async function checkVisitorAccess(
   if (decision.wwwAuthenticate) headers['www-authenticate'] = decision.wwwAuthenticate
   if (decision.retryAfterS !== undefined) headers['retry-after'] = String(decision.retryAfterS)
   return { action: 'deny', status: decision.status, code: decision.code as ErrorCode, reason: decision.reason, headers }
+}
+
+function hasCertRule(rule: boolean | readonly string[] | undefined | null): boolean {
+  return rule === true || (Array.isArray(rule) && rule.length > 0)
 }

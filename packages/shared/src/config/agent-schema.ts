@@ -15,8 +15,11 @@ export interface AccessConfig {
   basic: { user: string; password_hash: string } | null
   /** Visitor networks allowed at all, as "address/bits"; empty = any address. */
   allow_ips: string[]
-  /** Visitors must present a certificate from the relay's CA (HTTPS only). */
-  client_certs: boolean
+  /**
+   * Visitors may present a visitor certificate from the relay's CA (HTTPS only): true for any,
+   * or the names of the ones that open this site. Agent certificates never do.
+   */
+  client_certs: boolean | string[]
 }
 
 export type AgentTunnel =

@@ -81,11 +81,15 @@ function forwardTarget(value: unknown): { host: string; port: number } {
   return parseDialTarget(requireString(value, '"host:port"'))
 }
 
+/** Most certificate names one site's `client_certs` may list. */
+const MAX_CERT_NAMES = 256
+
 const access = strict({
   links: z.boolean().default(false),
   basic: strict({ user: convert(basicUser), password_hash: convert(passwordHash) }).nullable().default(null),
   allow_ips: listOf(normalizeCidr, MAX_ALLOW_IPS),
-  client_certs: z.boolean().default(false),
+  // true: any visitor certificate of the relay's CA; a list: only visitor certificates with these names.
+  client_certs: z.union([z.boolean(), z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a certificate name: lowercase letters, digits, "_" or "-"')).min(1).max(MAX_CERT_NAMES)]).default(false),
 })
 
 /** One strict schema per tunnel kind (exported for the test that keeps examples and docs complete). */

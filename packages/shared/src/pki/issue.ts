@@ -17,7 +17,14 @@ export interface IssueClientCertOptions {
   /** Overrides for tests (expired / not-yet-valid certificates). */
   notBefore?: Date
   notAfter?: Date
+  /**
+   * Who presents it: an agent (authenticates its link; the default) or a visitor (opens sites with
+   * `access.client_certs`). Written as the subject's OU; neither kind is accepted for the other.
+   */
+  kind?: ClientCertKind
 }
+
+export type ClientCertKind = 'agent' | 'visitor'
 
 export interface IssueClientCertResult {
   name: string
@@ -73,6 +80,7 @@ export async function issueClientCert(opts: IssueClientCertOptions): Promise<Iss
     signerKeyPem: ca.keyPem,
     issuerCertPem: ca.certPem,
     profile: 'client',
+    organizationalUnit: opts.kind ?? 'agent',
   })
   const pemBundle = `${certPem}${keys.privateKeyPem}${ca.certPem}`
   if (opts.out !== undefined) {
@@ -84,7 +92,7 @@ export async function issueClientCert(opts: IssueClientCertOptions): Promise<Iss
   }
   await withPkiLock(dir, async () => {
     const issued = await readIssued(dir)
-    issued.push({ name, serial, notAfter: notAfter.toISOString(), revoked: false })
+    issued.push({ name, serial, notAfter: notAfter.toISOString(), revoked: false, kind: opts.kind ?? 'agent' })
     await writeIssued(dir, issued)
   })
   return { name, serial, notAfter, pemBundle, file: opts.out ?? null }

@@ -33,6 +33,8 @@ export interface IssuedRecord {
   /** ISO-8601. */
   notAfter: string
   revoked: boolean
+  /** "agent" or "visitor"; absent in records written before visitor certificates existed (agent). */
+  kind?: 'agent' | 'visitor'
 }
 
 /** One revocation, as kept in revoked.json. */

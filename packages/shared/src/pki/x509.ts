@@ -20,6 +20,8 @@ export interface CertificateSpec {
   commonName: string
   /** Subject organisation; defaults to "Porchlight". */
   organization?: string
+  /** Subject organisational unit: the client profile ("agent" or "visitor") for client certificates. */
+  organizationalUnit?: string
   serialHex: string
   notBefore: Date
   notAfter: Date
@@ -47,7 +49,7 @@ export function buildCertificate(spec: CertificateSpec): string {
   cert.serialNumber = spec.serialHex
   cert.validity.notBefore = spec.notBefore
   cert.validity.notAfter = spec.notAfter
-  const subject = distinguishedName(spec.commonName, spec.organization ?? 'Porchlight')
+  const subject = distinguishedName(spec.commonName, spec.organization ?? 'Porchlight', spec.organizationalUnit)
   cert.setSubject(subject)
   const issuer = spec.issuerCertPem === undefined ? null : forge.pki.certificateFromPem(spec.issuerCertPem)
   cert.setIssuer(issuer ? issuer.subject.attributes : subject)
@@ -95,10 +97,12 @@ function subjectAltNames(names: { dns: string[]; ips: string[] }): object[] {
 }
 
 // UTF8String rather than forge's PrintableString default, which cannot hold '_' or '@'.
-function distinguishedName(commonName: string, organization: string): forge.pki.CertificateField[] {
+function distinguishedName(commonName: string, organization: string, unit?: string): forge.pki.CertificateField[] {
+  const utf8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class
   return [
-    { shortName: 'CN', value: commonName, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class },
-    { shortName: 'O', value: organization, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class },
+    { shortName: 'CN', value: commonName, valueTagClass: utf8 },
+    { shortName: 'O', value: organization, valueTagClass: utf8 },
+    ...(unit === undefined ? [] : [{ shortName: 'OU', value: unit, valueTagClass: utf8 }]),
   ]
 }
 

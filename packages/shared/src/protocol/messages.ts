@@ -14,7 +14,7 @@ export const AccessSpec = z.strictObject({
   links: z.boolean().optional(),
   basic: z.strictObject({ user: z.string().min(1).max(256), password_hash: z.string().min(1).max(512) }).optional(),
   allow_ips: z.array(z.string().max(64)).max(256).optional(),
-  client_certs: z.boolean().optional(),
+  client_certs: z.union([z.boolean(), z.array(z.string().max(63)).max(256)]).optional(),
 })
 export type AccessSpec = z.infer<typeof AccessSpec>
 
