@@ -23,6 +23,11 @@ export const codes = {
   PL_ERR_CONFIG_SECRET: { msg: 'cannot resolve secret %s: %s', exit: 1, retry: false },
   PL_ERR_CONFIG_INSECURE: { msg: 'refusing insecure config: %s', exit: 1, retry: false },
   PL_ERR_LISTEN: { msg: 'cannot listen on %s (%s): %s', exit: 1, retry: false },
+  PL_ERR_CONFIG_EXISTS: { msg: '%s already exists; %s', exit: 1, retry: false },
+  PL_ERR_CONFIG_AGENT_EXISTS: { msg: 'agent %s is already in %s (`agent allow` widens it, `agent remove` retires it)', exit: 1, retry: false },
+  PL_ERR_CONFIG_AGENT_UNKNOWN: { msg: 'no agent %s in %s (see `porchlight-relay agent list`)', exit: 1, retry: false },
+  PL_ERR_ENROL_CODE: { msg: 'not a valid enrolment code: %s', exit: 2, retry: false },
+  PL_ERR_ENROL_PIN: { msg: 'relay %s did not present the CA certificate the code names (SHA-256 %s); it presented: %s', exit: 1, retry: false },
 
   // Agent authentication and the link
   PL_ERR_AUTH_BAD_TOKEN: { msg: 'relay rejected the agent token (HTTP 401)', exit: 1, status: 401, retry: false },
