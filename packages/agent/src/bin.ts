@@ -75,6 +75,26 @@ export async function main(argv: string[]): Promise<number> {
   })
 
   program
+    .command('login')
+    .description('join a relay: the code from `porchlight-relay agent add` becomes ~/.config/porchlight/agent.yaml; checks the link')
+    .argument('<code>', 'enrolment code (pl1_…)')
+    .option('-c, --config <file>', 'where to write agent.yaml (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+    .option('--force', 'replace an existing agent.yaml')
+    .action(async (code: string, opts: { config?: string; force?: boolean }) => {
+      const { runLogin } = await import('./commands/login.js')
+      exitCode = await runLogin(code, opts, await log(), processIo)
+    })
+
+  program
+    .command('check')
+    .description('validate agent.yaml (and the certificate files it names), print every problem, exit 0/1')
+    .option('-c, --config <file>', 'agent config (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+    .action(async (opts: { config?: string }) => {
+      const { runAgentCheck } = await import('./commands/check.js')
+      exitCode = await runAgentCheck(opts, processIo)
+    })
+
+  program
     .command('status')
     .description("show what the running agent is doing (asks its status API)")
     .option('-c, --config <file>', 'read the status API address (`inspect`) from this config')
