@@ -109,9 +109,9 @@ cert.command('revoke').argument('<target>', 'agent name or certificate serial').
 cert.command('list').description('issued certificates').option('--pki <dir>', PKI_HELP).option('-c, --config <file>', CONFIG_HELP)
   .action(async (o: { pki?: string; config?: string }) => { const { runCertList } = await certCommands(); await runCertList({ pki: await resolvePkiDir(o) }, print) })
 
-try {
-  await program.parseAsync(process.argv)
-} catch (err) {
+// A promise chain, not top-level await: the single executable (scripts/sea.mjs) is a CommonJS
+// bundle, and esbuild cannot bundle top-level await into CommonJS (test/install/sea.test.ts).
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {
     // Help and version are not errors; everything else commander reports is bad usage.
     process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2
@@ -119,4 +119,4 @@ try {
     process.stderr.write(`${formatForCli(err, debug)}\n`)
     process.exitCode = err instanceof PorchlightError ? err.exit : 1
   }
-}
+})
