@@ -15,10 +15,12 @@ t.test('node_modules/.bin links the committed shims, not dist/', async t => {
   }
 })
 
-t.test('npx porchlight --version prints the package version', async t => {
-  const res = await run('npx', ['--no-install', 'porchlight', '--version'], { env, cwd: ROOT })
-  t.equal(res.code, 0, res.stderr)
-  t.equal(res.stdout.trim(), VERSION)
+t.test('npx porchlight --version and npx porchlight-relay --version print the package version', async t => {
+  for (const name of ['porchlight', 'porchlight-relay']) {
+    const res = await run('npx', ['--no-install', name, '--version'], { env, cwd: ROOT })
+    t.equal(res.code, 0, res.stderr)
+    t.equal(res.stdout, `${VERSION}\n`, `npx ${name} --version`)
+  }
 })
 
 t.test('node_modules/.bin/porchlight-relay --help lists its commands', async t => {
@@ -38,5 +40,19 @@ t.test('a shim whose dist/ is not built yet says how to build it', async t => {
     t.equal(res.code, 1)
     t.equal(res.stdout, '')
     t.equal(res.stderr, `${name}: ${join(dir, 'dist/bin.js')} is not built yet: run \`npm run build\` in the checkout\n`)
+  }
+})
+
+t.test('npm install -g ./packages/agent ./packages/server links both commands onto PATH', async t => {
+  const prefix = outsideDir(t, 'link-prefix')
+  const linked = await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', join(ROOT, 'packages/agent'), join(ROOT, 'packages/server')], { env, cwd: prefix })
+  t.equal(linked.code, 0, linked.stderr)
+  // A link to the checkout (like `npm link`), so `npm run build` updates what is on PATH.
+  t.equal(resolve(join(prefix, 'lib/node_modules/@porchlight'), readlinkSync(join(prefix, 'lib/node_modules/@porchlight/agent'))), join(ROOT, 'packages/agent'))
+  const onPath = { ...env, PATH: `${join(prefix, 'bin')}:${env['PATH'] ?? ''}` }
+  for (const name of ['porchlight', 'porchlight-relay']) {
+    const res = await run(name, ['--version'], { env: onPath, cwd: prefix })
+    t.equal(res.code, 0, res.stderr)
+    t.equal(res.stdout, `${VERSION}\n`, `${name} --version`)
   }
 })

@@ -80,8 +80,10 @@ if (reason !== null) {
       t.match(exec, /^ExecStart=\/usr\/bin\/porchlight(-relay)? /, `${unit} runs the installed executable`)
     }
 
-    const version = await run('/usr/bin/porchlight', ['--version'], { env, cwd: out })
-    t.equal(version.stdout, `${VERSION}\n`, version.stderr)
+    for (const exe of ['/usr/bin/porchlight', '/usr/bin/porchlight-relay']) {
+      const version = await run(exe, ['--version'], { env, cwd: out })
+      t.equal(version.stdout, `${VERSION}\n`, `${exe} --version ${version.stderr}`)
+    }
     const check = await run('/usr/bin/porchlight-relay', ['check', '-c', join(ROOT, 'deploy/examples/relay-minimal.yaml')], { env, cwd: out })
     t.equal(check.code, 0, check.stderr)
     t.match(check.stdout, /relay-minimal\.yaml: ok \(1 agents\)/)

@@ -69,6 +69,8 @@ export interface Installed {
 export interface Served {
   check: RunResult
   visit: VisitResult
+  /** Everything the relay and the agent printed (stdout and stderr) up to the visit. */
+  output: string
 }
 
 /**
@@ -101,5 +103,7 @@ export async function serveVisitor(t: Scope, cmds: Installed): Promise<Served> {
   })
   const agent = new ChildHandle(t, { label: 'installed agent', command: cmds.agent, args: ['up', '-c', agentFile], env, cwd: cmds.dir })
   await agent.waitForLine('stdout', /^Forwarding /, 15_000, 'Forwarding line')
-  return { check, visit: await visit(splitHostPort(ready.public).port, { host: 'installed.localhost' }) }
+  const visited = await visit(splitHostPort(ready.public).port, { host: 'installed.localhost' })
+  const output = [relay, agent].flatMap(c => [...c.stdoutLines, ...c.stderrLines]).join('\n')
+  return { check, visit: visited, output }
 }

@@ -28,11 +28,13 @@ t.test('npm run dist:sea builds both executables', async t => {
   t.same(readdirSync(bare).sort(), ['empty-path', 'porchlight', 'porchlight-relay'], 'nothing else beside them')
 })
 
-t.test('porchlight --version without node on PATH', async t => {
-  const res = await run(join(bare, 'porchlight'), ['--version'], { env, cwd: bare })
-  t.equal(res.code, 0, res.stderr)
-  t.equal(res.stdout, `${VERSION}\n`)
-  t.equal(res.stderr, '', 'no SEA or require() warnings')
+t.test('--version of both without node on PATH', async t => {
+  for (const name of ['porchlight', 'porchlight-relay']) {
+    const res = await run(join(bare, name), ['--version'], { env, cwd: bare })
+    t.equal(res.code, 0, res.stderr)
+    t.equal(res.stdout, `${VERSION}\n`, `${name} --version`)
+    t.equal(res.stderr, '', 'no SEA or require() warnings')
+  }
 })
 
 t.test('porchlight-relay --help and a usage error keep their exit codes', async t => {
@@ -48,7 +50,8 @@ t.test('the executables serve a visitor with no node and no node_modules', async
   const served = await serveVisitor(t, { relay: join(bare, 'porchlight-relay'), agent: join(bare, 'porchlight'), env, dir: bare })
   t.equal(served.check.code, 0, served.check.stderr)
   t.match(served.check.stdout, /relay\.yaml: ok \(1 agents\)/)
-  t.notMatch(served.check.stderr, /single-executable|ExperimentalWarning/)
+  t.notMatch(served.check.stderr, /Warning/)
+  t.notMatch(served.output, /Warning|single-executable/, 'no SEA warnings from serve or up')
   t.equal(served.visit.status, 200)
   t.equal(served.visit.text, 'served by the installed agent')
 })

@@ -62,9 +62,11 @@ t.test('npm install -g into an empty prefix: both commands on PATH serve a visit
   t.same(readdirSync(join(prefix, 'bin')).sort(), ['porchlight', 'porchlight-relay'])
   t.notOk(existsSync(join(prefix, 'lib/node_modules/@porchlight/agent/node_modules/@porchlight')), 'the agent uses the shared package installed next to it')
 
-  const version = await run('porchlight', ['--version'], { env, cwd: work })
-  t.equal(version.code, 0, version.stderr)
-  t.equal(version.stdout.trim(), VERSION)
+  for (const name of ['porchlight', 'porchlight-relay']) {
+    const version = await run(name, ['--version'], { env, cwd: work })
+    t.equal(version.code, 0, version.stderr)
+    t.equal(version.stdout, `${VERSION}\n`, `${name} --version`)
+  }
 
   const served = await serveVisitor(t, { relay: 'porchlight-relay', agent: 'porchlight', env, dir: work })
   t.equal(served.check.code, 0, served.check.stderr)
