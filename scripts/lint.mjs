@@ -29,7 +29,7 @@ for (const file of srcFiles) {
   text.split('\n').forEach((line, i) => {
     const where = `${rel}:${i + 1}`
     if (/\bconsole\.(log|error|warn|info|debug)\(/.test(line)) problems.push(`${where}: console.* in product code (use the pino logger or an explicit writer)`)
-    if (/rejectUnauthorized\s*:\s*false/.test(line) && !/lint-allow: relay-decides/.test(line)) problems.push(`${where}: rejectUnauthorized: false (TLS verification must stay on)`)
+    if (/rejectUnauthorized\s*:\s*false/.test(line) && !/lint-allow: (relay-decides|pinned-fingerprint)/.test(line)) problems.push(`${where}: rejectUnauthorized: false (TLS verification must stay on)`)
     if (/NODE_TLS_REJECT_UNAUTHORIZED/.test(line)) problems.push(`${where}: NODE_TLS_REJECT_UNAUTHORIZED`)
     if (/verifyCertificateChain|\.verify\(/.test(line) && /forge/.test(text)) problems.push(`${where}: node-forge must not verify certificates (use Node's tls)`)
     if (/from 'ws'/.test(line) && !/import type/.test(line) && !WS_ALLOWED.has(rel)) problems.push(`${where}: only the link files import ws`)

@@ -74,7 +74,7 @@ t.test('a reconnect by the same agent replaces its stale session at once', async
   t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
 })
 
-t.test('two live agents with one identity: the connected one keeps its link, the second is refused (409) until the first goes', async t => {
+t.test('two live processes with one identity hold sessions side by side; a hostname keeps one owner until it is gone', async t => {
   const firstOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('first') })
   const secondOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('second') })
   const relay = await startRelay(t)
@@ -82,20 +82,26 @@ t.test('two live agents with one identity: the connected one keeps its link, the
   const host = 'dup.localhost'
   t.equal((await probe(relay.publicPort, host)).text, 'first')
 
-  // A short backoff cap so the takeover below comes within seconds.
-  const second = await startAgent(t, relay, { tunnels: [{ http: 'dup', to: secondOrigin.url }], forwarding: 0, waitFor: /PL_ERR_LINK_DUPLICATE/, env: { PORCHLIGHT_BACKOFF_MAX_MS: '2000' } })
-  t.match(second.stderr(), /PL_ERR_LINK_DUPLICATE/, 'the second agent names the problem')
-  t.equal(second.forwarding.length, 0, 'and publishes nothing')
-  const refused = await relay.waitForLog(l => l['code'] === 'PL_ERR_LINK_DUPLICATE', 2000, 'relay logged the refusal')
-  t.equal(refused['agent'], 'laptop')
-  // The first link was never replaced: still serving, one session, no disconnect in the relay log.
-  await new Promise(resolve => setTimeout(resolve, 1500))
-  t.equal((await probe(relay.publicPort, host)).text, 'first', 'the first agent still serves')
+  // Same token, another process: it connects at once; its own site serves, its claim on the
+  // first one's hostname is refused with a reason, and the first link is never replaced.
+  const second = await startAgent(t, relay, {
+    tunnels: [{ http: 'dup', to: secondOrigin.url }, { http: 'own', to: secondOrigin.url }],
+    forwarding: 1,
+    waitFor: /PL_ERR_POLICY_HOST_TAKEN/,
+  })
+  t.same(second.urls, [`http://own.localhost:${relay.publicPort}`], 'the second process publishes its own site only')
+  t.match(second.stderr(), /host dup\.localhost is served by another running process of agent laptop/, 'and names why dup was refused')
+  t.equal((await probe(relay.publicPort, 'own.localhost')).text, 'second')
+  t.equal((await probe(relay.publicPort, host)).text, 'first', 'the first process still serves its hostname')
   t.equal(relay.logs().filter(l => l['msg'] === 'agent disconnected').length, 0, 'no session was replaced')
-  t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 1, 'exactly one session')
+  t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 2, 'two sessions of one agent')
 
-  // The first one goes away for good: the second, still retrying, takes over.
+  // The first one goes away for good: its hostname is offline (still reserved for this agent),
+  // and the second process may take it over on its next publish (SIGHUP).
   signal(first.pid, 'SIGKILL')
-  const taken = await pollUntil(() => probe(relay.publicPort, host), r => r.text === 'second', { timeoutMs: 10_000, intervalMs: 200 })
-  t.equal(taken.value.status, 200, `the second agent serves ${taken.ms} ms after the first was killed`)
+  const offline = await pollUntil(() => probe(relay.publicPort, host), r => r.status === 503, { timeoutMs: 5000, intervalMs: 100 })
+  t.equal(offline.value.status, 503, `offline ${offline.ms} ms after the first process was killed`)
+  process.kill(second.pid, 'SIGHUP')
+  const taken = await pollUntil(() => probe(relay.publicPort, host), r => r.text === 'second', { timeoutMs: 5000, intervalMs: 100 })
+  t.equal(taken.value.status, 200, `the second process serves dup ${taken.ms} ms after its re-publish`)
 })

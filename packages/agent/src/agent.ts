@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { formatAddress, type Address, type AgentConfig, type AgentTunnel } from '@porchlight/shared/config'
@@ -54,6 +55,13 @@ export interface TunnelReadyEvent {
   to: string
 }
 
+/** The status API is listening; `fallback` when the configured port was taken and a later one used. */
+export interface InspectEvent {
+  url: string
+  wanted: string
+  fallback: boolean
+}
+
 export interface TunnelRejectedEvent {
   id: string
   code: string
@@ -70,7 +78,15 @@ export interface AgentDeps {
   keepAliveIntervalMs?: number
   keepAliveTimeoutMs?: number
   controlTimeoutMs?: number
+  /**
+   * http tunnel ids whose public name the relay picks (quick share without --name): a free random
+   * name inside the agent's policy, kept by this process across reconnects.
+   */
+  relayPicksName?: ReadonlySet<string>
 }
+
+/** Ports tried after the configured inspect port when it is taken (another agent process on this machine). */
+export const INSPECT_PORT_TRIES = 10
 
 /**
  * The agent as a library object (fastify's "build, don't listen"): buildAgent() binds nothing;
@@ -91,6 +107,10 @@ export class Agent extends EventEmitter {
   private readonly streams = new Set<Duplex>()
   private inspect: InspectServer | null = null
   private routesCache: RouteTable | null = null
+  /** This process's instance id: the same for every reconnect, different for every process. */
+  readonly instance = randomBytes(12).toString('base64url')
+  /** Hostnames the relay picked for `relayPicksName` tunnels; asked for again on every publish. */
+  private readonly pickedHosts = new Map<string, string>()
   private started = false
   private stopped = false
 
@@ -102,8 +122,8 @@ export class Agent extends EventEmitter {
     this.supervisor = new Supervisor({
       log: deps.log,
       dial: deps.dial ?? dialRelay,
-      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca }),
-      tunnels: () => toTunnelSpecs(this.config.tunnels),
+      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance }),
+      tunnels: () => this.tunnelSpecs(),
       onPublished: (specs, results) => this.onPublished(specs, results),
       onStream: (stream) => this.onStream(stream),
       onDisconnected: () => this.onDisconnected(),
@@ -235,6 +255,13 @@ export class Agent extends EventEmitter {
     return this.forwards.address(id)
   }
 
+  /** What to publish: the config's tunnels; a relay-named one asks for its earlier name, else for any ("*"). */
+  private tunnelSpecs(): TunnelSpec[] {
+    const picks = this.deps.relayPicksName
+    if (picks === undefined || picks.size === 0) return toTunnelSpecs(this.config.tunnels)
+    return toTunnelSpecs(this.config.tunnels).map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
+  }
+
   private routes(): RouteTable {
     if (this.routesCache !== null) return this.routesCache
     const http = new Map<string, { tunnel: HttpTunnel; acceptedHost: string | null }>()
@@ -272,6 +299,7 @@ export class Agent extends EventEmitter {
           const host = hostOfUrl(result.url)
           if (host === null) this.acceptedHosts.delete(tunnel.id)
           else this.acceptedHosts.set(tunnel.id, host)
+          if (host !== null && this.deps.relayPicksName?.has(tunnel.id) === true) this.pickedHosts.set(tunnel.id, host)
         }
         this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'ready', url: result.url, to: localTarget(tunnel) })
         this.log.info({ tunnel: tunnel.id, url: result.url }, 'tunnel ready')
@@ -316,21 +344,35 @@ export class Agent extends EventEmitter {
     return stream
   }
 
+  /**
+   * Starts the status API; when its port is taken (another agent process on this machine) the
+   * next free one of INSPECT_PORT_TRIES is used and the log says which.
+   */
   private async startInspect(address: Address | null): Promise<void> {
     if (address === null) return
-    const server = new InspectServer(address, {
-      status: () => this.status(),
-      request: (op, args) => this.request(op, args),
-      log: this.log.child({ component: 'inspect' }),
-    })
-    try {
-      const bound = await server.listen()
-      this.inspect = server
-      this.log.info({ inspect: formatAddress(bound) }, 'status API listening')
-    } catch (err) {
-      if (this.deps.inspectOptional !== true) throw err
-      this.log.warn({ err }, 'status API not started (is another agent running?)')
+    let lastErr: unknown = null
+    const tries = address.port === 0 ? 1 : Math.min(INSPECT_PORT_TRIES, 65536 - address.port)
+    for (let i = 0; i < tries; i++) {
+      const candidate = { host: address.host, port: address.port === 0 ? 0 : address.port + i }
+      const server = new InspectServer(candidate, {
+        status: () => this.status(),
+        request: (op, args) => this.request(op, args),
+        log: this.log.child({ component: 'inspect' }),
+      })
+      try {
+        const bound = await server.listen()
+        this.inspect = server
+        this.emit('inspect', { url: `http://${formatAddress(bound)}/`, wanted: formatAddress(address), fallback: i > 0 } satisfies InspectEvent)
+        if (i > 0) this.log.warn({ inspect: formatAddress(bound), wanted: formatAddress(address) }, `${formatAddress(address)} is in use (another agent?); status API on http://${formatAddress(bound)}/ instead`)
+        this.log.info({ inspect: formatAddress(bound) }, 'status API listening')
+        return
+      } catch (err) {
+        lastErr = err
+        if (!isAddressInUse(err)) break
+      }
     }
+    if (this.deps.inspectOptional !== true) throw lastErr
+    this.log.warn({ err: lastErr }, 'status API not started (is another agent running?)')
   }
 
   private async closeListeners(): Promise<void> {
@@ -378,6 +420,10 @@ function hostOfUrl(url: string): string | null {
   } catch {
     return null
   }
+}
+
+function isAddressInUse(err: unknown): boolean {
+  return (err as { cause?: { code?: string } } | null)?.cause?.code === 'EADDRINUSE'
 }
 
 function formatInspect(a: Address | null): string {

@@ -46,8 +46,12 @@ export async function main(argv: string[]): Promise<number> {
       .description('share a local web server; prints the public URL')
       .argument('<target>', 'local PORT, HOST:PORT or http(s):// URL')
       .option('--name <name>', 'public name (a label like "blog" or a full hostname); default: random')
-      .option('--host-header <host>', 'Host header the local server expects (name-based virtual hosts)'),
-  ).action(async (target: string, opts: { name?: string; hostHeader?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
+      .option('--host-header <host>', 'Host header the local server expects (name-based virtual hosts)')
+      .option('--basic-auth <user:pass>', 'visitors must log in with this user and password (hashed here; same as access.basic)')
+      .option('--allow-ip <cidr>', 'only visitors from this address or CIDR get in (repeatable; same as access.allow_ips)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('--link', 'visitors need a share link (access.links); prints one at once')
+      .option('--expires <duration>', 'lifetime of the printed share link, e.g. 2h, 7d (with --link; default 24h)'),
+  ).action(async (target: string, opts: { name?: string; hostHeader?: string; basicAuth?: string; allowIp?: string[]; link?: boolean; expires?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
     const { runHttp } = await import('./commands/http.js')
     exitCode = await runHttp(target, { ...opts, debug: debug() }, await log(), processIo)
   })
@@ -73,6 +77,26 @@ export async function main(argv: string[]): Promise<number> {
     const { runForward } = await import('./commands/forward.js')
     exitCode = await runForward(local, destination, { ...opts, debug: debug() }, await log(), processIo)
   })
+
+  program
+    .command('login')
+    .description('join a relay: the code from `porchlight-relay agent add` becomes ~/.config/porchlight/agent.yaml; checks the link')
+    .argument('<code>', 'enrolment code (pl1_…)')
+    .option('-c, --config <file>', 'where to write agent.yaml (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+    .option('--force', 'replace an existing agent.yaml')
+    .action(async (code: string, opts: { config?: string; force?: boolean }) => {
+      const { runLogin } = await import('./commands/login.js')
+      exitCode = await runLogin(code, opts, await log(), processIo)
+    })
+
+  program
+    .command('check')
+    .description('validate agent.yaml (and the certificate files it names), print every problem, exit 0/1')
+    .option('-c, --config <file>', 'agent config (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
+    .action(async (opts: { config?: string }) => {
+      const { runAgentCheck } = await import('./commands/check.js')
+      exitCode = await runAgentCheck(opts, processIo)
+    })
 
   program
     .command('status')

@@ -9,8 +9,11 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
 }
 
-/** Longest duration we accept: share links living for years are almost always a typo. */
-export const MAX_DURATION_MS = 366 * UNIT_MS['d']!
+/**
+ * Longest duration we accept: the relay's cap on a share link's lifetime (365 days). Checked
+ * here too, so `--expires 366d` fails on the command line instead of at the relay.
+ */
+export const MAX_DURATION_MS = 365 * UNIT_MS['d']!
 
 /**
  * Parses "30m", "24h", "7d", "1h30m", "90s" into milliseconds. Bare numbers are rejected so that
@@ -26,7 +29,7 @@ export function parseDurationMs(text: string): number {
     total += Number(match[1]) * UNIT_MS[match[2]!]!
   }
   if (total <= 0 || total > MAX_DURATION_MS) {
-    throw new PorchlightError('PL_ERR_USAGE', [`duration "${text}" must be between 1s and 366d`])
+    throw new PorchlightError('PL_ERR_USAGE', [`duration "${text}" must be between 1s and 365d (the longest a share link may last)`])
   }
   return total
 }

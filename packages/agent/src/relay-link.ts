@@ -28,7 +28,16 @@ export interface RelayLinkOptions {
   keepAliveTimeoutMs?: number
   /** Aborts a dial in progress (agent stopping). */
   signal?: AbortSignal
+  /**
+   * This process's instance id, kept for its lifetime (across reconnects): the relay replaces a
+   * stale session of the same instance at once and lets other processes of this agent identity
+   * hold sessions of their own.
+   */
+  instance?: string
 }
+
+/** The upgrade header that carries the instance id (docs/protocol.md). */
+export const INSTANCE_HEADER = 'x-porchlight-instance'
 
 /** The relay URL with the agent path: any path works on the relay, we use /agent. */
 export function agentEndpoint(relay: string): URL {
@@ -70,7 +79,7 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS
   const ws = new WebSocket(url, {
     ...tlsOptions,
-    headers: { authorization: `Bearer ${options.token}` },
+    headers: { authorization: `Bearer ${options.token}`, ...(options.instance !== undefined ? { [INSTANCE_HEADER]: options.instance } : {}) },
     perMessageDeflate: false,
     maxPayload: MAX_PAYLOAD_BYTES,
     // An all-zero mask makes ws skip client-side masking, which cost half of the agent's CPU on

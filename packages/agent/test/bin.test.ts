@@ -60,7 +60,8 @@ t.test('quick http: prints Forwarding, serves, rejected names exit 1, SIGTERM ex
   const relay = await startFakeRelay(t, {
     publish: (tunnels) => tunnels.map((s) => (s.kind === 'http' && s.host === 'taken'
       ? { id: s.id, ok: false as const, code: 'PL_ERR_POLICY_HOST_IN_USE', message: 'host taken.localhost is already published by another agent' }
-      : { id: s.id, ok: true as const, url: `http://${s.kind === 'http' ? s.host : 'x'}.localhost:${relay.port}` })),
+      // Like the real relay, a quick share without --name ("*") gets a random name picked for it.
+      : { id: s.id, ok: true as const, url: `http://${s.kind === 'http' ? (s.host === '*' ? 'brave-otter-3f9a' : s.host) : 'x'}.localhost:${relay.port}` })),
   })
   const env = { HOME: t.testdir(), PORCHLIGHT_TOKEN: TEST_TOKEN }
   const agent = spawnCli(t, ['http', String(origin.port), '--name', 'blog', '--host-header', 'blog.local', '--relay', relay.url], env)
@@ -75,6 +76,7 @@ t.test('quick http: prints Forwarding, serves, rejected names exit 1, SIGTERM ex
   const random = spawnCli(t, ['http', String(origin.port), '--relay', relay.url], env)
   const randomLine = await random.waitForStdout(/^Forwarding /)
   t.match(randomLine, /^Forwarding http:\/\/[a-z]+-[a-z]+-[0-9a-f]{4}\.localhost:\d+ -> /, 'random readable name')
+  t.match(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ kind: 'http', host: '*' }] }, 'the relay is asked to pick the name')
   random.child.kill('SIGINT')
   t.equal(await random.exited, 0)
 

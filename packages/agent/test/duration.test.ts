@@ -10,10 +10,11 @@ t.test('parseDurationMs table', async (t) => {
     ['1h30m', 5_400_000],
     ['2w', 1_209_600_000],
     [' 12H ', 43_200_000],
-    ['366d', 31_622_400_000],
+    ['365d', 31_536_000_000],
+    ['52w1d', 31_536_000_000],
   ]
   for (const [text, ms] of good) t.equal(parseDurationMs(text), ms, text)
-  const bad = ['', '24', 'h', '5y', '1.5h', '-1h', '0s', '367d', '10 m', 'PT1H', '1h 30m', '9'.repeat(40) + 's']
+  const bad = ['', '24', 'h', '5y', '1.5h', '-1h', '0s', '366d', '52w2d', '8761h', '367d', '10 m', 'PT1H', '1h 30m', '9'.repeat(40) + 's']
   for (const text of bad) t.throws(() => parseDurationMs(text), { code: 'PL_ERR_USAGE' }, JSON.stringify(text))
 })
 

@@ -5,6 +5,7 @@ import type { ForwardHead } from '@porchlight/shared/protocol'
 import type { Registry } from './agents/registry.js'
 import type { AgentSession } from './agents/session.js'
 import type { TcpPorts } from './agents/tcp-ports.js'
+import type { TunnelTable } from './agents/tunnel-table.js'
 import type { Metrics } from './admin/metrics.js'
 import type { LinkStore } from './access/links.js'
 
@@ -12,7 +13,10 @@ import type { LinkStore } from './access/links.js'
 export interface RelayContext {
   config: RelayConfig
   log: Logger
-  registry: Registry
+  /** Read side of the tunnel table: hostname -> route, live sessions. */
+  registry: Registry<AgentSession>
+  /** The one owner of routes, TCP ports and policy: publish, unpublish, reload. */
+  tunnels: TunnelTable<AgentSession>
   tcpPorts: TcpPorts
   forwards: { handle(session: AgentSession, stream: Duplex, head: ForwardHead): Promise<void> }
   links: LinkStore

@@ -6,12 +6,12 @@ import path from 'node:path'
 import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
-import { Registry } from './agents/registry.js'
 import { AgentSession } from './agents/session.js'
 import { TcpPorts } from './agents/tcp-ports.js'
+import { TunnelTable } from './agents/tunnel-table.js'
 import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
 import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
-import { parseOutboundRules } from './agents/outbound-policy.js'
+import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
@@ -23,13 +23,6 @@ import { LinkStore } from './access/links.js'
 import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
-
-/**
- * How long an agent's existing session has to answer a ping before a new link of the same agent
- * replaces it. A stale link (laptop asleep, network gone) never answers; a live one answers in a
- * round trip. This is the extra delay a reconnect after sleep pays.
- */
-const LIVE_SESSION_PING_MS = 800
 
 export interface RelayAddresses {
   public: string
@@ -43,8 +36,12 @@ export interface Relay {
   listen(): Promise<RelayAddresses>
   /** Stops accepting, tells agents to go away, waits up to graceMs for in-flight work. */
   close(graceMs?: number): Promise<void>
-  /** Applies a new config: policies change at once; sessions whose agent lost access are closed. */
-  reload(config: RelayConfig): void
+  /**
+   * Applies a new config: policies change at once for live sessions (withdrawn hosts and ports stop
+   * serving), sessions whose agent lost access are closed and a removed agent's names released.
+   * Resolves once live sessions have been re-published under the new policy.
+   */
+  reload(config: RelayConfig): Promise<void>
 }
 
 /**
@@ -54,7 +51,18 @@ export interface Relay {
 export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   let config = initial
   const log = deps.log
-  const registry = new Registry()
+  const reservedHosts = new Set(['localhost', config.domain])
+  const tcpPorts = new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state })
+  const tunnels = new TunnelTable<AgentSession>({
+    config: () => config,
+    log,
+    tcpPorts,
+    reservedHosts: () => reservedHosts,
+    publicUrl: (host) => ctx.publicUrl(host),
+  })
+  const registry = tunnels.registry
+  // `outbound` rules parsed once per config (at start and on reload), not on every stream.
+  let outboundRules = parseAllOutbound(config)
   const metrics = createMetrics(() => registry.allSessions().length)
   const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
   const pkiDir = config.pki
@@ -65,23 +73,18 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     get config() { return config },
     log,
     registry,
-    tcpPorts: new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state }),
+    tunnels,
+    tcpPorts,
     forwards: {
       handle: async (session, stream, head) => {
-        let rules
-        try {
-          rules = parseOutboundRules(config.agents[session.agent]?.outbound ?? [])
-        } catch {
-          // The loader validated these; refuse rather than guess if they still do not parse.
-          rules = parseOutboundRules([])
-        }
-        // Policy is read from the current config on every stream open (no per-session caching).
+        // The current config's rules on every stream open (no per-session caching).
+        const rules = outboundRules.get(session.agent) ?? []
         await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()) })
       },
     },
     links: new LinkStore({ stateDir: config.state }),
     metrics,
-    reservedHosts: new Set(['localhost', config.domain]),
+    reservedHosts,
     publicUrl(host: string): string {
       if (config.listen.public_tls && bound.public_tls) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
       return `http://${host}${portSuffix(bound.public?.port ?? config.listen.public.port, 80)}/`
@@ -113,17 +116,16 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     revokedSerials: () => revoked,
     tlsOptions,
     onAgent: (a) => attachAgent(a),
-    liveSession: (agent) => registry.session(agent)?.answersPing(LIVE_SESSION_PING_MS) ?? Promise.resolve(false),
   })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
 
   function attachAgent(a: AuthenticatedAgent): void {
-    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress })
-    const previous = registry.attach(session)
-    // Same identity reconnecting (laptop woke up, network changed): the old link did not answer a
-    // ping (listener checked), so the new one wins at once.
+    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress, instance: a.instance, tokenSha256: a.tokenSha256 })
+    const previous = tunnels.attach(session)
+    // The same process reconnecting (laptop woke up, network changed): its old link is stale, so
+    // the new one wins at once. Other processes of this agent keep their own sessions.
     previous?.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer connection' })
     metrics.sessions.inc()
   }
@@ -201,12 +203,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         await new Promise((r) => setTimeout(r, 100))
       }
       for (const s of registry.allSessions()) s.close()
-      await ctx.tcpPorts.closeAll()
+      await tcpPorts.closeAll()
       publicServer.closeAllConnections()
       publicTlsServer?.closeAllConnections()
       await admin?.app.close()
     },
-    reload(next: RelayConfig): void {
+    async reload(next: RelayConfig): Promise<void> {
       // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a
       // bad one throws PL_ERR_TLS_FILE and the old contexts and the old config stay in force. New
       // handshakes use the new files; live connections and sessions stay up.
@@ -217,12 +219,24 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       if (agentTls) (agentServer as https.Server).setSecureContext(agentTls)
       if (visitorTls) publicTls?.rotate(visitorTls)
       config = next
-      for (const s of registry.allSessions()) {
-        if (!next.agents[s.agent]) s.close(new PorchlightError('PL_ERR_AUTH_BAD_TOKEN'), { code: 'PL_ERR_AUTH_BAD_TOKEN', message: 'agent removed from relay config' })
-      }
+      outboundRules = parseAllOutbound(next)
+      await tunnels.reload(next)
       log.info('config reloaded')
     },
   }
+}
+
+/** Each agent's `outbound` list as rules. The loader validated them; an entry that still fails to parse allows nothing. */
+function parseAllOutbound(config: RelayConfig): Map<string, OutboundRule[]> {
+  const rules = new Map<string, OutboundRule[]>()
+  for (const [agent, policy] of Object.entries(config.agents)) {
+    try {
+      rules.set(agent, parseOutboundRules(policy.outbound))
+    } catch {
+      rules.set(agent, [])
+    }
+  }
+  return rules
 }
 
 function portSuffix(port: number, defaultPort: number): string {

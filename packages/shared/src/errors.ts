@@ -23,6 +23,11 @@ export const codes = {
   PL_ERR_CONFIG_SECRET: { msg: 'cannot resolve secret %s: %s', exit: 1, retry: false },
   PL_ERR_CONFIG_INSECURE: { msg: 'refusing insecure config: %s', exit: 1, retry: false },
   PL_ERR_LISTEN: { msg: 'cannot listen on %s (%s): %s', exit: 1, retry: false },
+  PL_ERR_CONFIG_EXISTS: { msg: '%s already exists; %s', exit: 1, retry: false },
+  PL_ERR_CONFIG_AGENT_EXISTS: { msg: 'agent %s is already in %s (`agent allow` widens it, `agent remove` retires it)', exit: 1, retry: false },
+  PL_ERR_CONFIG_AGENT_UNKNOWN: { msg: 'no agent %s in %s (see `porchlight-relay agent list`)', exit: 1, retry: false },
+  PL_ERR_ENROL_CODE: { msg: 'not a valid enrolment code: %s', exit: 2, retry: false },
+  PL_ERR_ENROL_PIN: { msg: 'relay %s did not present the CA certificate the code names (SHA-256 %s); it presented: %s', exit: 1, retry: false },
 
   // Agent authentication and the link
   PL_ERR_AUTH_BAD_TOKEN: { msg: 'relay rejected the agent token (HTTP 401)', exit: 1, status: 401, retry: false },
@@ -59,9 +64,12 @@ export const codes = {
   PL_ERR_POLICY_PORT_IN_USE: { msg: 'port %s is already in use', retry: true },
   PL_ERR_POLICY_DEST_DENIED: { msg: 'destination %s is not allowed for agent %s', retry: false },
   PL_ERR_POLICY_NOT_PUBLISHED: { msg: 'the agent does not publish %s', retry: false },
+  PL_ERR_POLICY_HOST_TAKEN: { msg: 'host %s is served by another running process of agent %s; stop that process or pick another name', retry: true },
+  PL_ERR_POLICY_NO_FREE_NAME: { msg: 'no random name is free for agent %s: its hosts policy needs a "*." pattern (or pass --name)', retry: false },
 
   // Visitors
   PL_ERR_HTTP_BAD_REQUEST: { msg: 'bad request: %s', status: 400, retry: false },
+  PL_ERR_POLICY_PORT_TAKEN: { msg: 'port %s is served by another running process of agent %s', retry: true },
   PL_ERR_HTTP_UNKNOWN_HOST: { msg: 'no tunnel for this host', status: 404, retry: false },
   PL_ERR_HTTP_TUNNEL_OFFLINE: { msg: 'tunnel offline', status: 503, retry: true },
   PL_ERR_HTTP_ORIGIN_UNREACHABLE: { msg: 'local server unreachable', status: 502, retry: true },

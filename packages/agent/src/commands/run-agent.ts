@@ -1,6 +1,6 @@
 import type { AgentConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
-import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
+import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type InspectEvent, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
 import { exitCodeOf, reportError, type CliIo } from '../cli-io.js'
 
 export interface RunAgentOptions {
@@ -16,6 +16,10 @@ export interface RunAgentOptions {
   signals?: NodeJS.EventEmitter
   dial?: AgentDeps['dial']
   graceMs?: number
+  /** http tunnel ids whose public name the relay picks (quick share without --name). */
+  relayPicksName?: ReadonlySet<string>
+  /** `--link`: once the tunnel is published, create a share link of this lifetime and print it. */
+  shareLink?: { expiresMs: number }
 }
 
 /** 128 + signal number, the shell's convention, for the "second signal: exit now" case. */
@@ -34,6 +38,7 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
     log,
     inspectOptional: quick,
     ...(options.dial !== undefined ? { dial: options.dial } : {}),
+    ...(options.relayPicksName !== undefined ? { relayPicksName: options.relayPicksName } : {}),
   })
   return new Promise<number>((resolve) => {
     let finishing = false
@@ -77,7 +82,21 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
         (err: unknown) => log.error({ err }, 'reload failed; keeping the running config'),
       ).catch((err: unknown) => log.error({ err }, 'reload failed'))
     }
-    agent.on('tunnel', (t: TunnelReadyEvent) => io.out(`Forwarding ${t.url} -> ${t.to}`))
+    agent.on('tunnel', (t: TunnelReadyEvent) => {
+      io.out(`Forwarding ${t.url} -> ${t.to}`)
+      const share = options.shareLink
+      if (share === undefined || t.kind !== 'http') return
+      agent.request('link.create', { host: new URL(t.url).hostname, expires_ms: share.expiresMs }).then(
+        (link) => io.out(`Share link ${(link as { url: string }).url} (expires ${(link as { expires_at: string }).expires_at})`),
+        (err: unknown) => {
+          reportError(io, err, debug)
+          stopWith(exitCodeOf(err), 0)
+        },
+      )
+    })
+    agent.on('inspect', (i: InspectEvent) => {
+      if (i.fallback) io.out(`Status API ${i.url} (${i.wanted} is in use by another process)`)
+    })
     agent.on('forward', (t: TunnelReadyEvent) => io.out(`Forwarding ${t.url} -> ${t.to}`))
     agent.on('rejected', (r: TunnelRejectedEvent) => {
       if (!quick) return

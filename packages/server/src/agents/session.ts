@@ -9,7 +9,6 @@ import {
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import type { RelayContext } from '../context.js'
-import { publishTunnels, unpublishAll } from './publish.js'
 import { handleControlRequest } from './requests.js'
 
 const CONTROL_HEAD_TIMEOUT_MS = 10_000
@@ -35,6 +34,10 @@ export class AgentSession {
   results: PublishResult[] = []
   /** Serial of the client certificate this session authenticated with, if any (revocation). */
   readonly certSerial: string | null
+  /** The agent process's instance id (several processes of one agent hold sessions side by side). */
+  readonly instance: string
+  /** The `token_sha256` this session authenticated against (a reload that changes it closes the session). */
+  readonly tokenSha256: string
   private control: MuxStream | null = null
   private closed = false
   private readonly onClosed: Array<() => void> = []
@@ -43,10 +46,12 @@ export class AgentSession {
     readonly agent: string,
     ws: WebSocket,
     readonly ctx: RelayContext,
-    opts: { certSerial: string | null; remoteAddress: string },
+    opts: { certSerial: string | null; remoteAddress: string; instance: string; tokenSha256: string },
   ) {
     this.certSerial = opts.certSerial
-    this.log = ctx.log.child({ component: 'agents', agent, session: this.id })
+    this.instance = opts.instance
+    this.tokenSha256 = opts.tokenSha256
+    this.log = ctx.log.child({ component: 'agents', agent, session: this.id, instance: opts.instance })
     this.mux = new MuxSession(websocketDuplex(ws), {
       role: 'server',
       keepAliveIntervalMs: ctx.config.heartbeat.interval_ms,
@@ -98,8 +103,7 @@ export class AgentSession {
       } catch { /* link already broken */ }
     }
     this.closed = true
-    unpublishAll(this)
-    this.ctx.registry.detach(this)
+    this.ctx.tunnels.unpublish(this)
     this.mux.close(err)
     if (err) this.log.info({ err: { code: (err as { code?: string }).code, message: err.message } }, 'agent disconnected')
     else this.log.info('agent disconnected')
@@ -189,11 +193,10 @@ export class AgentSession {
       this.send({ type: 'welcome', version: PROTOCOL_VERSION, agent: this.agent, session: this.id, domain: this.ctx.config.domain })
     },
     publish: (m) => {
-      void publishTunnels(this, m.tunnels).then((results) => {
-        this.tunnels = m.tunnels
-        this.results = results
-        this.send({ type: 'published', results })
-      })
+      void this.ctx.tunnels.publish(this, m.tunnels).then(
+        (results) => this.send({ type: 'published', results }),
+        (err: unknown) => this.log.error({ err }, 'publish failed'),
+      )
     },
     request: (m) => {
       void handleControlRequest(this, m).then((reply) => this.send(reply), (err: unknown) => this.log.error({ err }, 'control request failed'))

@@ -4,8 +4,8 @@ import type { RelayConfig } from '@porchlight/shared/config'
 import { TcpTunnelListener } from '../visitors/tcp.js'
 import { PickedPorts } from './picked-ports.js'
 import { pickPort, portAllowed } from './port-policy.js'
-import { reject, resultFromError } from './publish.js'
-import type { AgentSession } from './session.js'
+import { reject, resultFromError } from './results.js'
+import type { SessionRef } from './registry.js'
 
 type TcpSpec = Extract<TunnelSpec, { kind: 'tcp' }>
 
@@ -14,14 +14,17 @@ const PICK_ATTEMPTS = 5
 
 interface PortEntry {
   agent: string
-  session: AgentSession
+  instance: string
+  session: SessionRef & { log: Logger }
   tunnelId: string
   listener: TcpTunnelListener
 }
 
 /**
- * Relay ports opened for reverse-TCP tunnels. A port belongs to one agent; when that agent's
- * session ends its listeners close at once (the port is freed), and a re-publish listens again.
+ * Relay ports opened for reverse-TCP tunnels. A port belongs to one session (one process of one
+ * agent); when that session ends its listeners close at once (the port is freed), and a
+ * re-publish listens again. Another process of the same agent cannot take a port while its
+ * owner's session is live (PL_ERR_POLICY_PORT_TAKEN); another agent never can.
  */
 export class TcpPorts {
   private readonly byPort = new Map<number, PortEntry>()
@@ -33,11 +36,11 @@ export class TcpPorts {
   }
 
   /** Makes `session`'s listeners exactly `specs`; returns one result per spec, in order. */
-  async apply(session: AgentSession, specs: TcpSpec[]): Promise<PublishResult[]> {
+  async apply(session: Session, specs: TcpSpec[]): Promise<PublishResult[]> {
     const keep = new Set(specs.map((s) => s.remote_port || this.picked.get(session.agent, s.id)).filter((p): p is number => p !== undefined && p > 0))
     const closing: Array<Promise<void>> = []
     for (const [port, entry] of this.byPort) {
-      const mine = entry.session === session || (entry.agent === session.agent && entry.session.isClosed)
+      const mine = entry.session === session || (entry.agent === session.agent && (entry.instance === session.instance || entry.session.isClosed))
       if (mine && !(keep.has(port) && !session.isClosed)) {
         this.byPort.delete(port)
         closing.push(entry.listener.close())
@@ -47,8 +50,40 @@ export class TcpPorts {
     if (session.isClosed) return specs.map((s) => reject(s.id, 'PL_ERR_MUX_CLOSED'))
 
     const results: PublishResult[] = []
-    for (const spec of specs) results.push(await this.publishOne(session, spec))
+    const served = new Set<number>()
+    for (const spec of specs) {
+      const result = await this.publishOne(session, spec)
+      results.push(result)
+      const port = result.ok ? portOfUrl(result.url) : null
+      if (port !== null) served.add(port)
+    }
+    // A port the policy no longer allows (reload), or a picked port that moved, stops listening.
+    const stale: Array<Promise<void>> = []
+    for (const [port, entry] of this.byPort) {
+      if (entry.session === session && !served.has(port)) {
+        this.byPort.delete(port)
+        stale.push(entry.listener.close())
+      }
+    }
+    await Promise.all(stale)
     return results
+  }
+
+  /** The agents holding ports, for a reload to check. */
+  agents(): Set<string> {
+    return new Set([...this.byPort.values()].map((e) => e.agent))
+  }
+
+  /** Closes every listener of an agent (removed from the config). */
+  async forgetAgent(agent: string): Promise<void> {
+    const closing: Array<Promise<void>> = []
+    for (const [port, entry] of this.byPort) {
+      if (entry.agent === agent) {
+        this.byPort.delete(port)
+        closing.push(entry.listener.close())
+      }
+    }
+    await Promise.all(closing)
   }
 
   /** Live ports for the admin API. */
@@ -62,7 +97,7 @@ export class TcpPorts {
     await Promise.all(all.map((e) => e.listener.close()))
   }
 
-  private async publishOne(session: AgentSession, spec: TcpSpec): Promise<PublishResult> {
+  private async publishOne(session: Session, spec: TcpSpec): Promise<PublishResult> {
     const config = this.deps.config()
     const policy = config.agents[session.agent]
     const ranges = policy?.tcp_ports ?? []
@@ -76,11 +111,11 @@ export class TcpPorts {
    * `tcp: 0`: the port this tunnel had before when it is still allowed and free, else a free one
    * from the agent's ranges. A picked port another program holds is skipped and the next tried.
    */
-  private async publishPicked(session: AgentSession, spec: TcpSpec, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
+  private async publishPicked(session: Session, spec: TcpSpec, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
     const previous = this.picked.get(session.agent, spec.id)
     const holder = previous === undefined ? undefined : this.byPort.get(previous)
     const reusable = previous !== undefined && portAllowed(previous, ranges) && !reserved.has(previous) &&
-      (holder === undefined || (holder.agent === session.agent && holder.tunnelId === spec.id))
+      (holder === undefined || (holder.agent === session.agent && holder.tunnelId === spec.id && (holder.instance === session.instance || holder.session.isClosed)))
     const tried = new Set<number>()
     let result: PublishResult | null = null
     for (let attempt = 0; attempt < PICK_ATTEMPTS; attempt++) {
@@ -100,11 +135,12 @@ export class TcpPorts {
     return result
   }
 
-  private async listenOn(session: AgentSession, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
+  private async listenOn(session: Session, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
     const config = this.deps.config()
     if (!portAllowed(port, ranges) || reserved.has(port)) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', port, session.agent)
     const existing = this.byPort.get(port)
     if (existing && existing.agent !== session.agent) return reject(spec.id, 'PL_ERR_POLICY_PORT_IN_USE', port)
+    if (existing && existing.instance !== session.instance && !existing.session.isClosed) return reject(spec.id, 'PL_ERR_POLICY_PORT_TAKEN', port, session.agent)
     if (existing) {
       // Same agent, same port (reload): keep listening, serve from this session, with the new allow_ips.
       try {
@@ -115,10 +151,11 @@ export class TcpPorts {
         return resultFromError(spec.id, err)
       }
       existing.session = session
+      existing.instance = session.instance
       existing.tunnelId = spec.id
       return { id: spec.id, ok: true, url: this.url(port) }
     }
-    const entry: Partial<PortEntry> = { agent: session.agent, session, tunnelId: spec.id }
+    const entry: Partial<PortEntry> = { agent: session.agent, instance: session.instance, session, tunnelId: spec.id }
     const listener = new TcpTunnelListener({
       host: config.listen.public.host,
       port,
@@ -145,6 +182,13 @@ export class TcpPorts {
   private url(port: number): string {
     return `tcp://${this.deps.config().domain}:${port}`
   }
+}
+
+type Session = SessionRef & { log: Logger }
+
+function portOfUrl(url: string): number | null {
+  const m = /:(\d+)$/.exec(url)
+  return m ? Number(m[1]) : null
 }
 
 type RelayPortRanges = NonNullable<RelayConfig['agents'][string]>['tcp_ports']

@@ -17,6 +17,10 @@ const GENERIC_401 = 'unauthorized\n'
 
 export interface AuthenticatedAgent {
   agent: string
+  /** The process's instance id from the `x-porchlight-instance` header ("default" without one). */
+  instance: string
+  /** The `token_sha256` the token matched. */
+  tokenSha256: string
   ws: WebSocket
   certSerial: string | null
   remoteAddress: string
@@ -27,11 +31,6 @@ export interface AgentListenerDeps {
   log: Logger
   revokedSerials: () => Set<string>
   onAgent: (a: AuthenticatedAgent) => void
-  /**
-   * Whether this agent already has a session that answers a ping right now (resolves false at
-   * once when it has none). A live one means a second process with the same identity.
-   */
-  liveSession: (agent: string) => Promise<boolean>
   /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
   tlsOptions: https.ServerOptions | null
 }
@@ -92,19 +91,15 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     } else if (policy.require_cert) {
       return refuse(403, 'PL_ERR_AUTH_CERT_REQUIRED: the relay has no TLS configured for client certificates\n')
     }
-    deps.liveSession(agent).then((live) => {
-      if (socket.destroyed) return
-      if (live) {
-        // A second laptop (or service) with the same identity: keep the working link rather than
-        // let the two replace each other at every reconnect.
-        log.warn({ agent, remote: remoteAddress, code: 'PL_ERR_LINK_DUPLICATE' }, 'agent already connected and answering; refusing the second link')
-        return refuse(409, 'PL_ERR_LINK_DUPLICATE: this agent is already connected from elsewhere\n')
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        socket.setNoDelay(true)
-        deps.onAgent({ agent, ws, certSerial, remoteAddress })
-      })
-    }, () => socket.destroy())
+    // Each agent process names itself by an instance id it keeps for its lifetime: a reconnect of
+    // the same process replaces its stale session at once, other processes of this identity (a
+    // service and a quick share on one laptop) get sessions of their own.
+    const instance = instanceOf(req.headers[INSTANCE_HEADER])
+    if (instance === null) return refuse(400, `PL_ERR_PROTO_BAD_MESSAGE: invalid ${INSTANCE_HEADER} header\n`)
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.setNoDelay(true)
+      deps.onAgent({ agent, instance, tokenSha256: policy.token_sha256, ws, certSerial, remoteAddress })
+    })
   })
   return server
 }
@@ -120,8 +115,21 @@ export function authenticate(config: RelayConfig, authorization: string | undefi
   return found
 }
 
+/** The upgrade header carrying the agent process's instance id (docs/protocol.md). */
+export const INSTANCE_HEADER = 'x-porchlight-instance'
+/** What an agent without the header (an older version) is known as: its reconnects replace each other. */
+export const DEFAULT_INSTANCE = 'default'
+const INSTANCE_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+/** The instance id of an upgrade request, DEFAULT_INSTANCE without one, null when malformed or repeated. */
+export function instanceOf(header: string | string[] | undefined): string | null {
+  if (header === undefined) return DEFAULT_INSTANCE
+  if (typeof header !== 'string') return null
+  return INSTANCE_ID.test(header) ? header : null
+}
+
 function normaliseIp(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 409: 'Conflict', 429: 'Too Many Requests' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 409: 'Conflict', 429: 'Too Many Requests' }

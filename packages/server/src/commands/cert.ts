@@ -1,5 +1,7 @@
+import { access } from 'node:fs/promises'
 import { join } from 'node:path'
-import { issueClientCert, listCerts, revokeCert, type CertListing, type IssueClientCertResult } from '@porchlight/shared/pki'
+import { PorchlightError } from '@porchlight/shared/errors'
+import { issueClientCert, listCerts, pkiPath, revokeCert, type CertListing, type IssueClientCertResult } from '@porchlight/shared/pki'
 
 type Print = (line: string) => void
 
@@ -24,6 +26,10 @@ export async function runCertRevoke(opts: { pki: string; target: string }, print
 
 /** `porchlight-relay cert list`: NAME, SERIAL, EXPIRES, REVOKED as an aligned table. */
 export async function runCertList(opts: { pki: string }, print: Print): Promise<CertListing[]> {
+  // A directory without a CA has issued nothing: say that it is the wrong directory, not "none yet".
+  await access(pkiPath(opts.pki, 'caCert')).catch((err: unknown) => {
+    throw new PorchlightError('PL_ERR_PKI_MISSING', [opts.pki], { cause: err })
+  })
   const certs = await listCerts(opts.pki)
   if (certs.length === 0) {
     print('no certificates issued yet (porchlight-relay cert issue NAME)')

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { loadAgentConfig, loadRelayConfig } from '../../src/config/index.js'
 import { PEM, writeFiles } from './helpers.js'
+import { everyKey } from './example-blocks.js'
 
 /** deploy/examples/*.yaml must always load, so they never rot (STYLE.md, Config). */
 const examples = fileURLToPath(new URL('../../../../deploy/examples/', import.meta.url))
@@ -15,9 +16,21 @@ function install(dir: string, name: string, extra: Record<string, string> = {}):
   return join(dir, name)
 }
 
-t.test('relay.yaml: every key, loaded with its TLS files present', async (t) => {
+t.test('relay.yaml as copied passes check: install.md step 3 (issue 10)', async (t) => {
+  // Before the fix the example named TLS files nobody has, so a fresh copy failed `check`.
+  const { config, warnings } = await loadRelayConfig(install(t.testdir(), 'relay.yaml'))
+  t.same(warnings, ['listen.agents: agents connect to 0.0.0.0:7443 without TLS, so tokens cross the network unencrypted; set tls'])
+  t.equal(config.domain, 'tunnel.example.com')
+  t.equal(config.tls, null)
+  t.equal(config.listen.public_tls, null)
+  t.same(config.agents['laptop']?.hosts, ['*.laptop.tunnel.example.com', 'blog.example.org'])
+})
+
+t.test('relay.yaml: every key, loaded with its TLS blocks uncommented and files present', async (t) => {
   const dir = t.testdir()
-  const file = install(dir, 'relay.yaml', { 'tls/wildcard.pem': PEM, 'tls/wildcard.key': PEM, 'tls/agents.crt': PEM, 'tls/agents.key': PEM })
+  const text = everyKey(readFileSync(join(examples, 'relay.yaml'), 'utf8'))
+  writeFiles(dir, { 'relay.yaml': text, 'tls/wildcard.pem': PEM, 'tls/wildcard.key': PEM, 'tls/agents.crt': PEM, 'tls/agents.key': PEM })
+  const file = join(dir, 'relay.yaml')
   const { config, warnings } = await loadRelayConfig(file)
   t.same(warnings, [])
   t.equal(config.domain, 'tunnel.example.com')
@@ -25,10 +38,14 @@ t.test('relay.yaml: every key, loaded with its TLS files present', async (t) => 
   t.same(config.tls, { cert: join(dir, 'tls/agents.crt'), key: join(dir, 'tls/agents.key') })
   t.equal(config.pki, '/var/lib/porchlight/pki')
   t.equal(config.redirect_http, true)
+  t.equal(config.acme?.email, 'ops@example.com')
+  t.equal(config.agents['laptop']?.require_cert, true)
   t.same(config.agents['laptop']?.tcp_ports, [{ from: 2222, to: 2222 }, { from: 30000, to: 30100 }])
   t.same(config.agents['laptop']?.hosts, ['*.laptop.tunnel.example.com', 'blog.example.org'])
-  // Without the TLS files the same example fails, naming each missing file.
-  const bare = await loadRelayConfig(join(install(t.testdir(), 'relay.yaml'))).then(() => null, (err: { code: string; details: Array<{ path: string }> }) => err)
+  // Without the TLS files the same config fails, naming each missing file.
+  const bareDir = t.testdir()
+  writeFiles(bareDir, { 'relay.yaml': text })
+  const bare = await loadRelayConfig(join(bareDir, 'relay.yaml')).then(() => null, (err: { code: string; details: Array<{ path: string }> }) => err)
   t.equal(bare?.code, 'PL_ERR_CONFIG_INVALID')
   t.same(bare?.details.map((i) => i.path), ['listen.public_tls.certs[0].cert', 'listen.public_tls.certs[0].key', 'tls.cert', 'tls.key'])
 })

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Single-file executables for the agent and the relay (Node single executable applications).
+//
+//   node scripts/sea.mjs [--out DIR] [agent] [relay]      (default: both, into dist/sea/)
+//
+// Each is one esbuild bundle of the CLI from source (CommonJS: Node 20 runs only a CommonJS main
+// script from the SEA blob, and its require() knows only the built-in modules), injected with
+// postject into a copy of the Node binary that runs this script. The result needs no node_modules
+// and no Node: `DIR/porchlight` and `DIR/porchlight-relay`, for this machine's OS and CPU.
+import { execFileSync } from 'node:child_process'
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { build } from 'esbuild'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+/** What to build: the CLI entry of each package and the executable's name. */
+export const SEA_TARGETS = {
+  agent: { entry: 'packages/agent/src/bin.ts', name: 'porchlight' },
+  relay: { entry: 'packages/server/src/bin.ts', name: 'porchlight-relay' },
+}
+
+/** The fuse Node's binary carries for postject (documented in Node's single-executable-applications.md). */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
+const PINO_IN_THREAD = path.join(root, 'scripts/sea/pino-in-thread.cjs')
+const SHARED_SRC = path.join(root, 'packages/shared/src')
+
+/**
+ * The product's `import.meta.url` uses, made static: a CommonJS bundle has no import.meta, so
+ * `readFileSync(new URL('../package.json', import.meta.url), 'utf8')` (the version read) becomes
+ * the file's text. Any other import.meta left in product code fails the build, not the user.
+ */
+const staticImportMeta = {
+  name: 'porchlight-static-import-meta',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]src[\\/].*\.ts$/ }, (args) => {
+      let text = readFileSync(args.path, 'utf8')
+      if (!text.includes('import.meta')) return undefined
+      text = text.replace(
+        /readFileSync\(new URL\((['"])(\.\.?\/[^'"]*\.json)\1, import\.meta\.url\), (['"])utf-?8\3\)/g,
+        (_m, _q, rel) => JSON.stringify(readFileSync(path.resolve(path.dirname(args.path), rel), 'utf8')),
+      )
+      const left = text.split('\n').findIndex((line) => line.includes('import.meta'))
+      if (left !== -1) {
+        return { errors: [{ text: `import.meta has no value in the single executable (${path.relative(root, args.path)}:${left + 1}); read the file another way or teach scripts/sea.mjs this pattern` }] }
+      }
+      return { contents: text, loader: 'ts' }
+    })
+  },
+}
+
+/** The product's `pino` is scripts/sea/pino-in-thread.cjs, which then loads the real one. */
+const pinoWithoutWorkers = {
+  name: 'porchlight-pino-in-thread',
+  setup(b) {
+    b.onResolve({ filter: /^pino(-pretty)?$/ }, async (args) => {
+      if (args.pluginData === 'real') return undefined
+      if (args.importer === PINO_IN_THREAD) {
+        return b.resolve(args.path, { kind: args.kind, resolveDir: SHARED_SRC, pluginData: 'real' })
+      }
+      if (args.path === 'pino' && args.importer.startsWith(path.join(root, 'packages'))) return { path: PINO_IN_THREAD }
+      return undefined
+    })
+  },
+}
+
+/**
+ * ws uses the native add-ons bufferutil and utf-8-validate when require() finds them and plain
+ * JavaScript otherwise. In the executable they are modules that throw, so ws takes its fallback
+ * without the require() of a file (which a single executable warns about on stderr).
+ */
+const absentAddons = {
+  name: 'porchlight-absent-addons',
+  setup(b) {
+    b.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({ path: args.path, namespace: 'absent-addon' }))
+    b.onLoad({ filter: /.*/, namespace: 'absent-addon' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of the single executable`)})`,
+      loader: 'js',
+    }))
+  },
+}
+
+/** Bundles one CLI to a CommonJS file; resolves with its path. */
+export async function bundle(target, workDir) {
+  const { entry, name } = SEA_TARGETS[target]
+  const outfile = path.join(workDir, `${name}.cjs`)
+  const result = await build({
+    entryPoints: [path.join(root, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: `node${process.versions.node.split('.')[0]}`,
+    // The workspace packages' exports point at their TypeScript sources under this condition.
+    conditions: ['porchlight-source'],
+    minify: true,
+    legalComments: 'eof',
+    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons],
+    logLevel: 'silent',
+  })
+  const meta = result.warnings.filter((w) => /import\.meta/.test(w.text))
+  if (meta.length > 0) throw new Error(`import.meta in the bundle: ${meta.map((w) => `${w.location?.file}:${w.location?.line}`).join(', ')}`)
+  return outfile
+}
+
+/** Builds the executable DIR/NAME for one target; resolves with its path. */
+export async function buildSea(target, outDir) {
+  const { name } = SEA_TARGETS[target]
+  const workDir = path.join(outDir, '.build')
+  mkdirSync(workDir, { recursive: true })
+  const main = await bundle(target, workDir)
+  const blob = path.join(workDir, `${name}.blob`)
+  const config = path.join(workDir, `${name}.sea.json`)
+  // useCodeCache: V8's compiled code goes into the blob, so start-up skips most parsing.
+  writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2))
+  execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' })
+  const exe = path.join(outDir, name)
+  rmSync(exe, { force: true })
+  copyFileSync(process.execPath, exe)
+  chmodSync(exe, 0o755)
+  // postject's CLI in a child: its ELF writer prints harmless warnings, shown only if it fails.
+  const postject = path.join(path.dirname(createRequire(import.meta.url).resolve('postject/package.json')), 'dist/cli.js')
+  try {
+    execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: 'pipe' })
+  } catch (err) {
+    throw new Error(`postject failed for ${exe}:\n${String(err.stdout ?? '')}${String(err.stderr ?? '')}`)
+  }
+  return exe
+}
+
+async function cli(argv) {
+  let outDir = path.join(root, 'dist/sea')
+  const targets = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--out') outDir = path.resolve(argv[++i] ?? '')
+    else if (a in SEA_TARGETS) targets.push(a)
+    else throw new Error(`usage: node scripts/sea.mjs [--out DIR] [${Object.keys(SEA_TARGETS).join('] [')}]`)
+  }
+  for (const target of targets.length > 0 ? targets : Object.keys(SEA_TARGETS)) {
+    const started = Date.now()
+    const exe = await buildSea(target, outDir)
+    const mb = (statSync(exe).size / 1e6).toFixed(1)
+    process.stdout.write(`${path.relative(process.cwd(), exe)}: ${mb} MB, node ${process.version} ${process.platform}-${process.arch}, built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  cli(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}
