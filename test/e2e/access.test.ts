@@ -21,7 +21,7 @@ const LINK_INVALID_TEXT = 'this link is invalid or has expired'
 
 // ---------------------------------------------------------------- one relay, one agent, every kind of site
 
-const SITES = ['open', 'share', 'other', 'team', 'limited', 'office', 'vpn', 'photos', 'family']
+const SITES = ['open', 'share', 'other', 'team', 'limited', 'office', 'vpn', 'photos', 'family', 'named']
 const pki = await initPki(t)
 // server.crt from `ca init` names only localhost; visitors' HTTPS needs the sites' names.
 const siteCert = await issueSiteCert(pki, SITES.map(s => `${s}.localhost`))
@@ -56,6 +56,7 @@ const agent = await startAgent(t, relay, {
     { http: 'vpn', to: origin.url, access: { allow_ips: [OTHER_IP], links: true, basic } },
     { http: 'photos', to: origin.url, access: { client_certs: true } },
     { http: 'family', to: origin.url, access: { client_certs: true, basic } },
+    { http: 'named', to: origin.url, access: { client_certs: ['alice-phone'] } },
   ],
 })
 const agentConfig = agent.configFile ?? ''
@@ -459,8 +460,10 @@ t.test('HEAD, OPTIONS (CORS preflight) and /favicon.ico go through the same chec
 
 // ---------------------------------------------------------------- visitor client certificates
 
-t.test('client_certs: a certificate from the relay CA admits over HTTPS; none, foreign or revoked do not', async t => {
-  const phone = await issueCert(pki, 'alice-phone')
+t.test('client_certs: a visitor certificate from the relay CA admits over HTTPS; none, foreign, an agent\'s or revoked do not', async t => {
+  const phone = await issueCert(pki, 'alice-phone', 'alice-phone.pem', { visitor: true })
+  const bob = await issueCert(pki, 'bob-phone', 'bob-phone.pem', { visitor: true })
+  const agentBundle = await issueCert(pki, 'laptop', 'laptop-agent.pem')
   const foreign = await foreignCert(pki, 'alice-phone', 'alice-foreign.pem')
   const withCert = (file: string): string[] => ['--cert', file, '--key', file]
   const ok = await browse(httpsUrl('photos', '/c1'), { args: withCert(phone.file) })
@@ -473,6 +476,10 @@ t.test('client_certs: a certificate from the relay CA admits over HTTPS; none, f
   denied(t, await browse(httpsUrl('photos', '/c2')), 403, 'PL_ERR_ACCESS_DENIED', 'no certificate')
   denied(t, await browse(httpsUrl('photos', '/c3'), { args: withCert(foreign.file) }), 403, 'PL_ERR_ACCESS_DENIED', 'certificate from another CA')
   denied(t, await get('photos', { path: '/c4' }), 403, 'PL_ERR_ACCESS_DENIED', 'plain HTTP has no certificates')
+  denied(t, await browse(httpsUrl('photos', '/c7'), { args: withCert(agentBundle.file) }), 403, 'PL_ERR_ACCESS_DENIED', "an agent's certificate never opens a visitor site")
+  // client_certs: [names]: only the listed visitor certificates.
+  t.equal((await browse(httpsUrl('named', '/n1'), { args: withCert(phone.file) })).status, 200, 'a listed visitor certificate')
+  denied(t, await browse(httpsUrl('named', '/n2'), { args: withCert(bob.file) }), 403, 'PL_ERR_ACCESS_DENIED', 'a visitor certificate not in the list')
   // Certificate or password: either one admits, neither gets the password prompt.
   t.equal((await browse(httpsUrl('family', '/f1'), { args: withCert(phone.file) })).status, 200, 'certificate, no password')
   t.equal((await browse(httpsUrl('family', '/f2'), { args: ['-u', `alice:${PASSWORD}`] })).status, 200, 'password, no certificate')
@@ -488,7 +495,7 @@ t.test('client_certs: a certificate from the relay CA admits over HTTPS; none, f
   t.ok(refused.ok && ms < 5000, `revoked visitor certificate refused ${ms} ms after cert revoke began (no restart)`)
   t.comment(`visitor certificate revocation effective after ${ms} ms`)
   denied(t, await browse(httpsUrl('photos', '/c6'), { args: withCert(phone.file) }), 403, 'PL_ERR_ACCESS_DENIED', 'revoked certificate')
-  t.same(origin.requests.filter(r => /^\/c[0-46]$/.test(r.url)).map(r => r.url), ['/c1', '/c0'], 'only the admitted requests reached the origin')
+  t.same(origin.requests.filter(r => /^\/(c[0-467]|n[12])$/.test(r.url)).map(r => r.url), ['/c1', '/c0', '/n1'], 'only the admitted requests reached the origin')
 })
 
 t.test('the relay cookie and token never reach an origin, even on a site without access rules', async t => {

@@ -116,6 +116,7 @@ t.test('each rejection case is refused before the upgrade and named on the agent
   const notYet = await issueDatedCert(pki, 'laptop', { notBefore: new Date(now + DAY_MS), notAfter: new Date(now + 30 * DAY_MS) }, 'laptop-future.pem')
   const wrongCa = await foreignCert(pki, 'laptop', 'laptop-wrong-ca.pem')
   const revoked = await issueCert(pki, 'laptop', 'laptop-revoked.pem')
+  const visitorLaptop = await issueCert(pki, 'laptop', 'laptop-visitor.pem', { visitor: true })
   await revokeCert(pki, revoked.serial)
   // The relay polls revoked.json once a second: wait until a new handshake with it is refused.
   const seen = await pollUntil(() => upgradeOverTls(relay.tokens['laptop'] ?? '', revoked.file), a => a.status === 403, { timeoutMs: 5000, intervalMs: 100 })
@@ -127,6 +128,7 @@ t.test('each rejection case is refused before the upgrade and named on the agent
     { name: 'wrong CA (same CA subject)', cert: wrongCa.file, reason: "certificate not issued by this relay's CA", body: "PL_ERR_AUTH_CERT_REJECTED: certificate not issued by this relay's CA" },
     { name: 'expired', cert: expired.file, reason: 'certificate expired', body: 'PL_ERR_AUTH_CERT_REJECTED: certificate expired', detail: 'CERT_HAS_EXPIRED' },
     { name: 'not yet valid', cert: notYet.file, reason: 'certificate not yet valid', body: 'PL_ERR_AUTH_CERT_REJECTED: certificate not yet valid', detail: 'CERT_NOT_YET_VALID' },
+    { name: 'a visitor certificate with the agent\'s name', cert: visitorLaptop.file, reason: 'a visitor certificate cannot authenticate an agent', body: 'PL_ERR_AUTH_CERT_REJECTED: a visitor certificate cannot authenticate an agent' },
     { name: 'revoked', cert: revoked.file, reason: 'certificate revoked', body: 'PL_ERR_AUTH_CERT_REJECTED: certificate revoked' },
     { name: "other agent's certificate", cert: desk.file, reason: 'certificate belongs to agent desk', body: 'PL_ERR_AUTH_CERT_REJECTED: certificate belongs to agent desk' },
     { name: 'server.crt as a client certificate', cert: serverCertBundle(pki), reason: 'certificate not valid for client authentication', body: 'PL_ERR_AUTH_CERT_REJECTED: certificate not valid for client authentication', detail: 'INVALID_PURPOSE' },

@@ -143,7 +143,7 @@ t.test('issue 10 defects, as the docs run the commands', async t => {
   t.equal((await runCli('relay', ['ca', 'init', '-c', join(etc, 'relay.yaml'), '--hostname', 'tunnel.example.com'])).code, 0)
   const issue = await runCli('relay', ['cert', 'issue', 'laptop'], { cwd: etc })
   t.equal(issue.code, 0, issue.stderr)
-  t.match(issue.stdout, /^issued certificate for laptop: serial [0-9a-f]+/)
+  t.match(issue.stdout, /^issued agent certificate for laptop: serial [0-9a-f]+/)
   const list = await runCli('relay', ['cert', 'list'], { cwd: etc })
   t.match(list.stdout, /^NAME +SERIAL +EXPIRES +REVOKED\nlaptop /, 'cert list shows it')
   const viaEnv = await runCli('relay', ['cert', 'list'], { env: { PORCHLIGHT_RELAY_CONFIG: join(etc, 'relay.yaml') } })

@@ -93,15 +93,16 @@ ca.command('init').description('create the CA and the agents listener\'s server 
   })
 
 const PKI_HELP = 'PKI directory (default: pki: of relay.yaml, see -c; else ./pki)'
-const cert = program.command('cert').description('agent client certificates')
-cert.command('issue').argument('<name>', 'agent name').description('issue a PEM bundle (cert, key, CA) for an agent')
+const cert = program.command('cert').description('client certificates for agents and visitors')
+cert.command('issue').argument('<name>', 'agent name (or, with --visitor, a name for the visitor)').description('issue a PEM bundle (cert, key, CA) for an agent, or with --visitor for a visitor of client_certs sites')
   .option('--days <n>', 'validity in days', '365').option('--out <file>', 'output file (default ./NAME.pem)')
+  .option('--visitor', 'a visitor certificate: opens sites with access.client_certs, never authenticates an agent')
   .option('--pki <dir>', PKI_HELP).option('-c, --config <file>', CONFIG_HELP)
-  .action(async (name: string, o: { days: string; out?: string; pki?: string; config?: string }) => {
+  .action(async (name: string, o: { days: string; out?: string; visitor?: boolean; pki?: string; config?: string }) => {
     const days = Number(o.days)
     if (!Number.isInteger(days) || days < 1 || days > 3650) throw new PorchlightError('PL_ERR_USAGE', ['--days must be a whole number from 1 to 3650'])
     const { runCertIssue } = await certCommands()
-    await runCertIssue({ pki: await resolvePkiDir(o), name, days, ...(o.out ? { out: o.out } : {}) }, print)
+    await runCertIssue({ pki: await resolvePkiDir(o), name, days, kind: o.visitor ? 'visitor' : 'agent', ...(o.out ? { out: o.out } : {}) }, print)
   })
 cert.command('revoke').argument('<target>', 'agent name or certificate serial').description('revoke; a connected agent is cut off within 5 s')
   .option('--pki <dir>', PKI_HELP).option('-c, --config <file>', CONFIG_HELP)

@@ -47,9 +47,9 @@ export async function initPki(t: Scope, hostname = 'localhost'): Promise<RelayPk
 }
 
 /** `porchlight-relay cert issue NAME --pki DIR --out F`; the serial is read from what it printed. */
-export async function issueCert(pki: RelayPki, name: string, fileName = `${name}.pem`): Promise<Bundle> {
+export async function issueCert(pki: RelayPki, name: string, fileName = `${name}.pem`, opts: { visitor?: boolean } = {}): Promise<Bundle> {
   const file = join(pki.bundles, fileName)
-  const res = expectOk(`cert issue ${name}`, await runCli('relay', ['cert', 'issue', name, '--pki', pki.dir, '--out', file]))
+  const res = expectOk(`cert issue ${name}`, await runCli('relay', ['cert', 'issue', name, '--pki', pki.dir, '--out', file, ...(opts.visitor ? ['--visitor'] : [])]))
   const serial = /serial ([0-9a-f]+)/.exec(res.stdout)?.[1]
   if (serial === undefined) throw new Error(`cert issue ${name}: no serial in its output: ${res.stdout}`)
   return { file, serial }

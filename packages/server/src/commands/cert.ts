@@ -1,18 +1,24 @@
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PorchlightError } from '@porchlight/shared/errors'
-import { issueClientCert, listCerts, pkiPath, revokeCert, type CertListing, type IssueClientCertResult } from '@porchlight/shared/pki'
+import { issueClientCert, listCerts, pkiPath, revokeCert, type CertListing, type ClientCertKind, type IssueClientCertResult } from '@porchlight/shared/pki'
 
 type Print = (line: string) => void
 
 /** `porchlight-relay cert issue NAME`: writes the bundle (cert, key, CA) to `out`, default ./NAME.pem. */
-export async function runCertIssue(opts: { pki: string; name: string; days?: number; out?: string }, print: Print): Promise<IssueClientCertResult> {
+export async function runCertIssue(opts: { pki: string; name: string; days?: number; out?: string; kind?: ClientCertKind }, print: Print): Promise<IssueClientCertResult> {
   const out = opts.out ?? join(process.cwd(), `${opts.name}.pem`)
-  const result = await issueClientCert({ dir: opts.pki, name: opts.name, days: opts.days ?? 365, out })
-  print(`issued certificate for ${result.name}: serial ${result.serial}, expires ${result.notAfter.toISOString().slice(0, 10)}`)
+  const kind = opts.kind ?? 'agent'
+  const result = await issueClientCert({ dir: opts.pki, name: opts.name, days: opts.days ?? 365, out, kind })
+  print(`issued ${kind} certificate for ${result.name}: serial ${result.serial}, expires ${result.notAfter.toISOString().slice(0, 10)}`)
   print(`wrote ${out} (certificate, private key and CA; mode 0600, keep it secret)`)
-  print(`agent.yaml:  cert: ${out}`)
-  print(`relay.yaml:  agents.${result.name}.require_cert: true`)
+  if (kind === 'visitor') {
+    print(`agent.yaml:  access: { client_certs: true }   (or client_certs: [${result.name}])`)
+    print('browsers: import it as PKCS#12 (openssl pkcs12 -export -in FILE -out FILE.p12)')
+  } else {
+    print(`agent.yaml:  cert: ${out}`)
+    print(`relay.yaml:  agents.${result.name}.require_cert: true`)
+  }
   return result
 }
 

@@ -160,3 +160,15 @@ t.test('basic: a check shed because the relay is busy is not counted as a failur
   t.match(await decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }), { status: 401 }, 'the shed attempt left a slot: the second real failure is checked')
   t.match(await decideAccess(input(rules, { authorizationHeader: BAD_BASIC }), { ...deps, passwordCache: busy }), { status: 429, reason: 'basic_rate_limited' })
 })
+
+t.test('client_certs: true admits any visitor certificate; a list only the named ones (issue 14)', async (t) => {
+  const deps = setup()
+  const denied = { action: 'deny', status: 403, code: 'PL_ERR_ACCESS_DENIED', reason: 'client_cert_required' }
+  t.same(await decideAccess(input({ client_certs: true }, { peerCertOk: true, peerCertName: 'anyone' }), deps), { action: 'allow', stripCookie: true })
+  const listed: AccessRules = { client_certs: ['alice-phone', 'bob-laptop'] }
+  t.same(await decideAccess(input(listed, { peerCertOk: true, peerCertName: 'bob-laptop' }), deps), { action: 'allow', stripCookie: true })
+  t.match(await decideAccess(input(listed, { peerCertOk: true, peerCertName: 'mallory' }), deps), denied, 'a name not in the list')
+  t.match(await decideAccess(input(listed, { peerCertOk: true }), deps), denied, 'a certificate without a name')
+  t.match(await decideAccess(input(listed, { peerCertOk: false, peerCertName: 'alice-phone' }), deps), denied, 'not verified (or not a visitor certificate)')
+  t.same(await decideAccess(input({ client_certs: [] }), deps), { action: 'allow', stripCookie: true }, 'an empty list is no rule')
+})

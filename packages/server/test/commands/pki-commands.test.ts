@@ -18,7 +18,7 @@ t.test('ca init, cert issue, revoke and list print what a user needs', async (t)
   lines.length = 0
   const out = join(root, 'laptop.pem')
   const issued = await runCertIssue({ pki, name: 'laptop', days: 30, out }, print)
-  t.equal(lines[0], `issued certificate for laptop: serial ${issued.serial}, expires ${issued.notAfter.toISOString().slice(0, 10)}`)
+  t.equal(lines[0], `issued agent certificate for laptop: serial ${issued.serial}, expires ${issued.notAfter.toISOString().slice(0, 10)}`)
   t.ok(lines.includes(`agent.yaml:  cert: ${out}`))
   t.equal((await stat(out)).mode & 0o777, 0o600)
   t.equal(await readFile(out, 'utf8'), issued.pemBundle)

@@ -4,7 +4,7 @@
  * verifies. Test-only helpers live in ./testing.ts and are deliberately not exported here.
  */
 export { initCa, type InitCaOptions, type InitCaResult } from './ca.js'
-export { issueClientCert, listCerts, isValidCertName, CERT_NAME_PATTERN, type IssueClientCertOptions, type IssueClientCertResult, type CertListing } from './issue.js'
+export { issueClientCert, listCerts, isValidCertName, CERT_NAME_PATTERN, type IssueClientCertOptions, type IssueClientCertResult, type CertListing, type ClientCertKind } from './issue.js'
 export { revokeCert, readCrl, type RevokeCertOptions } from './revocation.js'
 export { loadRevokedSerials } from './revoked-serials.js'
 export { parseBundle, type ClientBundle } from './bundle.js'

@@ -19,7 +19,7 @@ t.test('a client certificate: CN = name, CA:false, digitalSignature+keyEncipherm
   const result = await issueClientCert({ dir, name: 'laptop' })
   const { cert } = parseBundle(result.pemBundle)
   const node = new X509Certificate(cert)
-  t.equal(node.subject, 'CN=laptop\nO=Porchlight')
+  t.equal(node.subject, 'CN=laptop\nO=Porchlight\nOU=agent', 'an agent certificate unless asked otherwise')
   t.equal(node.ca, false)
   t.same(node.keyUsage, [CLIENT_AUTH])
   t.equal(node.checkIssued(new X509Certificate(caPem)), true)
@@ -80,10 +80,19 @@ t.test('notBefore / notAfter overrides (for expired and not-yet-valid test certi
   t.equal(result.notAfter.getTime(), notAfter.getTime())
 })
 
+t.test('a visitor certificate differs from an agent\'s only in its OU profile (issue 14)', async (t) => {
+  const result = await issueClientCert({ dir, name: 'alice-phone', kind: 'visitor' })
+  const node = new X509Certificate(parseBundle(result.pemBundle).cert)
+  t.equal(node.subject, 'CN=alice-phone\nO=Porchlight\nOU=visitor')
+  t.same(node.keyUsage, [CLIENT_AUTH])
+  const file = JSON.parse(await readFile(join(dir, 'issued.json'), 'utf8')) as { certs: Array<{ serial: string; kind?: string }> }
+  t.equal(file.certs.find((c) => c.serial === result.serial)?.kind, 'visitor')
+})
+
 t.test('issued.json records name, serial, notAfter, revoked:false', async (t) => {
   const result = await issueClientCert({ dir, name: 'recorded', days: 2 })
   const file = JSON.parse(await readFile(join(dir, 'issued.json'), 'utf8')) as { certs: unknown[] }
-  t.same(file.certs.at(-1), { name: 'recorded', serial: result.serial, notAfter: result.notAfter.toISOString(), revoked: false })
+  t.same(file.certs.at(-1), { name: 'recorded', serial: result.serial, notAfter: result.notAfter.toISOString(), revoked: false, kind: 'agent' })
   const listed = (await listCerts(dir)).find((c) => c.serial === result.serial)
   t.same(listed, { name: 'recorded', serial: result.serial, notAfter: result.notAfter.toISOString(), revoked: false })
 })
