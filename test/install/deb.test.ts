@@ -64,7 +64,7 @@ if (reason !== null) {
   t.test('dpkg -i, units verify, the installed relay checks a config, dpkg --purge cleans up', async t => {
     const installed = await run('dpkg', ['-i', deb], { env, cwd: out })
     t.equal(installed.code, 0, installed.stderr)
-    t.match(installed.stdout, /Next step on the relay server: write \/etc\/porchlight\/relay\.yaml/, 'postinst prints the next step')
+    t.match(installed.stdout, /Next step on the relay server:\n  sudo porchlight-relay init --domain tunnel\.example\.com /, 'postinst prints the next step')
     t.notMatch(installed.stderr, /warning/i, installed.stderr)
 
     t.match(execFileSync('id', ['porchlight'], { encoding: 'utf8' }), /^uid=\d+\(porchlight\) gid=\d+\(porchlight\)/)
@@ -87,6 +87,18 @@ if (reason !== null) {
     const check = await run('/usr/bin/porchlight-relay', ['check', '-c', join(ROOT, 'deploy/examples/relay-minimal.yaml')], { env, cwd: out })
     t.equal(check.code, 0, check.stderr)
     t.match(check.stdout, /relay-minimal\.yaml: ok \(1 agents\)/)
+
+    // The next step postinst prints, literally (without sudo: this test is root).
+    const init = await run('/usr/bin/porchlight-relay', ['init', '--domain', 'tunnel.example.com'], { env, cwd: out })
+    t.equal(init.code, 0, init.stderr)
+    t.equal(statSync('/etc/porchlight/relay.yaml').mode & 0o777, 0o640)
+    t.equal(statSync('/var/lib/porchlight/pki').uid, Number(execFileSync('id', ['-u', 'porchlight'], { encoding: 'utf8' })), 'the PKI belongs to the service user')
+    const added = await run('/usr/bin/porchlight-relay', ['agent', 'add', 'laptop'], { env, cwd: out })
+    t.equal(added.code, 0, added.stderr)
+    t.match(added.stdout, /^porchlight login pl1_\S+$/m)
+    const checked = await run('/usr/bin/porchlight-relay', ['check', '-c', '/etc/porchlight/relay.yaml'], { env, cwd: out })
+    t.equal(checked.code, 0, checked.stderr)
+    t.match(checked.stdout, /\/etc\/porchlight\/relay\.yaml: ok \(1 agents\)/)
 
     const purged = await run('dpkg', ['--purge', 'porchlight'], { env, cwd: out })
     t.equal(purged.code, 0, purged.stderr)

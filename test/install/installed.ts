@@ -1,7 +1,7 @@
 // Helpers for the install tests: run an installed command to completion, and serve one visitor
 // through a relay and an agent started from installed commands (not from the checkout's dist/).
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ChildHandle, jsonLines } from '../e2e/harness/child.js'
@@ -106,4 +106,49 @@ export async function serveVisitor(t: Scope, cmds: Installed): Promise<Served> {
   const visited = await visit(splitHostPort(ready.public).port, { host: 'installed.localhost' })
   const output = [relay, agent].flatMap(c => [...c.stdoutLines, ...c.stderrLines]).join('\n')
   return { check, visit: visited, output }
+}
+
+export interface Guided {
+  init: RunResult
+  add: RunResult
+  login: RunResult
+  /** The public URL `porchlight http` printed. */
+  publicUrl: URL
+  visit: VisitResult
+  /** Everything the relay and the agent printed (stdout and stderr) up to the visit. */
+  output: string
+}
+
+/**
+ * The guided set-up of docs/quickstart.md with installed commands, in two HOMEs under cmds.dir:
+ * the "VPS" runs `init`, `serve` and `agent add`, the "laptop" runs the printed `porchlight login`
+ * line and `porchlight http PORT`, and a visitor asks for the printed URL. As in
+ * test/e2e/setup.test.ts, only the listen addresses (loopback, port 0) and `--relay-url` differ.
+ */
+export async function guidedSetup(t: Scope, cmds: Installed): Promise<Guided> {
+  const vps = join(cmds.dir, 'vps')
+  const laptop = join(cmds.dir, 'laptop')
+  mkdirSync(vps)
+  mkdirSync(laptop)
+  const dir = join(vps, 'porchlight')
+  const onVps = { env: { ...cmds.env, HOME: vps, PORCHLIGHT_LOG_FORMAT: 'json' }, cwd: vps, timeoutMs: 15_000 }
+  const onLaptop = { env: { ...cmds.env, HOME: laptop, PORCHLIGHT_LOG_FORMAT: 'json' }, cwd: laptop, timeoutMs: 15_000 }
+
+  const init = await run(cmds.relay, ['init', '--domain', 'tunnel.example.com', '--dir', dir,
+    '--listen-public', '127.0.0.1:0', '--listen-agents', '127.0.0.1:0', '--listen-admin', '127.0.0.1:0'], onVps)
+  const relay = new ChildHandle(t, { label: 'installed relay', command: cmds.relay, args: ['serve'], env: onVps.env, cwd: dir })
+  const line = await relay.waitForLine('stdout', l => jsonLines([l])[0]?.['msg'] === 'ready', 15_000, 'ready line')
+  const ready = jsonLines([line])[0] as { public: string; agents: string }
+
+  const add = await run(cmds.relay, ['agent', 'add', 'laptop', '--relay-url', `wss://127.0.0.1:${splitHostPort(ready.agents).port}`], { ...onVps, cwd: dir })
+  const code = /^porchlight login (\S+)$/m.exec(add.stdout)?.[1] ?? ''
+  const login = await run(cmds.agent, ['login', code], onLaptop)
+
+  const origin = await startHttpOrigin(t, { '/': (_req, res) => res.end('hello from the laptop') })
+  const share = new ChildHandle(t, { label: 'installed agent http', command: cmds.agent, args: ['http', String(origin.port)], env: onLaptop.env, cwd: laptop })
+  const forwarding = await share.waitForLine('stdout', /^Forwarding /, 15_000, 'Forwarding line')
+  const publicUrl = new URL(/^Forwarding (\S+) ->/.exec(forwarding)?.[1] ?? 'http://invalid/')
+  const visited = await visit(splitHostPort(ready.public).port, { host: publicUrl.hostname })
+  const output = [relay, share].flatMap(c => [...c.stdoutLines, ...c.stderrLines]).join('\n')
+  return { init, add, login, publicUrl, visit: visited, output }
 }

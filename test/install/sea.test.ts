@@ -3,7 +3,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { cleanEnv, outsideDir, ROOT, run, serveVisitor, VERSION } from './installed.js'
+import { cleanEnv, guidedSetup, outsideDir, ROOT, run, serveVisitor, VERSION } from './installed.js'
 
 const built = outsideDir(t, 'sea-build')
 const build = await run(process.execPath, [join(ROOT, 'scripts/sea.mjs'), '--out', built], { env: cleanEnv(), cwd: ROOT, timeoutMs: 180_000 })
@@ -54,4 +54,16 @@ t.test('the executables serve a visitor with no node and no node_modules', async
   t.notMatch(served.output, /Warning|single-executable/, 'no SEA warnings from serve or up')
   t.equal(served.visit.status, 200)
   t.equal(served.visit.text, 'served by the installed agent')
+})
+
+t.test('guided set-up from the executables: init, serve, agent add, login, http PORT -> 200', async t => {
+  const g = await guidedSetup(t, { relay: join(bare, 'porchlight-relay'), agent: join(bare, 'porchlight'), env, dir: outsideDir(t, 'sea-guided') })
+  t.equal(g.init.code, 0, g.init.stderr)
+  t.equal(g.add.code, 0, g.add.stderr)
+  t.equal(g.login.code, 0, g.login.stderr)
+  t.match(g.login.stdout, /link ok: the relay welcomed agent laptop/)
+  t.match(g.publicUrl.hostname, /^[a-z0-9-]+\.laptop\.tunnel\.example\.com$/)
+  t.equal(g.visit.status, 200)
+  t.equal(g.visit.text, 'hello from the laptop')
+  t.notMatch(g.output, /Warning|single-executable/, 'no SEA warnings')
 })

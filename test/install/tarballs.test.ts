@@ -4,11 +4,19 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import t from 'tap'
-import { cleanEnv, outsideDir, ROOT, run, serveVisitor, VERSION } from './installed.js'
+import { cleanEnv, guidedSetup, outsideDir, ROOT, run, serveVisitor, VERSION } from './installed.js'
 
 const out = outsideDir(t, 'dist')
 const packed = await run(process.execPath, [join(ROOT, 'scripts/dist.mjs'), '--out', out], { env: cleanEnv(), cwd: ROOT, timeoutMs: 180_000 })
 const names = ['shared', 'agent', 'server'].map(p => `porchlight-${p}-${VERSION}.tgz`)
+
+// One install for the tests below: all three tarballs in one command, into an empty prefix. Node
+// itself stays on PATH (these are npm packages); nothing of the checkout is.
+const prefix = outsideDir(t, 'prefix')
+const env = cleanEnv({ PATH: [join(prefix, 'bin'), dirname(process.execPath), '/usr/bin', '/bin'].join(':') })
+const installed = packed.code !== 0
+  ? packed
+  : await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', ...names.map(n => join(out, n))], { env, cwd: prefix, timeoutMs: 180_000 })
 
 interface PackedManifest {
   name: string
@@ -53,11 +61,7 @@ t.test('each tarball is publishable and declares what it imports', async t => {
 })
 
 t.test('npm install -g into an empty prefix: both commands on PATH serve a visitor', async t => {
-  const prefix = outsideDir(t, 'prefix')
   const work = outsideDir(t, 'work')
-  // Node itself stays on PATH (these are npm packages); nothing of the checkout is.
-  const env = cleanEnv({ PATH: [join(prefix, 'bin'), dirname(process.execPath), '/usr/bin', '/bin'].join(':') })
-  const installed = await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', ...names.map(n => join(out, n))], { env, cwd: work, timeoutMs: 180_000 })
   t.equal(installed.code, 0, installed.stderr)
   t.same(readdirSync(join(prefix, 'bin')).sort(), ['porchlight', 'porchlight-relay'])
   t.notOk(existsSync(join(prefix, 'lib/node_modules/@porchlight/agent/node_modules/@porchlight')), 'the agent uses the shared package installed next to it')
@@ -73,4 +77,15 @@ t.test('npm install -g into an empty prefix: both commands on PATH serve a visit
   t.match(served.check.stdout, /relay\.yaml: ok \(1 agents\)/)
   t.equal(served.visit.status, 200)
   t.equal(served.visit.text, 'served by the installed agent')
+})
+
+t.test('guided set-up from the installed packages: init, serve, agent add, login, http PORT -> 200', async t => {
+  t.equal(installed.code, 0, installed.stderr)
+  const g = await guidedSetup(t, { relay: 'porchlight-relay', agent: 'porchlight', env, dir: outsideDir(t, 'npm-guided') })
+  t.equal(g.init.code, 0, g.init.stderr)
+  t.equal(g.add.code, 0, g.add.stderr)
+  t.equal(g.login.code, 0, g.login.stderr)
+  t.match(g.publicUrl.hostname, /^[a-z0-9-]+\.laptop\.tunnel\.example\.com$/)
+  t.equal(g.visit.status, 200)
+  t.equal(g.visit.text, 'hello from the laptop')
 })
