@@ -135,7 +135,7 @@ t.test('G2: streams longer than the 10 s grace: forced close at 10 s +- 1.5 s, v
   t.ok(cutMs > 8500 && cutMs < 11_500, `the stream was cut ${cutMs} ms after SIGTERM`)
   t.equal(ended && res.complete, false, 'not presented as a complete response (no final chunk)')
   t.ok(events > 10, `${events} events arrived before the cut`)
-  t.equal(await relay.exited, 0, 'exit 0 (docs: a drain that runs out of grace still exits 0)')
+  t.equal(await relay.exited, 0, 'exit 0: a drain that runs out of grace still exits 0')
 })
 
 t.test('H4: a listen port already in use: one line naming the address and the listener, exit 1, no stack', async (t) => {
