@@ -410,6 +410,7 @@ t.test('allow_ips always restricts; then any one of links or basic admits', asyn
 
 // ---------------------------------------------------------------- one gate for every entry path
 
+// SECURITY B10 (b), C8: upgrades go through the same access check.
 t.test('WebSocket upgrades are refused without access and pass with it', async t => {
   const before = origin.upgrades.length
   const upgrade = (host: string, opts: { cookie?: string; from?: string } = {}): Promise<{ status: number; ws: WebSocket | null }> =>
@@ -443,6 +444,7 @@ t.test('WebSocket upgrades are refused without access and pass with it', async t
   office.ws?.terminate()
 })
 
+// SECURITY C8: uniform enforcement for HEAD, OPTIONS and /favicon.ico.
 t.test('HEAD, OPTIONS (CORS preflight) and /favicon.ico go through the same check', async t => {
   const before = origin.requestCount
   denied(t, await get('share', { method: 'HEAD', path: '/h1' }), 401, 'PL_ERR_ACCESS_UNAUTHORIZED', 'HEAD')
@@ -516,6 +518,7 @@ t.test('a local site cannot set the relay cookies', async t => {
   }
 })
 
+// SECURITY A2: secrets never logged (grep over relay and agent logs).
 t.test('tokens, cookies and passwords never appear in the relay or agent logs', async t => {
   const link = await createLink('share.localhost', '1h')
   await get('share', { path: `/log-check?porchlight_share=${encodeURIComponent(link.token)}` })

@@ -144,6 +144,7 @@ t.test('Server-Sent Events arrive as they are sent, not buffered', async t => {
   }
 })
 
+// SECURITY B10 (f): a WebSocket through the tunnel, frames both ways.
 t.test('WebSocket upgrade and echo through the tunnel', async t => {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/hot-reload`, { headers: { host: 'echo.localhost' }, perMessageDeflate: false })
   t.teardown(() => ws.terminate())
@@ -173,6 +174,7 @@ t.test('malformed requests get 400 and never reach the origin', async t => {
   t.equal(origin.requestCount, before, 'origin request counter unchanged')
 })
 
+// SECURITY F6 (a): local server down -> 502; B1 unknown host -> 404.
 t.test('status pages: unknown host, local server down; HTML for browsers, text for curl', async t => {
   const unknownText = await visit(port, { host: 'nobody.localhost' })
   t.equal(unknownText.status, 404)
@@ -198,6 +200,7 @@ t.test('status pages: unknown host, local server down; HTML for browsers, text f
   t.equal(access['method'], 'GET')
 })
 
+// SECURITY F6 (b): a hung origin -> 504 after origin_timeout_ms.
 t.test('a silent origin gets 504 after limits.origin_timeout_ms', async t => {
   const quick = await startRelay(t, { limits: { origin_timeout_ms: 500 } })
   await startAgent(t, quick, { tunnels: [{ http: 'slow', to: origin.url }] })

@@ -74,6 +74,7 @@ t.test('a reconnect by the same agent replaces its stale session at once', async
   t.equal((await relay.connectedAgents()).filter(a => a.name === 'laptop').length, 1, 'exactly one session for the agent')
 })
 
+// SECURITY F9: duplicate identity; a hostname keeps one owner, routing never splits.
 t.test('two live processes with one identity hold sessions side by side; a hostname keeps one owner until it is gone', async t => {
   const firstOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('first') })
   const secondOrigin = await startHttpOrigin(t, { '/who': (_req, res) => res.end('second') })

@@ -28,6 +28,7 @@ function rssBytes(pid: number): number | null {
   }
 }
 
+// SECURITY E3: slow-reader download, RSS bounded by the stream windows.
 t.test('1 GB download with a stalled reader stays under 160 MB RSS per process', { timeout: 300_000 }, async t => {
   const origin = await startHttpOrigin(t)
   const relay = await startRelay(t)

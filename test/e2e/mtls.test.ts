@@ -169,6 +169,7 @@ t.test("the right certificate with a wrong token is 401, and the token's agent d
   t.same(crossed, { status: 403, body: 'PL_ERR_AUTH_CERT_REJECTED: certificate belongs to agent laptop\n' })
 })
 
+// SECURITY A5 (b): revocation closes a live session; (a) and (c) are in packages/server/test/agents/tls.test.ts.
 t.test('revoking a connected agent: tunnel answers 503 within 5 s, the agent is not let back in', async t => {
   const victim = await issueCert(pki, 'desk', 'desk-victim.pem')
   const agent = await tlsAgent(t, { name: 'desk', cert: victim.file, tunnel: 'doomed' })

@@ -31,6 +31,7 @@ t.test('agent and relay restarts', async t => {
   const host = 'blog.localhost'
   t.equal((await probe(relay.publicPort, host)).text, 'origin ok')
 
+  // SECURITY F1 (c): the host shows offline within 1 s.
   await t.test('a killed agent shows 503 "tunnel offline" within 1 s', async t => {
     await first.kill('SIGKILL')
     const offline = await pollUntil(() => probe(relay.publicPort, host), r => r.status === 503, { timeoutMs: 1000 })
@@ -45,6 +46,7 @@ t.test('agent and relay restarts', async t => {
     t.equal(back.value.text, 'origin ok')
   })
 
+  // SECURITY F3: relay restart; the jitter spread of many agents is packages/agent/test/backoff.test.ts.
   await t.test('a relay killed and restarted on the same ports gets the agent back', async t => {
     const ports = [relay.publicPort, relay.agentsPort, relay.adminPort]
     await relay.kill('SIGKILL')
@@ -56,6 +58,7 @@ t.test('agent and relay restarts', async t => {
     t.ok(second.handle.running, 'the agent process kept running through the relay restart')
   })
 
+  // SECURITY F4: long relay outage, scaled down (PORCHLIGHT_BACKOFF_MAX_MS=2000 caps the backoff).
   await t.test('a relay down for 6 s (several failed retries): the agent keeps trying and is back within the backoff cap', async t => {
     await relay.kill('SIGKILL')
     const failedBefore = second.stderr().split('\n').filter(l => l.includes('PL_ERR_LINK_CONNECT')).length

@@ -10,6 +10,7 @@ function slowOrigin(t: Parameters<typeof startHttpOrigin>[0]) {
   return startHttpOrigin(t, { '/slow-ok': (_req, res) => { setTimeout(() => res.end('finished'), SLOW_MS) } })
 }
 
+// SECURITY G1: relay drain (more of it in test/adversarial/lifecycle-faults.test.ts).
 t.test('relay SIGTERM: the in-flight request completes, then the relay exits 0', async t => {
   const origin = await slowOrigin(t)
   const relay = await startRelay(t)
@@ -26,6 +27,7 @@ t.test('relay SIGTERM: the in-flight request completes, then the relay exits 0',
   t.ok(tookMs < SLOW_MS + 3000, `relay exited ${tookMs} ms after SIGTERM (grace 10 s)`)
 })
 
+// SECURITY G3: no in-flight work: exit in under 1.5 s.
 t.test('relay SIGTERM with nothing in flight exits within 1.5 s', async t => {
   const relay = await startRelay(t)
   const signalled = Date.now()
@@ -49,6 +51,7 @@ t.test('agent SIGTERM: the in-flight request completes, then the agent exits 0',
   t.equal(after.status, 503, 'offline once the agent is gone')
 })
 
+// SECURITY G4: a second signal exits at once.
 t.test('a second signal during the drain exits at once with a non-zero code (agent 143, relay 1)', async t => {
   const origin = await startHttpOrigin(t, { '/forever': (req) => { req.resume() } })
   const relay = await startRelay(t)

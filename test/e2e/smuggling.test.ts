@@ -109,6 +109,7 @@ t.test('gzip bodies pass through unchanged both ways: the relay never inflates',
   t.same(seen, { bytes: GZIPPED.length, sha256: sha256(GZIPPED) }, 'the origin got the compressed upload as sent')
 })
 
+// SECURITY B10 (c, d, e): h2c and unknown upgrades, an origin answering 200 to a WebSocket upgrade.
 t.test('upgrades: h2c and unknown protocols are not tunnelled; an origin that refuses a WebSocket leaves the connection in HTTP and closes it', async t => {
   const before = arrivals()
   for (const [name, headers] of [

@@ -106,6 +106,7 @@ t.test('visitors that leave, origins that never answer and origins that are down
   t.equal((await visit(relay.publicPort, { host: 'live.localhost', path: '/status/204' })).status, 204, 'the tunnel still serves')
 })
 
+// SECURITY E3: a visitor that stops reading entirely is closed.
 t.test('a visitor that stops reading is closed after limits.stall_timeout_ms; a quiet response is not', async t => {
   const origin = await startHttpOrigin(t, {
     // Two events 1.5 s apart: quiet for longer than the stall limit, but nobody is blocked.
@@ -152,6 +153,7 @@ t.test('a visitor that stops reading is closed after limits.stall_timeout_ms; a 
   t.equal(drained.value, 1, 'its stream was released')
 })
 
+// SECURITY E5: no head-of-line blocking.
 t.test('one stalled upload does not hold up the next request on the same agent (flow control is per stream)', async t => {
   const origin = await startHttpOrigin(t, {
     // Takes the head, then never reads the body and never answers.
@@ -182,6 +184,7 @@ t.test('one stalled upload does not hold up the next request on the same agent (
   void upload
 })
 
+// SECURITY F1 (a): headers sent, then the agent dies: visibly truncated.
 t.test('an agent killed mid-download: the visitor sees a truncated response, not a clean end', async t => {
   const origin = await startHttpOrigin(t)
   const relay = await startRelay(t)

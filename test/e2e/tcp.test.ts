@@ -138,6 +138,7 @@ t.test('PROXY protocol v1 and v2 headers are parsed by the local service', async
   }
 })
 
+// SECURITY C8: a TCP expose with an IP allowlist.
 t.test('allow_ips: a visitor outside the list is dropped before the agent dials; one inside gets through', async t => {
   const before = echo.connections.length
   t.equal(await probePort(deniedPort, 1000), 'closed-by-peer', 'the denied visitor is closed without a byte')

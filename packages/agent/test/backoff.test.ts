@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Backoff, backoffDelayMs, backoffMaxFromEnv, BACKOFF_MAX_MS } from '../src/backoff.js'
 
+// SECURITY F4: the backoff reaches its cap and stays there (no give-up).
 t.test('full-jitter capped exponential: table with an injected random()', async (t) => {
   // [attempt, random, options, expected ms]
   const table: Array<[number, number, { baseMs?: number; maxMs?: number; floorMs?: number }, number]> = [
@@ -49,6 +50,7 @@ t.test('PORCHLIGHT_BACKOFF_MAX_MS is honoured; junk is ignored', async (t) => {
   }
 })
 
+// SECURITY F3: full-jitter first retries of many agents spread out.
 t.test('first retries of many agents spread out (no thundering herd)', async (t) => {
   const delays = Array.from({ length: 200 }, () => backoffDelayMs(1))
   const buckets = new Set(delays.map((d) => Math.floor(d / 100)))

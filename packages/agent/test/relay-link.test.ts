@@ -125,6 +125,7 @@ t.test('an aborted dial rejects at once', async (t) => {
   t.ok(Date.now() - started < 1_000)
 })
 
+// SECURITY A17: the agent verifies the relay; untrusted relays are refused before the token is sent.
 t.test('wss: verified relay certificate, client certificate from the bundle, untrusted relays refused before the token is sent', async (t) => {
   const ca = await createTestCa({ commonName: 'Relay Test CA' })
   const serverCert = await createTestCert(ca, { commonName: 'localhost', profile: 'server', hostnames: ['localhost', '127.0.0.1'] })
@@ -155,6 +156,7 @@ t.test('wss: verified relay certificate, client certificate from the bundle, unt
   t.match(missing, { code: 'PL_ERR_TLS_FILE', retry: false, message: /nope\.pem: ENOENT/ })
 })
 
+// SECURITY A17 (a): a relay certificate for another name.
 t.test('wss: a certificate for another name is refused (hostname verification stays on)', async (t) => {
   const ca = await createTestCa()
   const wrongName = await createTestCert(ca, { commonName: 'other.test', profile: 'server', hostnames: ['other.test'] })

@@ -54,6 +54,7 @@ function frameSource(rand: () => number): () => Buffer {
 const SEEDS = 40
 const FRAMES_PER_SEED = 2_500 // 100k frames in all
 
+// SECURITY A12: property test over random frame sequences.
 t.test(`random frame sequences (${SEEDS} seeds x ${FRAMES_PER_SEED} frames) never escape as exceptions`, async (t) => {
   const outcomes = new Map<string, number>()
   for (let seed = 1; seed <= SEEDS; seed++) {

@@ -121,6 +121,7 @@ t.test('a DATA frame above maxFrameBytes closes the session before any payload i
   t.equal((await peer.waitFrame((f) => f.type === GoAway)).length, GoAwayCode.ProtocolError)
 })
 
+// SECURITY A12: malformed mux frames (this file's protocol-error, unknown-stream, ping-flood, window and zero-length cases; fuzz.test.ts runs the property test).
 t.test('bad version, wrong SYN parity and a duplicate SYN are protocol errors', async (t) => {
   const cases: Array<[string, (p: ReturnType<typeof rawPeer>) => void, RegExp]> = [
     ['bad version', (p) => p.sendBytes(Buffer.from('010000000000000100000000', 'hex')), /unsupported yamux version 1/],
