@@ -52,13 +52,28 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     : http.createServer(timing)
   server.headersTimeout = HANDSHAKE_TIMEOUT_MS
   server.requestTimeout = HANDSHAKE_TIMEOUT_MS
-  server.maxHeadersCount = 100
+  // 0: Node must not drop header lines past a count silently (a token could hide behind them);
+  // the upgrade handler refuses more than MAX_UPGRADE_HEADERS with 431 instead.
+  server.maxHeadersCount = 0
 
   server.on('request', (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
     res.end('porchlight agents endpoint: WebSocket upgrade required\n')
   })
-  server.on('clientError', (_err, socket: Socket) => socket.destroy())
+  // A malformed or oversized upgrade request gets a status line before the close, never a bare
+  // reset: an agent with a broken token sees why (SECURITY.md A1).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // A pre-auth socket that sent nothing in time is just closed (SECURITY.md A10).
+    if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.destroy()
+      return
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const body = `${CLIENT_ERROR_TEXT[status]}\n`
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    // The peer need not read the answer: the socket goes within a second either way.
+    setTimeout(() => socket.destroy(), 1000).unref()
+  })
   server.on('tlsClientError', () => undefined)
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -67,6 +82,7 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     const refuse = (status: number, body: string, extra = ''): void => {
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
     }
+    if (req.rawHeaders.length > 2 * MAX_UPGRADE_HEADERS) return refuse(431, `PL_ERR_HTTP_BAD_REQUEST: more than ${MAX_UPGRADE_HEADERS} header lines\n`)
     if (!failures.peek(remoteAddress).allowed) {
       log.warn({ remote: remoteAddress }, 'agent authentication rate-limited')
       return refuse(429, 'too many failed attempts\n', 'retry-after: 60\r\n')
@@ -132,4 +148,12 @@ function normaliseIp(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 409: 'Conflict', 429: 'Too Many Requests' }
+/** Header lines an upgrade request may carry; a real agent sends about ten. */
+const MAX_UPGRADE_HEADERS = 100
+
+const CLIENT_ERROR_TEXT: Record<number, string> = {
+  400: 'PL_ERR_HTTP_BAD_REQUEST: malformed HTTP request',
+  431: 'PL_ERR_HTTP_BAD_REQUEST: request headers too large',
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 408: 'Request Timeout', 409: 'Conflict', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large' }
