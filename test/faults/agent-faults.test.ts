@@ -67,7 +67,8 @@ t.test('F2: agent SIGTERM drains in-flight requests while new ones keep arriving
   const started = Date.now()
   const first = runLoad({ port: relay.publicPort, plan: inflight, concurrency: 20, timeoutMs: 10_000, identities })
   await pollUntil(async () => a.hits, n => n >= 21, { timeoutMs: 5000, intervalMs: 20 })
-  const stopping = alpha.kill('SIGTERM')
+  // The harness's kill() follows with SIGKILL after 2 s; the drain may take longer on a busy machine.
+  const stopping = alpha.handle.kill('SIGTERM', 15_000)
   const termAt = Date.now()
   const during = runLoad({ port: relay.publicPort, plan: Array.from({ length: 120 }, (_, i) => i % 3 === 0 ? { host: 'b.localhost', identity: 'site-b', path: '/data/2000' } : { host: 'a.localhost', identity: 'site-a', path: '/data/2000' }), concurrency: 6, timeoutMs: 10_000, spacingMs: 20, identities })
   const code = await stopping

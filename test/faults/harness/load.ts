@@ -141,11 +141,14 @@ export interface Planned {
 
 export interface Outcome { planned: Planned; verdict: Verdict; status: number; detail: string; ms: number; startedAt: number }
 
+/** Relay error pages that count as labelled; a restarted relay also answers 404 (unknown host) until an agent re-publishes. */
+export const LABELLED_STATUSES: readonly number[] = [502, 503, 504]
+
 /** Per-request budget beyond its timeout before it counts as hung. */
 export const HUNG_MARGIN_MS = 2000
 
 /** Every identity an origin in the run has; a body or header naming another than the expected one is misrouted. */
-export function sendOne(port: number, p: Planned, timeoutMs: number, identities: readonly string[]): Promise<Outcome> {
+export function sendOne(port: number, p: Planned, timeoutMs: number, identities: readonly string[], labelledStatuses: readonly number[] = LABELLED_STATUSES): Promise<Outcome> {
   const startedAt = Date.now()
   const want = /^\/(?:data|chunked|cut)\/(\d+)/.exec(p.path)
   const wantBytes = want ? Number(want[1]) : -1
@@ -182,7 +185,7 @@ export function sendOne(port: number, p: Planned, timeoutMs: number, identities:
         const foreign = identities.find(id => id !== p.identity && sample.includes(`${id}|`))
         if (foreign !== undefined) { finish('misrouted', `body from ${foreign}`); return }
         if (!res.complete) { finish('truncated', `${bytes} bytes then closed`); return }
-        if (status >= 502 && status <= 504) {
+        if (labelledStatuses.includes(status)) {
           finish(res.headers['x-porchlight-error'] !== undefined ? 'labelled' : 'other', `${status} ${String(res.headers['x-porchlight-error'] ?? 'without x-porchlight-error')}`)
           return
         }
@@ -202,7 +205,10 @@ export interface LoadOptions {
   timeoutMs: number
   /** Gap between starting requests (spreads the load over the fault). */
   spacingMs?: number
+  /** Pause after a refused connection (the relay is down), so the plan outlasts the outage. */
+  refusedPauseMs?: number
   identities: readonly string[]
+  labelledStatuses?: readonly number[]
 }
 
 /** Sends the plan with at most `concurrency` requests in flight; resolves with every outcome. */
@@ -213,8 +219,10 @@ export async function runLoad(opts: LoadOptions): Promise<Outcome[]> {
   const worker = async (): Promise<void> => {
     while (next < opts.plan.length) {
       const i = next++
-      outcomes[i] = await sendOne(port(), opts.plan[i]!, opts.timeoutMs, opts.identities)
-      if (opts.spacingMs) await sleep(opts.spacingMs)
+      const o = await sendOne(port(), opts.plan[i]!, opts.timeoutMs, opts.identities, opts.labelledStatuses)
+      outcomes[i] = o
+      if (o.verdict === 'refused' && opts.refusedPauseMs) await sleep(opts.refusedPauseMs)
+      else if (opts.spacingMs) await sleep(opts.spacingMs)
     }
   }
   await Promise.all(Array.from({ length: opts.concurrency }, worker))
