@@ -216,7 +216,7 @@ function violated(o: Outcome): string | null {
 
 t.test('MuxSession: mutated valid frame sequences never throw, and leave no stream behind', async (t) => {
   const tally = new Map<string, number>()
-  await check(t, 'session mutated', runs(12_000), fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 30 }), fc.array(mutationArb, { maxLength: 3 }), cutsArb, sessionOptsArb, async (frames, mutations, cuts, opts) => {
+  await check(t, 'session mutated', runs(8_000), fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 30 }), fc.array(mutationArb, { maxLength: 3 }), cutsArb, sessionOptsArb, async (frames, mutations, cuts, opts) => {
     const o = await drive(chunk(mutate(encodeFrames(frames), mutations), cuts), opts)
     const outcome = o.closeErr?.code ?? 'survived'
     tally.set(outcome, (tally.get(outcome) ?? 0) + 1)
