@@ -42,6 +42,22 @@ export function pipeReplyBody(stream: Duplex, res: ServerResponse, opts: ReplyBo
   if (stream.readableEnded) res.end()
   else stream.on('end', () => res.end())
   // A truncated body must look truncated: destroy the visitor's connection, never end it.
-  stream.on('error', () => res.destroy())
-  stream.on('close', () => { if (!stream.readableEnded) res.destroy() })
+  stream.on('error', cut)
+  stream.on('close', () => { if (!stream.readableEnded) cut() })
+  let wroteBody = false
+  stream.once('data', () => { wroteBody = true })
+  function cut(): void {
+    if (res.destroyed) return
+    // Node sends the head with the first body write. A body that fails before its first byte
+    // (the agent died or the link went silent right after the reply head) would otherwise reset
+    // the connection with no response at all; send the head first, so the visitor sees a
+    // response cut short of its length (found by test/faults/link-faults.test.ts).
+    const socket = res.socket
+    if (!wroteBody && socket && !socket.destroyed) {
+      res.flushHeaders()
+      socket.write('', () => res.destroy())
+      return
+    }
+    res.destroy()
+  }
 }

@@ -48,6 +48,9 @@ export function checkRequest(req: IncomingMessage, listenerPorts: ReadonlySet<nu
     } catch {
       return { ok: false, reason: 'invalid request target' }
     }
+    // Only http(s) targets have an origin form: `foo://a.test` has an empty path (and `mailto:`
+    // none at all), which would reach the agent as a request line it cannot send on.
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { ok: false, reason: 'request target is not http or https' }
     if (normalizeHostname(parsed.hostname) !== host) return { ok: false, reason: 'request target does not match host' }
   }
   return { ok: true, host }
@@ -67,7 +70,9 @@ export function originForm(url: string): string {
   if (url === '*') return '*'
   try {
     const parsed = new URL(url)
-    return `${parsed.pathname}${parsed.search}`
+    // Non-special schemes can have an empty or relative path; the origin always gets one from '/'.
+    const path = parsed.pathname.startsWith('/') ? parsed.pathname : `/${parsed.pathname}`
+    return `${path}${parsed.search}`
   } catch {
     return '/'
   }

@@ -30,10 +30,13 @@ t.test('ambiguous requests are refused before routing (SECURITY B3, B4)', async 
   t.same(checkRequest(req(['Host', 'a.test'], 'http://a.test/x'), ports), { ok: true, host: 'a.test' })
   t.match(checkRequest(req(['Host', '127.0.0.1:22'], '127.0.0.1:22', 'CONNECT'), ports), { ok: false, reason: /CONNECT/ })
   t.match(checkRequest(req([]), ports), { ok: false, reason: /missing host/ })
+  // Found by test/visitors/fuzz.test.ts: a non-http scheme names the host but has no origin form.
+  t.match(checkRequest(req(['Host', 'a.test'], 'foo://a.test'), ports), { ok: false, reason: /not http or https/ })
 })
 
 t.test('originForm keeps path and query only', async (t) => {
   t.equal(originForm('/a?b=1'), '/a?b=1')
   t.equal(originForm('http://a.test/x/y?z=2'), '/x/y?z=2')
   t.equal(originForm('*'), '*')
+  t.equal(originForm('foo://a.test?q'), '/?q')
 })

@@ -1,3 +1,4 @@
+import { PorchlightError } from '../errors.js'
 import { HttpRequestHead, ReplyHead, StreamHead } from './messages.js'
 
 /**
@@ -31,9 +32,16 @@ export function isValidReplyHead(reply: ReplyHead): boolean {
   return isPlainResponseHead(reply) || ReplyHead.safeParse(reply).success
 }
 
-/** A reply head from the agent (untrusted): the fast path for plain responses, zod for the rest. */
+/**
+ * A reply head from the agent (untrusted): the fast path for plain responses, zod for the rest.
+ * Throws PL_ERR_PROTO_BAD_MESSAGE, never a ZodError: callers decide on `err.code`, like for every
+ * other protocol error (the fuzz test in test/protocol/fuzz.test.ts holds it to that).
+ */
 export function parseReplyHead(raw: unknown): ReplyHead {
-  return isPlainResponseHead(raw) ? raw : ReplyHead.parse(raw)
+  if (isPlainResponseHead(raw)) return raw
+  const parsed = ReplyHead.safeParse(raw)
+  if (!parsed.success) throw new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', [parsed.error.issues[0]?.message ?? 'invalid reply head'], { cause: parsed.error })
+  return parsed.data
 }
 
 const HTTP_HEAD_KEYS = new Set(['t', 'tunnel', 'host', 'method', 'url', 'headers', 'upgrade', 'has_body'])
