@@ -164,7 +164,7 @@ function el(name, attrs, text) {
 function renderTraffic(traffic) {
   const box = document.getElementById('traffic')
   const legend = document.getElementById('traffic-legend')
-  const W = 720, H = 180, L = 40, B = 20
+  const W = 1000, H = 180, L = 40, B = 20
   const hosts = traffic.hosts
     .map((h) => Object.assign({ total: h.requests.reduce((a, b) => a + b, 0) }, h))
     .sort((a, b) => b.total - a.total).slice(0, COLORS.length)

@@ -20,7 +20,8 @@ const PAGE_HEADERS = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the login form's POST.
+  'referrer-policy': 'same-origin',
 }
 
 declare module 'fastify' {
@@ -59,6 +60,7 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
     return reply.type('text/html; charset=utf-8').headers(PAGE_HEADERS).send(session ? dashboardPage(session.csrf) : loginPage())
   })
   app.get('/dashboard.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').headers(PAGE_HEADERS).send(DASHBOARD_JS))
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).header('cache-control', 'max-age=86400').send())
   app.get('/dashboard.css', async (_req, reply) => reply.type('text/css; charset=utf-8').headers(PAGE_HEADERS).send(DASHBOARD_CSS))
 
   app.post('/login', async (req, reply) => {
