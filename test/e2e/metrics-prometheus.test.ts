@@ -1,13 +1,13 @@
 // Issue 13: a real Prometheus (Debian's `prometheus`) scrapes the relay's /metrics with the admin
 // token, and PromQL through its HTTP API returns the counts of known traffic: 7 requests answered
 // 200 and 3 answered 404 on one published host, each in the host's own series.
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { ChildHandle } from './harness/child.js'
 import { startHttpOrigin } from './harness/origins.js'
 import { freePort } from './harness/ports.js'
-import { startAgent, startRelay } from './harness/processes.js'
+import { ROOT, startAgent, startRelay } from './harness/processes.js'
 import { visit } from './harness/visitor.js'
 import { pollUntil } from './harness/wait.js'
 import { childDir } from './harness/workdir.js'
@@ -73,6 +73,15 @@ if (!existsSync(PROMETHEUS)) {
     t.same(await query(`sum(porchlight_http_bytes_total{host="${HOST}",direction="out"})`), { value: 7 * 3 + 3 * 13 }, 'body bytes sent to visitors')
     t.same(await query('sum(porchlight_agent_sessions{agent="laptop"})'), { value: 1 })
     t.same(await query('sum(up{job="porchlight-relay"})'), { value: 1 }, 'the scrape with the bearer token succeeds')
+    // Every query of the Grafana dashboard parses and names series the relay has.
+    const grafana = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/porchlight.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> }
+    for (const panel of grafana.panels) {
+      for (const { expr } of panel.targets) {
+        const promql = expr.replaceAll('$__rate_interval', '1m').replaceAll('$agent', '.*').replaceAll('$host', '.*')
+        const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(promql)}`)
+        t.equal(res.status, 200, `Grafana "${panel.title}": ${expr}`)
+      }
+    }
     t.comment(`whole test ${Date.now() - started} ms`)
     await prometheus.kill('SIGTERM')
   })
