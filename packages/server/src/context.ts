@@ -7,6 +7,7 @@ import type { AgentSession } from './agents/session.js'
 import type { TcpPorts } from './agents/tcp-ports.js'
 import type { TunnelTable } from './agents/tunnel-table.js'
 import type { Metrics } from './admin/metrics.js'
+import type { Activity } from './admin/activity.js'
 import type { LinkStore } from './access/links.js'
 
 /** What the relay's parts share. Built once by buildRelay; replaced fields on reload. */
@@ -21,6 +22,8 @@ export interface RelayContext {
   forwards: { handle(session: AgentSession, stream: Duplex, head: ForwardHead): Promise<void> }
   links: LinkStore
   metrics: Metrics
+  /** The dashboard's bounded memory of recent traffic: access-log tail, requests per host per minute. */
+  activity: Activity
   /** Hostnames the relay itself answers on; never claimable by agents. */
   reservedHosts: Set<string>
   /** The public URL visitors use for a hostname (scheme and port of the public listener). */

@@ -19,6 +19,7 @@ import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
 import { buildAdmin, type AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
+import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
 import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
@@ -52,7 +53,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   let config = initial
   const log = deps.log
   const reservedHosts = new Set(['localhost', config.domain])
-  const tcpPorts = new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state })
+  const tcpPorts = new TcpPorts({ config: () => config, log, tcpMeter: { opened: (agent, port) => metrics.tcp.opened(agent, port), limitRefused: () => metrics.limitRefused('tcp_max_connections') }, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state })
   const tunnels = new TunnelTable<AgentSession>({
     config: () => config,
     log,
@@ -63,7 +64,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const registry = tunnels.registry
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
   let outboundRules = parseAllOutbound(config)
-  const metrics = createMetrics(() => registry.allSessions().length)
+  const metrics = createMetrics({ sessions: () => registry.allSessions() })
   const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
   const pkiDir = config.pki
   // Fails closed: a revocation list that exists but cannot be read stops the start (PL_ERR_TLS_FILE).
@@ -79,11 +80,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       handle: async (session, stream, head) => {
         // The current config's rules on every stream open (no per-session caching).
         const rules = outboundRules.get(session.agent) ?? []
-        await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()) })
+        await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()), meters: metrics.forwards })
       },
     },
     links: new LinkStore({ stateDir: config.state }),
     metrics,
+    activity: new Activity(),
     reservedHosts,
     publicUrl(host: string): string {
       if (config.listen.public_tls && bound.public_tls) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
@@ -99,7 +101,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
   const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts(), basicLimiter })
   const publicServer = createVisitorServer(ctx, visitorHandler)
-  const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals)
+  const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
   let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
@@ -116,6 +118,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     revokedSerials: () => revoked,
     tlsOptions,
     onAgent: (a) => attachAgent(a),
+    onAuthFailure: (reason) => {
+      metrics.authFailed(reason)
+      if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
+    },
   })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
@@ -128,7 +134,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     // the new one wins at once. Other processes of this agent keep their own sessions.
     previous?.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer connection' })
     metrics.sessions.inc()
+    const key = `${a.agent}\n${a.instance}`
+    if (seenInstances.has(key)) metrics.reconnected(a.agent)
+    else if (seenInstances.size < 10_000) seenInstances.add(key)
   }
+  /** Agent instances that had a session in this process (for the reconnect count; bounded). */
+  const seenInstances = new Set<string>()
 
   // A broken revocation list keeps the last good set (fail closed); said once per distinct problem.
   let revocationProblem: string | null = null

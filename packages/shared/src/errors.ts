@@ -98,6 +98,8 @@ export const codes = {
   // Admin API and agent control requests
   PL_ERR_ADMIN_UNAUTHORIZED: { msg: 'admin token required', status: 401, retry: false },
   PL_ERR_ADMIN_BAD_HOST: { msg: 'the admin listener answers only to loopback names and IP addresses (Host %s)', status: 421, retry: false },
+  PL_ERR_ADMIN_CSRF: { msg: 'a state-changing dashboard request needs the page\'s CSRF token in the x-porchlight-csrf header', status: 403, retry: false },
+  PL_ERR_ADMIN_DISCONNECTED: { msg: 'disconnected by the relay operator', retry: true },
   PL_ERR_NOT_FOUND: { msg: '%s not found', status: 404, retry: false },
   PL_ERR_AGENT_NOT_RUNNING: { msg: 'no agent is running (nothing answers on %s)', exit: 1, retry: true },
   PL_ERR_LOG_DROPPED: { msg: 'stdout is not being read; log lines beyond %s buffered bytes are dropped', retry: true },

@@ -1,21 +1,47 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Server } from 'node:http'
 import { isIP } from 'node:net'
 import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayContext } from '../context.js'
-import { DASHBOARD_HTML } from './dashboard.js'
+import { RateLimiter } from '../access/rate-limit.js'
+import { DASHBOARD_CSS, DASHBOARD_JS, dashboardPage, loginPage } from './dashboard.js'
+import { AdminSessions, CLEAR_ADMIN_COOKIE, CSRF_HEADER, csrfMatches, type AdminSession } from './login-sessions.js'
+import { registerApi } from './api.js'
 
 export interface AdminApp {
   app: FastifyInstance
   server: Server
+  sessions: AdminSessions
+}
+
+/** Headers on every page and asset: no framing, no inline script, nothing cached. */
+const PAGE_HEADERS = {
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the login form's POST.
+  'referrer-policy': 'same-origin',
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The dashboard login the request came with (null: Bearer token, or none). */
+    adminSession: AdminSession | null
+  }
 }
 
 /**
- * The admin listener (loopback by default): /healthz, a JSON API and Prometheus /metrics behind
- * the admin bearer token, and a dashboard page that calls the API with a token the operator types.
+ * The admin listener (loopback by default): /healthz; a JSON API and Prometheus /metrics behind
+ * the admin token (a Bearer header, or the dashboard's login cookie); the dashboard at `/`.
+ * State-changing requests that ride on the cookie also need the page's CSRF token in a header.
  */
 export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   const app = Fastify({ logger: false, requestTimeout: 10_000, bodyLimit: 64 * 1024 })
+  const sessions = new AdminSessions()
+  // Wrong tokens typed into the login form: 10 per 5 minutes per address.
+  const loginFailures = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  app.decorateRequest('adminSession', null)
 
   // DNS rebinding: a web page on evil.example that re-points its name at 127.0.0.1 could
   // otherwise drive this API from the operator's browser. Its Host would be evil.example.
@@ -24,35 +50,69 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
       return reply.code(421).send({ code: 'PL_ERR_ADMIN_BAD_HOST', message: 'the admin listener answers only to loopback names and IP addresses' })
     }
   })
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+
   app.get('/healthz', async () => ({ ok: true }))
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML))
+  app.get('/', async (req, reply) => {
+    const session = sessions.fromCookie(req.headers.cookie)
+    return reply.type('text/html; charset=utf-8').headers(PAGE_HEADERS).send(session ? dashboardPage(session.csrf) : loginPage())
+  })
+  app.get('/dashboard.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').headers(PAGE_HEADERS).send(DASHBOARD_JS))
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).header('cache-control', 'max-age=86400').send())
+  app.get('/dashboard.css', async (_req, reply) => reply.type('text/css; charset=utf-8').headers(PAGE_HEADERS).send(DASHBOARD_CSS))
+
+  app.post('/login', async (req, reply) => {
+    const ip = req.socket.remoteAddress ?? ''
+    if (!sameOrigin(req)) return csrfRefused(reply)
+    if (!loginFailures.peek(ip).allowed) {
+      ctx.metrics.limitRefused('admin_login_failures')
+      return reply.code(429).type('text/html; charset=utf-8').headers({ ...PAGE_HEADERS, 'retry-after': '60' }).send(loginPage('Too many wrong tokens; try again in a few minutes.'))
+    }
+    const token = typeof (req.body as { token?: unknown } | undefined)?.token === 'string' ? (req.body as { token: string }).token : ''
+    const expected = ctx.config.admin_token_sha256
+    if (!expected || token === '' || !tokenMatchesHash(token, expected)) {
+      loginFailures.hit(ip)
+      ctx.log.warn({ component: 'admin', ip }, 'dashboard login failed')
+      return reply.code(401).type('text/html; charset=utf-8').headers(PAGE_HEADERS).send(loginPage('That is not the admin token.'))
+    }
+    const session = sessions.create()
+    ctx.log.info({ component: 'admin', ip }, 'dashboard login')
+    return reply.code(303).headers({ location: '/', 'set-cookie': sessions.cookieFor(session), 'cache-control': 'no-store' }).send()
+  })
 
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
       const expected = ctx.config.admin_token_sha256
       const token = parseBearer(req.headers.authorization)
-      if (!expected || token === null || !tokenMatchesHash(token, expected)) {
-        return reply.code(401).send({ code: 'PL_ERR_ADMIN_UNAUTHORIZED', message: 'admin token required' })
-      }
+      if (expected && token !== null && tokenMatchesHash(token, expected)) return
+      const session = expected ? sessions.fromCookie(req.headers.cookie) : null
+      if (session === null) return reply.code(401).send({ code: 'PL_ERR_ADMIN_UNAUTHORIZED', message: 'admin token required' })
+      // The cookie rides along on any request the browser makes; a change needs the page's token too.
+      if (req.method !== 'GET' && req.method !== 'HEAD' && (!sameOrigin(req) || !csrfMatches(session, req.headers[CSRF_HEADER]))) return csrfRefused(reply)
+      req.adminSession = session
     })
-    api.get('/api/agents', async () =>
-      ctx.registry.allSessions().map((s) => ({
-        name: s.agent,
-        session: s.id,
-        connectedAt: s.connectedAt.toISOString(),
-        streams: s.mux.streamCount,
-        tunnels: s.results.map((r) => {
-          const spec = s.tunnels.find((t) => t.id === r.id)
-          const route = ctx.registry.routesOf(s.agent).find((x) => x.tunnelId === r.id)
-          return { id: r.id, kind: spec?.kind ?? 'http', ok: r.ok, ...(r.ok ? { url: r.url } : { code: r.code }), ...(route ? { host: route.host } : {}) }
-        }),
-      })),
-    )
     api.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()))
-    api.get('/api/links', async () => ctx.links.list())
+    api.post('/logout', async (req, reply) => {
+      if (req.adminSession) sessions.destroy(req.adminSession.id)
+      return reply.code(204).header('set-cookie', CLEAR_ADMIN_COOKIE).send()
+    })
+    registerApi(api, ctx)
   })
   await app.ready()
-  return { app, server: app.server }
+  return { app, server: app.server, sessions }
+}
+
+function csrfRefused(reply: FastifyReply): FastifyReply {
+  return reply.code(403).send({ code: 'PL_ERR_ADMIN_CSRF', message: 'a state-changing dashboard request needs the page\'s CSRF token in the x-porchlight-csrf header' })
+}
+
+/** No Origin (not a browser, or a same-origin GET) or one naming this listener exactly. */
+function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin
+  if (origin === undefined) return true
+  return origin === `http://${req.headers.host ?? ''}`
 }
 
 /** localhost or an IP literal (v4, or v6 in brackets), with any port. Names are what rebinding uses. */

@@ -1,7 +1,7 @@
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import type { Logger } from '@porchlight/shared/log'
 import type { RelayConfig } from '@porchlight/shared/config'
-import { TcpTunnelListener } from '../visitors/tcp.js'
+import { TcpTunnelListener, type TcpTunnelMeter } from '../visitors/tcp.js'
 import { PickedPorts } from './picked-ports.js'
 import { pickPort, portAllowed } from './port-policy.js'
 import { reject, resultFromError } from './results.js'
@@ -31,7 +31,7 @@ export class TcpPorts {
   /** The port picked for each `tcp: 0` tunnel, kept across reconnects (and restarts, with `state:`). */
   private readonly picked: PickedPorts
 
-  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number>; stateDir: string | null }) {
+  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number>; stateDir: string | null; tcpMeter?: TcpTunnelMeter }) {
     this.picked = new PickedPorts(deps.stateDir, deps.log)
   }
 
@@ -164,6 +164,7 @@ export class TcpPorts {
       allowIps: spec.allow_ips ?? [],
       openStream: () => (entry as PortEntry).session.openStream(),
       log: session.log.child({ tunnel: spec.id }),
+      ...(this.deps.tcpMeter ? { meter: this.deps.tcpMeter } : {}),
     })
     entry.listener = listener
     try {

@@ -9,6 +9,7 @@ import type { RelayConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { RateLimiter } from '../access/rate-limit.js'
 import { checkClientCert } from './tls.js'
+import type { AuthFailureReason } from '../admin/metrics.js'
 
 /** Largest WebSocket message the relay accepts from an agent (set explicitly; ws defaults to 100 MiB). */
 export const AGENT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -33,6 +34,8 @@ export interface AgentListenerDeps {
   onAgent: (a: AuthenticatedAgent) => void
   /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
   tlsOptions: https.ServerOptions | null
+  /** Told of every refused upgrade (the `porchlight_agent_auth_failures_total` count). */
+  onAuthFailure?: (reason: AuthFailureReason) => void
 }
 
 /**
@@ -44,6 +47,7 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
   const failures = new RateLimiter({ limit: 20, windowMs: 60_000, maxKeys: 10_000 })
   const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false })
   const log = deps.log.child({ component: 'agents' })
+  const failed = deps.onAuthFailure ?? (() => undefined)
   // Pre-auth sockets are bounded in time: TLS handshake, then the upgrade request, each within
   // HANDSHAKE_TIMEOUT_MS, checked every second (Node's default check interval is 30 s).
   const timing = { connectionsCheckingInterval: 1000 }
@@ -85,12 +89,14 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     if (req.rawHeaders.length > 2 * MAX_UPGRADE_HEADERS) return refuse(431, `PL_ERR_HTTP_BAD_REQUEST: more than ${MAX_UPGRADE_HEADERS} header lines\n`)
     if (!failures.peek(remoteAddress).allowed) {
       log.warn({ remote: remoteAddress }, 'agent authentication rate-limited')
+      failed('rate_limited')
       return refuse(429, 'too many failed attempts\n', 'retry-after: 60\r\n')
     }
     const agent = authenticate(deps.config(), req.headers.authorization)
     if (agent === null) {
       const hit = failures.hit(remoteAddress)
       log.warn({ remote: remoteAddress, code: 'PL_ERR_AUTH_BAD_TOKEN' }, 'agent authentication failed')
+      failed(hit.allowed ? 'bad_token' : 'rate_limited')
       return hit.allowed ? refuse(401, GENERIC_401) : refuse(429, 'too many failed attempts\n', `retry-after: ${hit.retryAfterS}\r\n`)
     }
     const policy = deps.config().agents[agent]!
@@ -102,16 +108,21 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
       else if (policy.require_cert) {
         failures.hit(remoteAddress)
         log.warn({ agent, remote: remoteAddress, code: verdict.code, reason: verdict.reason, serial: verdict.serial, detail: verdict.detail }, 'agent certificate rejected')
+        failed('cert_rejected')
         return refuse(403, `${verdict.code}: ${verdict.reason}\n`)
       }
     } else if (policy.require_cert) {
+      failed('cert_required')
       return refuse(403, 'PL_ERR_AUTH_CERT_REQUIRED: the relay has no TLS configured for client certificates\n')
     }
     // Each agent process names itself by an instance id it keeps for its lifetime: a reconnect of
     // the same process replaces its stale session at once, other processes of this identity (a
     // service and a quick share on one laptop) get sessions of their own.
     const instance = instanceOf(req.headers[INSTANCE_HEADER])
-    if (instance === null) return refuse(400, `PL_ERR_PROTO_BAD_MESSAGE: invalid ${INSTANCE_HEADER} header\n`)
+    if (instance === null) {
+      failed('bad_instance')
+      return refuse(400, `PL_ERR_PROTO_BAD_MESSAGE: invalid ${INSTANCE_HEADER} header\n`)
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.setNoDelay(true)
       deps.onAgent({ agent, instance, tokenSha256: policy.token_sha256, ws, certSerial, remoteAddress })

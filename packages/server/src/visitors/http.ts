@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { parseReplyHead, readHead, writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
-import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
+import { codes, isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { pipeBoth } from '@porchlight/shared/net'
 import { REDACT_PATHS, redactUrl, type Logger } from '@porchlight/shared/log'
 import type { RelayContext } from '../context.js'
@@ -108,10 +108,19 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let bytesOut = 0
     let agent: string | undefined
     let host: string | undefined
+    let meter = ctx.metrics.http.unrouted
+    // The one place a request is finished: the access line, its metrics and the dashboard's tail.
     res.on('close', () => {
       connections.finish(exchange)
-      ctx.metrics.requests.inc({ status: String(res.statusCode) })
-      accessLog.info({ agent, host, method: req.method, url: redactUrl(req.url ?? ''), status: res.statusCode, bytesIn, bytesOut, ms: Math.round(performance.now() - started) }, 'request')
+      const elapsedMs = performance.now() - started
+      const status = res.statusCode
+      const time = Date.now()
+      const url = redactUrl(req.url ?? '')
+      const ms = Math.round(elapsedMs)
+      ctx.metrics.countStatus(status)
+      meter.finish(status, elapsedMs / 1000, bytesIn, bytesOut, time)
+      accessLog.info({ agent, host, method: req.method, url, status, bytesIn, bytesOut, ms }, 'request')
+      ctx.activity.request({ time, agent: agent ?? null, host: host ?? null, method: req.method ?? '', url, status, bytesIn, bytesOut, ms })
     })
     const r = route(req, accept)
     if (!r.ok) {
@@ -121,6 +130,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
     agent = r.route.agent
     host = r.host
+    meter = ctx.metrics.http.forRoute(r.route)
     if (!opts.https && ctx.config.redirect_http && ctx.config.listen.public_tls) {
       // Visitors belong on HTTPS; publicUrl() already names the HTTPS listener's scheme and port.
       res.shouldKeepAlive = false
@@ -136,6 +146,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     }
     if (gate.action === 'deny') {
       log.info({ agent, host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
+      if (gate.status === 429) ctx.metrics.limitRefused('basic_auth_failures')
       // A denied request's body is never read: close rather than drain it. Without a body the
       // connection stays usable (a browser retries with credentials; pipelined requests go on).
       if (hasBody(req)) res.shouldKeepAlive = false
@@ -152,11 +163,13 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     if (maxBody !== null && Number(req.headers['content-length'] ?? 0) > maxBody) {
       // Refused on its declared length: the body is never read (and no 100 Continue was sent).
       res.shouldKeepAlive = false
+      ctx.metrics.limitRefused('max_body_bytes')
       sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
       return
     }
     const stream = openStream(r.route)
     if (typeof stream === 'string') {
+      if (stream === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
       sendPage(res, stream, accept)
       return
     }
@@ -172,6 +185,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
         onBytes: (n) => { bytesIn += n },
         onTooLarge: () => {
           res.shouldKeepAlive = false
+          ctx.metrics.limitRefused('max_body_bytes')
           sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
         },
       })
@@ -211,7 +225,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
   function onConnect(req: IncomingMessage, socket: Socket): void {
     socket.on('error', () => undefined)
     log.debug({ target: String(req.url ?? '').slice(0, 256), ip: normalisePeer(req.socket.remoteAddress ?? '') }, 'CONNECT refused')
-    ctx.metrics.requests.inc({ status: '405' })
+    ctx.metrics.countStatus(405)
+    ctx.metrics.http.unrouted.finish(405, 0, 0, 0, Date.now())
     writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', req.headers.accept, { status: 405, detail: 'bad request: CONNECT is not supported', headers: { allow: ALLOWED_METHODS } })
   }
 
@@ -219,49 +234,85 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.on('error', () => undefined)
     socket.setNoDelay(true)
     const accept = req.headers.accept
-    if (isOverConnectionCap(socket)) return writeRawPage(socket, 'PL_ERR_HTTP_TOO_MANY_CONNECTIONS', accept, { headers: { 'retry-after': '1' } })
+    const started = performance.now()
+    // Counted once, when the socket closes: the status answered (0: none, the visitor left first),
+    // the time to that answer, and for a 101 the bytes that flowed while it was open.
+    let status = 0
+    let answeredMs = 0
+    let upgraded = false
+    let meter = ctx.metrics.http.unrouted
+    let agent: string | null = null
+    let host: string | null = null
+    socket.once('close', () => {
+      if (status === 0) return
+      const time = Date.now()
+      const bytesIn = upgraded ? socket.bytesRead : 0
+      const bytesOut = upgraded ? socket.bytesWritten : 0
+      ctx.metrics.countStatus(status)
+      meter.finish(status, answeredMs / 1000, bytesIn, bytesOut, time)
+      ctx.activity.request({ time, agent, host, method: req.method ?? 'GET', url: redactUrl(req.url ?? ''), status, bytesIn, bytesOut, ms: Math.round(answeredMs) })
+    })
+    const answered = (code: number): void => {
+      status = code
+      answeredMs = performance.now() - started
+    }
+    const page = (code: ErrorCode, options: Parameters<typeof writeRawPage>[3] = {}): void => {
+      answered(options.status ?? (codes[code] as { status?: number }).status ?? 500)
+      writeRawPage(socket, code, accept, options)
+    }
+    if (isOverConnectionCap(socket)) return page('PL_ERR_HTTP_TOO_MANY_CONNECTIONS', { headers: { 'retry-after': '1' } })
     const r = route(req, accept)
-    if (!r.ok) return writeRawPage(socket, r.code, accept, pageOptions(r))
+    if (!r.ok) return page(r.code, pageOptions(r))
+    agent = r.route.agent
+    host = r.host
+    meter = ctx.metrics.http.forRoute(r.route)
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      return writeRawPage(socket, 'PL_ERR_HTTP_BAD_REQUEST', accept, { detail: 'bad request: only WebSocket upgrades are supported' })
+      return page('PL_ERR_HTTP_BAD_REQUEST', { detail: 'bad request: only WebSocket upgrades are supported' })
     }
     const gate = await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
     if (gate.action === 'redirect') {
+      answered(302)
       socket.end(`HTTP/1.1 302 Found\r\nlocation: ${gate.location}\r\nset-cookie: ${gate.setCookie}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`)
       return
     }
     if (gate.action === 'deny') {
       log.info({ agent: r.route.agent, host: r.host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
-      return writeRawPage(socket, gate.code, accept, { status: gate.status, headers: gate.headers })
+      if (gate.status === 429) ctx.metrics.limitRefused('basic_auth_failures')
+      return page(gate.code, { status: gate.status, headers: gate.headers })
     }
     const stream = openStream(r.route)
-    if (typeof stream === 'string') return writeRawPage(socket, stream, accept)
+    if (typeof stream === 'string') {
+      if (stream === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
+      return page(stream)
+    }
     stream.on('error', () => socket.destroy())
     writeHead(stream, buildHead(req, r, gate, true))
     socket.on('close', () => { if (!stream.destroyed && !stream.writableEnded) stream.destroy() })
     const answer = await awaitResponse(stream, r)
-    if ('code' in answer) return writeRawPage(socket, answer.code, accept)
+    if ('code' in answer) return page(answer.code)
     const reply = answer.reply
-    const upgraded = reply.status === 101
-    const headers = responseHeadersForVisitor(reply.headers, { upgrade: upgraded })
+    const isUpgrade = reply.status === 101
+    const headers = responseHeadersForVisitor(reply.headers, { upgrade: isUpgrade })
     const lines: string[] = []
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!
       const value = headers[i + 1]!
       if (/[\r\n\0]/.test(name + value)) {
         stream.destroy()
-        return writeRawPage(socket, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
+        return page('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
       }
-      if (!upgraded && name.toLowerCase() === 'content-length') continue
+      if (!isUpgrade && name.toLowerCase() === 'content-length') continue
       lines.push(`${name}: ${value}\r\n`)
     }
     const statusText = (reply.status_message ?? '').replace(/[\r\n]/g, '')
-    if (!upgraded) {
+    answered(reply.status)
+    if (!isUpgrade) {
       // The origin refused to switch: answer as plain HTTP and close; nothing more is piped.
       socket.write(`HTTP/1.1 ${reply.status} ${statusText}\r\n${lines.join('')}connection: close\r\n\r\n`)
       stream.pipe(socket)
       return
     }
+    upgraded = true
     socket.write(`HTTP/1.1 101 ${statusText || 'Switching Protocols'}\r\n${lines.join('')}\r\n`)
     if (headBytes.length > 0) stream.write(headBytes)
     pipeBoth(socket, stream)

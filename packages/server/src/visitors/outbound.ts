@@ -7,6 +7,7 @@ import type { Logger } from '@porchlight/shared/log'
 import { DialAbortedError, dialTcp, isSpecialAddress, parseIp, pipeBoth } from '@porchlight/shared/net'
 import { writeHead, type ForwardHead } from '@porchlight/shared/protocol'
 import { checkDestination, matchDestination, type OutboundRule } from '../agents/outbound-policy.js'
+import type { ForwardResult } from '../admin/metrics.js'
 
 /** Resolves a name to every address it has (one lookup per stream open). */
 export type Lookup = (host: string) => Promise<string[]>
@@ -21,6 +22,14 @@ export interface ForwardContext {
   relayOwnAddresses: ReadonlySet<string>
   /** Budget for the lookup and for the TCP connect, each. */
   connectTimeoutMs?: number
+  /** Connection results and bytes (`/metrics`). */
+  meters?: ForwardMeter
+}
+
+/** What a forward reports to the metrics. */
+export interface ForwardMeter {
+  result(agent: string, result: ForwardResult): void
+  closed(agent: string, bytesIn: number, bytesOut: number): void
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
@@ -41,6 +50,7 @@ export async function handleForwardStream(stream: Duplex, head: ForwardHead, ctx
   const refuse = (code: ErrorCode, args: Array<string | number>, reason: string): void => {
     const message = new PorchlightError(code, args).message
     log.warn({ code, reason }, 'forward refused')
+    ctx.meters?.result(ctx.agent, forwardResult(code))
     answerError(stream, code, message)
   }
 
@@ -61,9 +71,10 @@ export async function handleForwardStream(stream: Duplex, head: ForwardHead, ctx
     const verdict = checkDestination(head.host, head.port, addresses, ctx.rules, expandOwnAddresses(ctx.relayOwnAddresses))
     if (!verdict.ok) return refuse(verdict.code, [destination, ctx.agent], verdict.reason)
     if (stream.destroyed) return
-    await dial(stream, verdict.addresses, head.port, timeoutMs, log, refuse, destination)
+    await dial(stream, verdict.addresses, head.port, timeoutMs, log, refuse, destination, ctx)
   } catch (err) {
     log.error({ err }, 'forward failed')
+    ctx.meters?.result(ctx.agent, 'error')
     stream.destroy()
   }
 }
@@ -80,6 +91,7 @@ async function dial(
   log: Logger,
   refuse: (code: ErrorCode, args: Array<string | number>, reason: string) => void,
   destination: string,
+  ctx: ForwardContext,
 ): Promise<void> {
   const started = Date.now()
   const failures: string[] = []
@@ -116,12 +128,22 @@ async function dial(
   const connected = socket
   connected.on('error', (err) => log.debug({ err }, 'forward socket error'))
   writeHead(stream, { t: 'ok' })
+  ctx.meters?.result(ctx.agent, 'ok')
   log.debug({ address, tried: failures.length + 1 }, 'forward open')
   pipeBoth(stream, connected, (err) => {
     const fields = { address, bytesOut: connected.bytesWritten, bytesIn: connected.bytesRead, ms: Date.now() - started }
+    ctx.meters?.closed(ctx.agent, fields.bytesIn, fields.bytesOut)
     if (err) log.info({ ...fields, err }, 'forward closed with error')
     else log.info(fields, 'forward')
   })
+}
+
+/** The metrics' name for a refusal's code. */
+function forwardResult(code: ErrorCode): ForwardResult {
+  if (code === 'PL_ERR_DNS_FAILED') return 'dns_failed'
+  if (code === 'PL_ERR_DIAL_FAILED') return 'dial_failed'
+  if (code === 'PL_ERR_DIAL_TIMEOUT') return 'dial_timeout'
+  return 'denied'
 }
 
 /** Writes the error reply, ends our half and discards anything the agent still sends. */

@@ -25,11 +25,14 @@ export class RefusalWatch {
     private readonly log: Logger,
     private readonly counter: Counter<'limit' | 'listener' | 'answered'>,
     private readonly intervalMs = REFUSAL_LOG_INTERVAL_MS,
+    /** Also told of each refusal (the relay-wide `porchlight_limit_refusals_total`). */
+    private readonly onRefused: () => void = () => undefined,
   ) {}
 
   /** One connection over `max_connections_per_ip` on `listener`; answered: it gets a 503. */
   refused(listener: string, ip: string, answered: boolean): void {
     this.counter.inc({ limit: 'max_connections_per_ip', listener, answered: String(answered) })
+    this.onRefused()
     const key = `${listener}|${ip}`
     let tally = this.pending.get(key)
     if (tally === undefined) {

@@ -20,6 +20,16 @@ export interface TcpTunnelOptions {
   log: Logger
   /** How long the agent has to answer the TcpHead (dial its local service). */
   replyTimeoutMs?: number
+  /** Connection and byte counts (`/metrics`). */
+  meter?: TcpTunnelMeter
+}
+
+/** What a tunnel port reports to the metrics: each accepted connection, and limit refusals. */
+export interface TcpTunnelMeter {
+  /** One accepted connection; the returned function is called once when it closes. */
+  opened(agent: string, port: number): (bytesIn: number, bytesOut: number) => void
+  /** A connection refused by the per-tunnel connection cap. */
+  limitRefused(): void
 }
 
 const DEFAULT_MAX_CONNECTIONS = 1024
@@ -135,6 +145,7 @@ export class TcpTunnelListener {
     }
     if (this.live.size >= this.maxConnections) {
       this.refusals.note(log, { tunnel: tunnelId, agent, reason: 'max_connections', limit: this.maxConnections })
+      this.opts.meter?.limitRefused()
       socket.destroy()
       return
     }
@@ -156,6 +167,9 @@ export class TcpTunnelListener {
   private serve(socket: Socket, stream: Duplex): void {
     const { log, tunnelId, agent } = this.opts
     const started = Date.now()
+    // Counted on the socket's close, which every ending reaches (refused by the agent included).
+    const closed = this.opts.meter?.opened(agent, this.boundPort)
+    if (closed) socket.once('close', () => closed(socket.bytesRead, socket.bytesWritten))
     const remote = { address: normalizeIp(socket.remoteAddress ?? '') ?? '', port: socket.remotePort ?? 0 }
     const local = { address: normalizeIp(socket.localAddress ?? '') ?? '', port: socket.localPort ?? 0 }
     stream.on('error', (err) => log.debug({ err, tunnel: tunnelId }, 'tcp tunnel stream error'))
