@@ -14,6 +14,7 @@ export function inspectorHtml(token: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="porchlight-token" content="${token}">
 <title>Porchlight inspector</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/inspector.css">
 <script src="/inspector.js" defer></script>
 </head>
