@@ -246,7 +246,7 @@ export class Agent extends EventEmitter {
       lastError: link.lastError,
       tunnels: this.config.tunnels.map((t) => ({
         ...(this.states.get(t.id) ?? initialState(t)),
-        ...(t.kind === 'http' ? { traffic: this.traffic.traffic(t.id) } : {}),
+        ...(t.kind === 'http' && this.watching() ? { traffic: this.traffic.traffic(t.id) } : {}),
       })),
       streams: this.streams.size,
       inspect: this.inspect?.boundAddress ? formatAddress(this.inspect.boundAddress) : null,
@@ -275,6 +275,11 @@ export class Agent extends EventEmitter {
     return toTunnelSpecs(this.config.tunnels).map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
   }
 
+  /** The inspector or the terminal view is up: exchanges are counted (and captured). */
+  private watching(): boolean {
+    return this.inspect !== null || this.deps.watchTraffic === true
+  }
+
   private routes(): RouteTable {
     if (this.routesCache !== null) return this.routesCache
     const http = new Map<string, { tunnel: HttpTunnel; acceptedHost: string | null }>()
@@ -294,7 +299,7 @@ export class Agent extends EventEmitter {
     }
     this.track(stream)
     // Nobody watching (no inspector, no terminal view): no hook, nothing recorded per request.
-    const traffic = this.inspect !== null || this.deps.watchTraffic === true ? this.traffic : null
+    const traffic = this.watching() ? this.traffic : null
     void serveInboundStream(stream, { routes: () => this.routes(), origins: this.origins, log: this.log, traffic }).catch((err: unknown) => {
       this.log.error({ err }, 'inbound stream handler failed')
       stream.destroy()
