@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { formatAddress, type Address, type AgentConfig, type AgentTunnel } from '@porchlight/shared/config'
+import { AGENT_DEFAULTS, formatAddress, type Address, type AgentConfig, type AgentTunnel } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
@@ -13,6 +13,8 @@ import { Supervisor, type LinkState } from './supervisor.js'
 import { buildOriginAgents, destroyOriginAgents } from './tunnels/http.js'
 import { localTarget, toTunnelSpecs } from './tunnels/specs.js'
 import { AGENT_VERSION } from './version.js'
+import { CaptureStore } from './inspector/capture.js'
+import { TrafficMonitor, type TunnelTraffic } from './inspector/traffic.js'
 
 export const DEFAULT_GRACE_MS = 10_000
 
@@ -28,6 +30,8 @@ export interface TunnelStatus {
   to: string
   code?: string
   message?: string
+  /** http tunnels: requests, by status class, bytes, since the agent started. */
+  traffic?: TunnelTraffic
 }
 
 export interface AgentStatus {
@@ -83,6 +87,8 @@ export interface AgentDeps {
    * name inside the agent's policy, kept by this process across reconnects.
    */
   relayPicksName?: ReadonlySet<string>
+  /** Count and report requests even with the inspector off (the terminal view watches). */
+  watchTraffic?: boolean
 }
 
 /** Ports tried after the configured inspect port when it is taken (another agent process on this machine). */
@@ -106,6 +112,8 @@ export class Agent extends EventEmitter {
   private readonly printedUrls = new Map<string, string>()
   private readonly streams = new Set<Duplex>()
   private inspect: InspectServer | null = null
+  /** Counters for every http exchange, and the inspector's buffer (when it records). */
+  readonly traffic = new TrafficMonitor(null)
   private routesCache: RouteTable | null = null
   /** This process's instance id: the same for every reconnect, different for every process. */
   readonly instance = randomBytes(12).toString('base64url')
@@ -118,6 +126,7 @@ export class Agent extends EventEmitter {
     super()
     this.config = config
     this.log = deps.log
+    this.traffic.store = buildCaptureStore(config)
     this.resetStates()
     this.supervisor = new Supervisor({
       log: deps.log,
@@ -190,6 +199,7 @@ export class Agent extends EventEmitter {
     const previous = this.config
     this.config = next
     this.routesCache = null
+    if (captureKey(previous) !== captureKey(next)) this.traffic.store = buildCaptureStore(next)
     this.resetStates()
     for (const id of [...this.acceptedHosts.keys()]) {
       if (!next.tunnels.some((t) => t.id === id && t.kind === 'http')) this.acceptedHosts.delete(id)
@@ -234,7 +244,10 @@ export class Agent extends EventEmitter {
         nextAttemptAt: link.nextAttemptAt === null ? null : new Date(link.nextAttemptAt).toISOString(),
       },
       lastError: link.lastError,
-      tunnels: this.config.tunnels.map((t) => ({ ...(this.states.get(t.id) ?? initialState(t)) })),
+      tunnels: this.config.tunnels.map((t) => ({
+        ...(this.states.get(t.id) ?? initialState(t)),
+        ...(t.kind === 'http' && this.watching() ? { traffic: this.traffic.traffic(t.id) } : {}),
+      })),
       streams: this.streams.size,
       inspect: this.inspect?.boundAddress ? formatAddress(this.inspect.boundAddress) : null,
     }
@@ -262,6 +275,11 @@ export class Agent extends EventEmitter {
     return toTunnelSpecs(this.config.tunnels).map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
   }
 
+  /** The inspector or the terminal view is up: exchanges are counted (and captured). */
+  private watching(): boolean {
+    return this.inspect !== null || this.deps.watchTraffic === true
+  }
+
   private routes(): RouteTable {
     if (this.routesCache !== null) return this.routesCache
     const http = new Map<string, { tunnel: HttpTunnel; acceptedHost: string | null }>()
@@ -280,7 +298,9 @@ export class Agent extends EventEmitter {
       return
     }
     this.track(stream)
-    void serveInboundStream(stream, { routes: () => this.routes(), origins: this.origins, log: this.log }).catch((err: unknown) => {
+    // Nobody watching (no inspector, no terminal view): no hook, nothing recorded per request.
+    const traffic = this.watching() ? this.traffic : null
+    void serveInboundStream(stream, { routes: () => this.routes(), origins: this.origins, log: this.log, traffic }).catch((err: unknown) => {
       this.log.error({ err }, 'inbound stream handler failed')
       stream.destroy()
     })
@@ -358,6 +378,16 @@ export class Agent extends EventEmitter {
         status: () => this.status(),
         request: (op, args) => this.request(op, args),
         log: this.log.child({ component: 'inspect' }),
+        inspector: {
+          monitor: this.traffic,
+          replay: {
+            origins: this.origins,
+            tunnel: (id) => {
+              const t = this.config.tunnels.find((x) => x.id === id)
+              return t !== undefined && t.kind === 'http' ? t : null
+            },
+          },
+        },
       })
       try {
         const bound = await server.listen()
@@ -424,6 +454,17 @@ function hostOfUrl(url: string): string | null {
 
 function isAddressInUse(err: unknown): boolean {
   return (err as { cause?: { code?: string } } | null)?.cause?.code === 'EADDRINUSE'
+}
+
+/** The inspector's buffer, or null when it records nothing (inspector off, or `requests: 0`). */
+function buildCaptureStore(config: AgentConfig): CaptureStore | null {
+  const limits = config.inspect_capture ?? AGENT_DEFAULTS.inspect_capture
+  return config.inspect === null || limits.requests === 0 ? null : new CaptureStore({ requests: limits.requests, bytes: limits.bytes })
+}
+
+function captureKey(config: AgentConfig): string {
+  const limits = config.inspect_capture ?? AGENT_DEFAULTS.inspect_capture
+  return config.inspect === null ? 'off' : `${limits.requests}/${limits.bytes}`
 }
 
 function formatInspect(a: Address | null): string {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import type { Logger } from '@porchlight/shared/log'
 import { exitCodeOf, processIo, reportError } from './cli-io.js'
 import { AGENT_VERSION } from './version.js'
+import type { LogFormat } from './logger.js'
+import type { LogTail } from './terminal-view.js'
 
 // Command modules are imported when their command runs: `--help`, usage errors and `status`
 // stay fast because they never load ws, the mux or the PKI code.
@@ -20,9 +22,19 @@ export async function main(argv: string[]): Promise<number> {
     .description('Porchlight agent: publish local sites and ports through your own relay, and forward ports out through it')
     .version(AGENT_VERSION, '-V, --version')
     .option('--debug', 'debug-level logs and stack traces on errors')
+    .addOption(new Option('--log <format>', 'log format: auto (a live screen on a terminal, else JSON on stderr), json, pretty').choices(['auto', 'json', 'pretty']).default('auto'))
     .showHelpAfterError('(run with --help for usage)')
   const debug = (): boolean => program.opts<{ debug?: boolean }>().debug === true
-  const log = async (): Promise<Logger> => (await import('./logger.js')).buildAgentLogger({ debug: debug() })
+  const logFormat = (): LogFormat => program.opts<{ log?: LogFormat }>().log ?? 'auto'
+  const log = async (): Promise<Logger> => (await import('./logger.js')).buildAgentLogger({ debug: debug(), format: logFormat() })
+  /** `up` and `http` on a terminal: the live screen, with the logs' warnings shown in it. */
+  const screen = async (): Promise<{ log: Logger; view: { out: NodeJS.WriteStream; tail: LogTail } | undefined }> => {
+    const { buildAgentLogger, wantsTerminalView } = await import('./logger.js')
+    if (!wantsTerminalView(logFormat())) return { log: await log(), view: undefined }
+    const { LogTail } = await import('./terminal-view.js')
+    const tail = new LogTail()
+    return { log: buildAgentLogger({ debug: debug(), tail }), view: { out: process.stdout, tail } }
+  }
 
   const quickOptions = (cmd: Command): Command =>
     cmd
@@ -37,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'agent config (default: PORCHLIGHT_CONFIG or ~/.config/porchlight/agent.yaml)')
     .action(async (opts: { config?: string }) => {
       const { runUp } = await import('./commands/up.js')
-      exitCode = await runUp({ config: opts.config, debug: debug() }, await log(), processIo)
+      const { log: logger, view } = await screen()
+      exitCode = await runUp({ config: opts.config, debug: debug(), ...(view !== undefined ? { view } : {}) }, logger, processIo)
     })
 
   quickOptions(
@@ -53,7 +66,8 @@ export async function main(argv: string[]): Promise<number> {
       .option('--expires <duration>', 'lifetime of the printed share link, e.g. 2h, 7d (with --link; default 24h)'),
   ).action(async (target: string, opts: { name?: string; hostHeader?: string; basicAuth?: string; allowIp?: string[]; link?: boolean; expires?: string; relay?: string; token?: string; cert?: string; config?: string }) => {
     const { runHttp } = await import('./commands/http.js')
-    exitCode = await runHttp(target, { ...opts, debug: debug() }, await log(), processIo)
+    const { log: logger, view } = await screen()
+    exitCode = await runHttp(target, { ...opts, debug: debug() }, logger, processIo, view)
   })
 
   quickOptions(

@@ -5,6 +5,7 @@ import type { Logger } from '@porchlight/shared/log'
 import { parseStreamHead, readHead, writeHead } from '@porchlight/shared/protocol'
 import { handleHttpStream, type OriginAgents } from './tunnels/http.js'
 import { handleTcpStream } from './tunnels/tcp.js'
+import type { TrafficHook } from './inspector/traffic.js'
 
 export type HttpTunnel = Extract<AgentTunnel, { kind: 'http' }>
 export type TcpTunnel = Extract<AgentTunnel, { kind: 'tcp' }>
@@ -20,6 +21,8 @@ export interface InboundDeps {
   routes: () => RouteTable
   origins: OriginAgents
   log: Logger
+  /** Watches http exchanges (inspector, terminal view); null when nobody does. */
+  traffic?: TrafficHook | null
   /** How long the relay has to send a stream head (bounded so idle streams cannot pile up). */
   headTimeoutMs?: number
 }
@@ -58,7 +61,7 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
       rejectStream(stream, 'PL_ERR_POLICY_NOT_PUBLISHED', `the agent does not publish ${head.host}`)
       return
     }
-    handleHttpStream(stream, head, route.tunnel, { log: deps.log, agents: deps.origins })
+    handleHttpStream(stream, head, route.tunnel, { log: deps.log, agents: deps.origins, traffic: deps.traffic ?? null })
     return
   }
   if (head.t === 'tcp') {

@@ -6,10 +6,12 @@ import { PorchlightError, codes, isPorchlightError, type ErrorCode } from '@porc
 import type { Logger } from '@porchlight/shared/log'
 import { isLoopbackAddress } from '@porchlight/shared/net'
 import { parseDurationMs } from './duration.js'
+import { InspectorRoutes, type InspectorDeps } from './inspector/routes.js'
 
 /**
- * The local status API (`inspect`, default 127.0.0.1:4040): what `porchlight status` and
- * `porchlight link …` talk to. Loopback only and no credentials, so two browser-borne attacks are
+ * The local status API and request inspector (`inspect`, default 127.0.0.1:4040): what
+ * `porchlight status` and `porchlight link …` talk to, and the inspector page at `/`
+ * (inspector/routes.ts). Loopback only and no credentials, so two browser-borne attacks are
  * shut explicitly: DNS rebinding (any Host but 127.0.0.1 / localhost / [::1] gets 403) and
  * cross-site requests (a foreign Origin gets 403; writes need a JSON body, which a plain HTML
  * form cannot send).
@@ -18,6 +20,8 @@ export interface InspectDeps {
   status: () => unknown
   request: (op: string, args: Record<string, unknown>) => Promise<unknown>
   log: Logger
+  /** The request inspector (page, captured requests, replay); absent: status API only. */
+  inspector?: InspectorDeps
 }
 
 const MAX_BODY_BYTES = 16 * 1024
@@ -34,6 +38,7 @@ export const DEFAULT_LINK_EXPIRES_MS = 24 * 3_600_000
 export class InspectServer {
   private readonly server: http.Server
   private bound: Address | null = null
+  private readonly inspector: InspectorRoutes | null
 
   constructor(private readonly address: Address, private readonly deps: InspectDeps) {
     this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
@@ -42,6 +47,7 @@ export class InspectServer {
         sendError(res, err)
       })
     })
+    this.inspector = deps.inspector === undefined ? null : new InspectorRoutes(deps.inspector, { readJson: readJsonBody, sendJson })
     this.server.keepAliveTimeout = 5_000
     this.server.on('clientError', (_err, socket) => socket.destroy())
   }
@@ -66,12 +72,18 @@ export class InspectServer {
     return this.bound
   }
 
+  /** The token replay and clear need (it is also in the page). */
+  get token(): string | null {
+    return this.inspector?.token ?? null
+  }
+
   get boundAddress(): Address | null {
     return this.bound
   }
 
   async close(): Promise<void> {
     if (!this.server.listening) return
+    this.inspector?.close()
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve())
       this.server.closeAllConnections()
@@ -107,6 +119,7 @@ export class InspectServer {
       sendJson(res, 200, await this.relay('link.revoke', { id: revoke[1]! }))
       return
     }
+    if (this.inspector !== null && (await this.inspector.handle(req, res, url, method))) return
     sendError(res, new PorchlightError('PL_ERR_NOT_FOUND', [`${method} ${url.pathname}`]))
   }
 
@@ -152,7 +165,7 @@ async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value ?? null)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
   res.end(body)
 }
 

@@ -6,7 +6,7 @@ import { parseDurationMs } from '../duration.js'
 import { randomTunnelName } from '../names.js'
 import { parseHttpTarget } from './args.js'
 import { buildQuickConfig, type QuickCommandFlags } from './quick.js'
-import { runAgent } from './run-agent.js'
+import { runAgent, type RunAgentOptions } from './run-agent.js'
 
 export interface HttpCommandFlags extends QuickCommandFlags {
   name?: string | undefined
@@ -31,7 +31,7 @@ const DEFAULT_LINK_MS = 24 * 3_600_000
  * random name inside the agent's policy. The access flags build the same `access:` rules as
  * agent.yaml and go through the same validation.
  */
-export async function runHttp(target: string, flags: HttpCommandFlags, log: Logger, io: CliIo): Promise<number> {
+export async function runHttp(target: string, flags: HttpCommandFlags, log: Logger, io: CliIo, view?: RunAgentOptions['view']): Promise<number> {
   const to = parseHttpTarget(target)
   const access = await accessFromFlags(flags)
   const name = flags.name ?? randomTunnelName()
@@ -45,6 +45,7 @@ export async function runHttp(target: string, flags: HttpCommandFlags, log: Logg
     debug: flags.debug === true,
     quick: true,
     ...(flags.name === undefined && id !== undefined ? { relayPicksName: new Set([id]) } : {}),
+    ...(view !== undefined ? { view } : {}),
     ...(flags.link === true ? { shareLink: { expiresMs: linkLifetimeMs(flags.expires) } } : {}),
   })
 }

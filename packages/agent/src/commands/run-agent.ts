@@ -2,6 +2,7 @@ import type { AgentConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type InspectEvent, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
 import { exitCodeOf, reportError, type CliIo } from '../cli-io.js'
+import { TerminalView, type LogTail, type ScreenOutput } from '../terminal-view.js'
 
 export interface RunAgentOptions {
   config: AgentConfig
@@ -20,6 +21,8 @@ export interface RunAgentOptions {
   relayPicksName?: ReadonlySet<string>
   /** `--link`: once the tunnel is published, create a share link of this lifetime and print it. */
   shareLink?: { expiresMs: number }
+  /** stdout is a terminal: draw the live screen there instead of printing `Forwarding` lines. */
+  view?: { out: ScreenOutput; tail: LogTail | null }
 }
 
 /** 128 + signal number, the shell's convention, for the "second signal: exit now" case. */
@@ -37,9 +40,18 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
   const agent = buildAgent(config, {
     log,
     inspectOptional: quick,
+    ...(options.view !== undefined ? { watchTraffic: true } : {}),
     ...(options.dial !== undefined ? { dial: options.dial } : {}),
     ...(options.relayPicksName !== undefined ? { relayPicksName: options.relayPicksName } : {}),
   })
+  const view = options.view === undefined ? null : new TerminalView(options.view.out, agent, options.view.tail)
+  // With the screen up, result lines join it and a problem first gives the terminal back.
+  const out = (line: string): void => (view !== null ? view.note(line) : io.out(line))
+  const err = (line: string): void => {
+    view?.stop()
+    io.err(line)
+  }
+  const screenIo: CliIo = { out, err }
   return new Promise<number>((resolve) => {
     let finishing = false
     let stopping = false
@@ -49,6 +61,7 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
       signals.off('SIGTERM', onStop)
       signals.off('SIGINT', onStop)
       signals.off('SIGHUP', onReload)
+      view?.stop()
       resolve(code)
     }
     const stopWith = (code: number, graceMs: number): void => {
@@ -83,36 +96,42 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
       ).catch((err: unknown) => log.error({ err }, 'reload failed'))
     }
     agent.on('tunnel', (t: TunnelReadyEvent) => {
-      io.out(`Forwarding ${t.url} -> ${t.to}`)
+      // The screen shows every URL itself.
+      if (view === null) io.out(`Forwarding ${t.url} -> ${t.to}`)
       const share = options.shareLink
       if (share === undefined || t.kind !== 'http') return
       agent.request('link.create', { host: new URL(t.url).hostname, expires_ms: share.expiresMs }).then(
-        (link) => io.out(`Share link ${(link as { url: string }).url} (expires ${(link as { expires_at: string }).expires_at})`),
-        (err: unknown) => {
-          reportError(io, err, debug)
-          stopWith(exitCodeOf(err), 0)
+        (link) => out(`Share link ${(link as { url: string }).url} (expires ${(link as { expires_at: string }).expires_at})`),
+        (e: unknown) => {
+          reportError(screenIo, e, debug)
+          stopWith(exitCodeOf(e), 0)
         },
       )
     })
     agent.on('inspect', (i: InspectEvent) => {
-      if (i.fallback) io.out(`Status API ${i.url} (${i.wanted} is in use by another process)`)
+      if (i.fallback && view === null) io.out(`Status API ${i.url} (${i.wanted} is in use by another process)`)
     })
-    agent.on('forward', (t: TunnelReadyEvent) => io.out(`Forwarding ${t.url} -> ${t.to}`))
+    agent.on('forward', (t: TunnelReadyEvent) => {
+      if (view === null) io.out(`Forwarding ${t.url} -> ${t.to}`)
+    })
     agent.on('rejected', (r: TunnelRejectedEvent) => {
       if (!quick) return
-      io.err(`${r.code}: ${r.message}`)
+      err(`${r.code}: ${r.message}`)
       stopWith(1, 0)
     })
-    agent.on('fatal', (err: unknown) => {
-      reportError(io, err, debug)
-      stopWith(exitCodeOf(err), 0)
+    agent.on('fatal', (e: unknown) => {
+      reportError(screenIo, e, debug)
+      stopWith(exitCodeOf(e), 0)
     })
     signals.on('SIGTERM', onStop)
     signals.on('SIGINT', onStop)
     signals.on('SIGHUP', onReload)
-    agent.start().catch((err: unknown) => {
-      reportError(io, err, debug)
-      stopWith(exitCodeOf(err), 0)
-    })
+    agent.start().then(
+      () => view?.start(),
+      (e: unknown) => {
+        reportError(screenIo, e, debug)
+        stopWith(exitCodeOf(e), 0)
+      },
+    )
   })
 }

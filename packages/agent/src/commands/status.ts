@@ -1,4 +1,5 @@
 import type { AgentStatus } from '../agent.js'
+import type { TunnelTraffic } from '../inspector/traffic.js'
 import type { CliIo } from '../cli-io.js'
 import { formatDurationMs } from '../duration.js'
 import { callInspect } from '../inspect-client.js'
@@ -16,6 +17,20 @@ export async function runStatus(options: { config?: string | undefined; json?: b
   return 0
 }
 
+/** "12 requests (1 open): 2xx 10, 4xx 1, 5xx 1, errors 0; in 1.2 KiB, out 3.4 MiB" */
+export function formatTraffic(t: TunnelTraffic): string {
+  const classes = (['1xx', '2xx', '3xx', '4xx', '5xx'] as const).filter((k) => t.byStatus[k] > 0).map((k) => `${k} ${t.byStatus[k]}`)
+  classes.push(`errors ${t.errors}`)
+  return `${t.requests} requests (${t.open} open): ${classes.join(', ')}; in ${formatBytes(t.bytesIn)}, out ${formatBytes(t.bytesOut)}`
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`
+}
+
 /** Human-readable status lines (pure, for tests). */
 export function formatStatus(status: AgentStatus, nowMs: number): string[] {
   const lines: string[] = []
@@ -30,7 +45,7 @@ export function formatStatus(status: AgentStatus, nowMs: number): string[] {
   }
   lines.push(`Agent    porchlight ${status.version}: ${link}`)
   if (status.lastError !== null && !status.connected) lines.push(`Last error  ${status.lastError.code}: ${status.lastError.message}`)
-  if (status.inspect !== null) lines.push(`Inspect  http://${status.inspect}/api/status`)
+  if (status.inspect !== null) lines.push(`Inspect  http://${status.inspect}/ (request inspector; JSON at /api/status)`)
   lines.push(`Streams  ${status.streams} in flight`)
   if (status.tunnels.length === 0) {
     lines.push('Tunnels  none')
@@ -42,6 +57,7 @@ export function formatStatus(status: AgentStatus, nowMs: number): string[] {
     const where = t.url !== null ? `${t.url} -> ${t.to}` : `-> ${t.to}`
     const why = t.code !== undefined ? `  ${t.code}: ${t.message ?? ''}` : t.message !== undefined ? `  ${t.message}` : ''
     lines.push(`  ${t.state.padEnd(9)} ${t.id.padEnd(width)}  ${where}${why}`)
+    if (t.traffic !== undefined) lines.push(`  ${''.padEnd(9)} ${''.padEnd(width)}  ${formatTraffic(t.traffic)}`)
   }
   return lines
 }

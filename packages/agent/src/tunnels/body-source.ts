@@ -13,7 +13,8 @@ export class BodySource extends Readable {
     private readonly stream: Duplex,
     first: Buffer | null,
     private readonly limitBytes: number | null,
-    private readonly onBytes: (n: number) => void,
+    /** Sees every body chunk (counting, and the inspector's copy of the first bytes). */
+    private readonly onChunk: (chunk: Buffer) => void,
   ) {
     super()
     if (first !== null) this.accept(first)
@@ -48,7 +49,7 @@ export class BodySource extends Readable {
   /** false when the consumer is full (or the body is over its limit). */
   private accept(chunk: Buffer): boolean {
     this.bytes += chunk.length
-    this.onBytes(chunk.length)
+    this.onChunk(chunk)
     if (this.limitBytes !== null && this.bytes > this.limitBytes) {
       this.destroy(new Error('request body longer than its Content-Length'))
       return false

@@ -11,12 +11,15 @@ import { isValidReplyHead, writeHead, type HttpRequestHead, type ReplyHead } fro
 import { BodySource } from './body-source.js'
 import { flattenHeaders, originRequestHeaders, relayResponseHeaders, singleHeader, type HeaderList } from './headers.js'
 import { originTarget, type HttpTunnelTarget, type OriginAgents, type OriginTarget } from './origins.js'
+import type { ExchangeProbe, TrafficHook } from '../inspector/traffic.js'
 
 export { buildOriginAgents, destroyOriginAgents, type HttpTunnelTarget, type OriginAgents } from './origins.js'
 
 export interface HttpStreamDeps {
   log: Logger
   agents: OriginAgents
+  /** The inspector / terminal view / counters; absent when nobody watches (then nothing is recorded). */
+  traffic?: TrafficHook | null
 }
 
 /** Methods whose bodyless form Node would otherwise send as an empty chunked body. */
@@ -46,6 +49,8 @@ class HttpExchange {
   private bodyBytes = 0
   private bytesOut = 0
   private status = 0
+  /** Set only while something watches the traffic. */
+  private probe: ExchangeProbe | null = null
 
   constructor(
     private readonly stream: Duplex,
@@ -60,6 +65,16 @@ class HttpExchange {
   }
 
   start(): void {
+    const traffic = this.deps.traffic
+    if (traffic != null) {
+      this.probe = traffic.begin({
+        tunnel: this.tunnel.id,
+        host: this.head.host,
+        method: this.head.method,
+        path: this.head.url,
+        headers: this.head.headers.map(([name, value]): [string, string] => [name, value]),
+      })
+    }
     // The relay resets the stream when the visitor leaves or its origin timeout fires: stop the origin work too.
     this.stream.on('error', (err) => this.abort(err))
     this.stream.on('close', () => {
@@ -111,7 +126,10 @@ class HttpExchange {
     }
     const bodyless = limit === null && first === null
     if (bodyless && !BODYLESS_DEFAULT.has(this.head.method.toUpperCase())) headers.push(['content-length', '0'])
-    const body = bodyless ? null : new BodySource(this.stream, first, limit, (n) => { this.bodyBytes += n })
+    const body = bodyless ? null : new BodySource(this.stream, first, limit, (chunk) => {
+      this.bodyBytes += chunk.length
+      this.probe?.requestBody(chunk)
+    })
     // A body that breaks its Content-Length (or a relay that resets mid-upload) ends the exchange.
     body?.on('error', (err) => this.abort(err))
     const rawHeaders: string[] = []
@@ -205,6 +223,7 @@ class HttpExchange {
     }
     this.phase = 'streaming'
     this.status = status
+    this.probe?.response(status, reply.status_message, reply.headers)
     return true
   }
 
@@ -212,6 +231,7 @@ class HttpExchange {
   writeBody(chunk: Buffer, resume: () => void): boolean {
     if (this.phase !== 'streaming') return true
     this.bytesOut += chunk.length
+    this.probe?.responseBody(chunk)
     if (this.stream.write(chunk)) return true
     this.stream.once('drain', resume)
     return false
@@ -220,6 +240,7 @@ class HttpExchange {
   finishResponse(): void {
     if (this.phase !== 'streaming') return
     this.phase = 'finished'
+    this.probe?.end()
     if (this.debugEnabled()) this.log.debug({ status: this.status, bytesIn: this.bodyBytes, bytesOut: this.bytesOut, ms: Date.now() - this.startedMs }, 'origin response complete')
     this.stream.end()
     this.discardRest()
@@ -258,6 +279,8 @@ class HttpExchange {
       return
     }
     this.phase = 'upgraded'
+    this.probe?.response(101, reply.status_message, reply.headers)
+    this.probe?.end()
     if (rest.length > 0) this.stream.write(rest)
     this.log.debug({ status: 101 }, 'upgraded; piping raw bytes')
     pipeBoth(this.stream, socket, (err) => {
@@ -280,6 +303,7 @@ class HttpExchange {
   private replyError(code: ErrorCode, message: string, err: unknown): void {
     if (this.phase !== 'waiting') return
     this.phase = 'finished'
+    this.probe?.end({ code, message })
     this.cancelOrigin?.()
     if (err !== undefined) this.log.warn({ err, method: this.head.method, url: redactUrl(this.head.url), code }, 'origin request failed')
     if (this.stream.destroyed || this.stream.writableEnded) return
@@ -297,6 +321,7 @@ class HttpExchange {
   private fail(err: Error): void {
     if (this.phase !== 'streaming') return
     this.phase = 'finished'
+    this.probe?.end({ code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', message: 'the local server failed mid-response' })
     this.log.warn({ err, method: this.head.method, url: redactUrl(this.head.url) }, 'origin response failed mid-body')
     this.cancelOrigin?.()
     this.stream.destroy(err)
@@ -306,6 +331,7 @@ class HttpExchange {
   private abort(err: unknown): void {
     if (this.phase === 'finished' || this.phase === 'upgraded') return
     this.phase = 'finished'
+    this.probe?.end({ code: 'PL_ERR_MUX_STREAM_RESET', message: 'the visitor or the relay ended the request' })
     this.cancelOrigin?.()
     if (!this.stream.destroyed) this.stream.destroy()
     if (this.debugEnabled()) this.log.debug({ err }, 'stream aborted')

@@ -17,7 +17,7 @@ const base: AgentStatus = {
 t.test('status lines when connected', async (t) => {
   t.same(formatStatus(base, 0), [
     'Agent    porchlight 0.1.0: connected to wss://relay.example.com:7443 as laptop (session abc)',
-    'Inspect  http://127.0.0.1:4040/api/status',
+    'Inspect  http://127.0.0.1:4040/ (request inspector; JSON at /api/status)',
     'Streams  2 in flight',
     'Tunnels',
     '  ready     blog          https://blog.tunnel.example.com -> http://127.0.0.1:80',

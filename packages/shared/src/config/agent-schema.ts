@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { parseLocalAddress, type Address } from './address.js'
-import { convert, requireString } from './fields.js'
+import { convert, requireString, strict } from './fields.js'
 import { checkSecretSyntax } from './secret.js'
 import { nullablePath, type SchemaContext } from './value-fields.js'
 
@@ -39,10 +39,22 @@ export interface AgentConfig {
   tunnels: AgentTunnel[]
   /** Local status API; null when disabled. */
   inspect: Address | null
+  /**
+   * What the inspector keeps of recent HTTP requests, in memory only: at most `requests` entries
+   * and `bytes` of headers and body prefixes together (0 requests: record nothing). Absent in a
+   * hand-built config means the defaults.
+   */
+  inspect_capture?: InspectCapture
+}
+
+export interface InspectCapture {
+  requests: number
+  bytes: number
 }
 
 export const AGENT_DEFAULTS = {
   inspect: '127.0.0.1:4040',
+  inspect_capture: { requests: 500, bytes: 32 * 1024 * 1024 },
   /** Tunnels per agent; the publish message carries at most this many. */
   max_tunnels: 256,
 } as const
@@ -64,6 +76,24 @@ function relayUrl(value: unknown): string {
   return `${scheme}//${url.host}${path}`
 }
 
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 ** 2, mb: 1000 ** 2, gib: 1024 ** 3, gb: 1000 ** 3 }
+const MAX_CAPTURE_BYTES = 4 * 1024 ** 3
+
+/** A byte count: an integer, or a string such as "32MiB", "512 KiB", "1GB". */
+export function parseByteSize(value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return checkCaptureBytes(value)
+  const text = typeof value === 'string' ? value.trim() : ''
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text)
+  const unit = match === null ? undefined : BYTE_UNITS[match[2]!.toLowerCase()]
+  if (match === null || unit === undefined) throw new Error(`expected a size such as 32MiB or a number of bytes, got ${JSON.stringify(value)}`)
+  return checkCaptureBytes(Math.floor(Number(match[1]) * unit))
+}
+
+function checkCaptureBytes(bytes: number): number {
+  if (bytes > MAX_CAPTURE_BYTES) throw new Error('at most 4GiB')
+  return bytes
+}
+
 export function agentSections(ctx: SchemaContext) {
   return {
     relay: convert(relayUrl),
@@ -74,6 +104,10 @@ export function agentSections(ctx: SchemaContext) {
     tunnels: z.array(z.unknown()).max(AGENT_DEFAULTS.max_tunnels).default([]),
     // `false` (or null) turns the inspector off; a bare port means 127.0.0.1.
     inspect: convert((v) => (v === false || v === null ? null : parseLocalAddress(v))).prefault(AGENT_DEFAULTS.inspect),
+    inspect_capture: strict({
+      requests: z.number().int().min(0).max(100_000).default(AGENT_DEFAULTS.inspect_capture.requests),
+      bytes: convert(parseByteSize).prefault(AGENT_DEFAULTS.inspect_capture.bytes),
+    }).prefault({}),
   }
 }
 

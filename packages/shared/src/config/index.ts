@@ -4,7 +4,7 @@
  * parsers the relay and agent reuse (addresses, hostnames and patterns, port ranges).
  */
 export { formatAddress, parseAddress, parseDialTarget, parseLocalAddress, parsePort, type Address } from './address.js'
-export { AGENT_DEFAULTS, type AccessConfig, type AgentConfig, type AgentTunnel } from './agent-schema.js'
+export { AGENT_DEFAULTS, parseByteSize, type AccessConfig, type AgentConfig, type AgentTunnel, type InspectCapture } from './agent-schema.js'
 export { parseAgentConfig } from './agent.js'
 export { normalizeCidr } from './cidr.js'
 export { hostMatchesPattern, isLoopbackHost, normalizeHostname, normalizeHostPattern } from './hostname.js'

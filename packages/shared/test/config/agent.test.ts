@@ -11,7 +11,7 @@ const base = { relay: 'wss://tunnel.example.com:7443', token: TOKEN }
 t.test('relay and token are required; everything else has a default', (t) => {
   t.same(failure(() => parse({})).lines, ['relay: required', 'token: required'])
   const { config, warnings } = parse(base)
-  const want: AgentConfig = { relay: 'wss://tunnel.example.com:7443', token: TOKEN, cert: null, ca: null, tunnels: [], inspect: { host: '127.0.0.1', port: 4040 } }
+  const want: AgentConfig = { relay: 'wss://tunnel.example.com:7443', token: TOKEN, cert: null, ca: null, tunnels: [], inspect: { host: '127.0.0.1', port: 4040 }, inspect_capture: { requests: 500, bytes: 33554432 } }
   t.same(config, want)
   t.same(warnings, [])
   t.end()
