@@ -59,6 +59,9 @@ export class InspectServer {
     }
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
+        // close() also stops the connections-check timer a failed listen leaves running (it would
+        // keep the process alive after a fallback to another port).
+        this.server.close(() => undefined)
         reject(new PorchlightError('PL_ERR_LISTEN', [formatAddress(this.address), 'inspect', err.code ?? err.message], { cause: err }))
       }
       this.server.once('error', onError)

@@ -246,6 +246,8 @@ export class Supervisor extends EventEmitter {
     const current: Current = { session, control, connectedAt }
     try {
       const welcome = await control.hello(this.deps.agentVersion, PROTOCOL_VERSION)
+      // stop() during the handshake found no current session to close: close this one here.
+      if (this.stopping) throw new PorchlightError('PL_ERR_LINK_LOST', ['agent stopping'])
       if (welcome.version !== PROTOCOL_VERSION) throw new PorchlightError('PL_ERR_PROTO_VERSION', [welcome.version])
       this.welcome = { agent: welcome.agent, session: welcome.session, domain: welcome.domain }
       this.current = current

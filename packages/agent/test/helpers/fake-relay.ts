@@ -42,7 +42,7 @@ export interface RelaySession {
 export class FakeRelay {
   readonly sessions: RelaySession[] = []
   readonly forwardHeads: unknown[] = []
-  readonly upgrades: Array<{ authorization: string | undefined; url: string | undefined }> = []
+  readonly upgrades: Array<{ authorization: string | undefined; url: string | undefined; instance?: string | string[] | undefined }> = []
   private server: http.Server | null = null
   private wss: WebSocketServer | null = null
   private readonly sockets = new Set<WebSocket>()
@@ -63,7 +63,7 @@ export class FakeRelay {
     })
     server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => undefined)
-      this.upgrades.push({ authorization: req.headers.authorization, url: req.url })
+      this.upgrades.push({ authorization: req.headers.authorization, url: req.url, instance: req.headers['x-porchlight-instance'] })
       const reject = this.options.rejectWith
       const expected = `Bearer ${this.options.token ?? 'test-token-0123456789-0123456789-abcdef'}`
       if (reject !== undefined || req.headers.authorization !== expected) {

@@ -1,4 +1,9 @@
+import { isIPv4 } from 'node:net'
+import { normalizeHostname } from '../config/hostname.js'
 import { parseCanonicalIp, type IpAddress } from './ip.js'
+
+/** The one hostname normaliser (config/hostname.ts): dial targets, outbound rules and published names agree (`_` and non-ASCII refused everywhere). */
+export { normalizeHostname }
 
 /**
  * What a destination host string is, decided once so policy and dialling agree:
@@ -12,11 +17,6 @@ export type HostKind =
   | { kind: 'name'; name: string }
   | { kind: 'invalid'; reason: string }
 
-const MAX_NAME_CHARS = 253
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/
-// inet_aton reads a final label made of digits (decimal/octal) or 0x-hex as part of an IPv4 address.
-const NUMERIC_LABEL = /^(?:0x[0-9a-f]*|[0-9]+)$/
-
 export function classifyHost(text: string): HostKind {
   if (text.length === 0) return { kind: 'invalid', reason: 'empty host' }
   const bracketed = text.startsWith('[') && text.endsWith(']')
@@ -25,23 +25,7 @@ export function classifyHost(text: string): HostKind {
   if (ip !== null && (!bracketed || ip.kind() === 'ipv6')) return { kind: 'ip', address: ip }
   if (bracketed || unbracketed.includes(':')) return { kind: 'invalid', reason: 'not a canonical IPv6 literal' }
   const name = normalizeHostname(text)
-  if (name === null) return { kind: 'invalid', reason: 'not a valid hostname or canonical IP literal' }
+  // A name that is an IPv4 address after normalising ("127.0.0.1.") is not a canonical literal.
+  if (name === null || isIPv4(name)) return { kind: 'invalid', reason: 'not a valid hostname or canonical IP literal' }
   return { kind: 'name', name }
-}
-
-/**
- * Lowercases, strips one trailing dot and validates a DNS name. Returns null for invalid names and
- * for names whose last label is numeric (those are IPv4 in disguise, or not routable names).
- */
-export function normalizeHostname(text: string): string | null {
-  let name = text.toLowerCase()
-  if (name.endsWith('.')) name = name.slice(0, -1)
-  if (name.length === 0 || name.length > MAX_NAME_CHARS) return null
-  const labels = name.split('.')
-  for (const label of labels) {
-    if (!LABEL.test(label)) return null
-  }
-  const last = labels[labels.length - 1] ?? ''
-  if (NUMERIC_LABEL.test(last)) return null
-  return name
 }

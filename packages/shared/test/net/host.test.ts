@@ -37,6 +37,10 @@ t.test('classifyHost: names, canonical literals, and everything else invalid', (
     ['exämple.com', 'invalid'],
     [`${'a'.repeat(64)}.test`, 'invalid'],
     ['host.123', 'invalid'],
+    // One normaliser for dial targets and outbound rules (issue 10): they used to disagree on these.
+    ['_dmarc.example.com', 'invalid'],
+    ['a_b.example.com', 'invalid'],
+    ['\u212Aelvin.test', 'invalid'],
   ]
   for (const [input, expected] of cases) t.equal(describe(input), expected, JSON.stringify(input))
   t.end()
