@@ -37,7 +37,6 @@ const smtp = await startSmtpServer(t)
 const echo = await startSshLikeEcho(t)
 const untouched = await startConnectionCounter(t) // must never see a connection
 const nameTo = `${await loopbackName()}:${untouched.port}`
-const [smtpLocal, echoLocal, deniedLocal, nameLocal] = [await freePort(), await freePort(), await freePort(), await freePort()]
 const smtpTo = `127.0.0.1:${smtp.port}`
 const echoTo = `127.0.0.1:${echo.port}`
 const deniedTo = `127.0.0.1:${untouched.port}`
@@ -48,6 +47,8 @@ const relay = await startRelay(t, {
     quick: { outbound: [smtpTo] },
   },
 })
+// Picked after the relay bound its ephemeral ports, so none of them can be handed to the relay too.
+const [smtpLocal, echoLocal, deniedLocal, nameLocal] = [await freePort(), await freePort(), await freePort(), await freePort()]
 const laptop = await startAgent(t, relay, {
   name: 'laptop',
   tunnels: [
