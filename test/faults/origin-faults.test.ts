@@ -29,12 +29,14 @@ t.test('F6/F7: origin down, hung, cut mid-body and malformed, under load', async
   const agentFds = fdCount(agent.pid)
   const agentRss = rssMb(agent.pid)
 
-  const kinds: Array<{ p: Planned; want: Verdict; status?: number }> = [
+  const kinds: Array<{ p: Planned; want: Verdict | Verdict[]; status?: number }> = [
     { p: { host: 'good.localhost', identity: 'site-good', path: '/data/50000?pace=100' }, want: 'complete' },
     { p: { host: 'good.localhost', identity: 'site-good', path: '/chunked/30000' }, want: 'complete' },
     { p: { host: 'down.localhost', identity: 'site-down', path: '/data/10' }, want: 'labelled', status: 502 },
     { p: { host: 'hung.localhost', identity: 'site-hung', path: '/hang' }, want: 'labelled', status: 504 },
-    { p: { host: 'hung.localhost', identity: 'site-hung', path: '/cut/100000' }, want: 'truncated' },
+    // Cut after the head: a visible truncation, or a labelled 502 when the cut reaches the agent
+    // before the head does (both are honest answers; a complete-looking response is not).
+    { p: { host: 'hung.localhost', identity: 'site-hung', path: '/cut/100000' }, want: ['truncated', 'labelled'] },
     { p: { host: 'bad.localhost', identity: 'site-bad', path: '/garbage' }, want: 'labelled', status: 502 },
     { p: { host: 'bad.localhost', identity: 'site-bad', path: '/cl-te' }, want: 'labelled', status: 502 },
     { p: { host: 'bad.localhost', identity: 'site-bad', path: '/bad-status' }, want: 'labelled', status: 502 },
@@ -49,8 +51,9 @@ t.test('F6/F7: origin down, hung, cut mid-body and malformed, under load', async
   t.equal(c.misrouted, 0, 'misrouted 0')
   for (const k of kinds) {
     const mine = outcomes.filter((o: Outcome) => o.planned === k.p)
-    const wrong = mine.filter(o => o.verdict !== k.want || (k.status !== undefined && o.status !== k.status))
-    t.equal(wrong.length, 0, `${k.p.host}${k.p.path}: all ${mine.length} ${k.want}${k.status ? ` ${k.status}` : ''} ${examples(wrong, ['complete', 'labelled', 'truncated', 'hung', 'misrouted', 'refused', 'reset', 'other'], 3)}`)
+    const wanted = Array.isArray(k.want) ? k.want : [k.want]
+    const wrong = mine.filter(o => !wanted.includes(o.verdict) || (k.status !== undefined && o.status !== k.status))
+    t.equal(wrong.length, 0, `${k.p.host}${k.p.path}: all ${mine.length} ${wanted.join(' or ')}${k.status ? ` ${k.status}` : ''} ${examples(wrong, ['complete', 'labelled', 'truncated', 'hung', 'misrouted', 'refused', 'reset', 'other'], 3)}`)
   }
   t.equal((await sendOne(relay.publicPort, warm, 3000, identities)).verdict, 'complete', 'the healthy site still serves')
   t.ok(agent.handle.running, 'the agent is still running')
