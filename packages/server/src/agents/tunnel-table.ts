@@ -123,11 +123,19 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
   }
 
   /** Pings the live owner of `host`; one that does not answer is closed as stale (true). */
-  private async ownerIsStale(host: string): Promise<boolean> {
+  private ownerIsStale(host: string): Promise<boolean> {
     const owner = this.registry.route(host)?.session
-    if (!owner || owner.isClosed) return true
+    return owner ? this.replaceIfStale(owner, { host }) : Promise.resolve(true)
+  }
+
+  /**
+   * Another process of the same agent claims a name or port `owner` holds: an owner that does not
+   * answer a ping within OWNER_PING_MS is closed as stale and true returned; a live one keeps it.
+   */
+  async replaceIfStale(owner: S, what: { host?: string; port?: number } = {}): Promise<boolean> {
+    if (owner.isClosed) return true
     if (await owner.answersPing(OWNER_PING_MS)) return false
-    owner.log.info({ host }, 'another process of this agent claims a hostname and this session did not answer a ping; closing it as stale')
+    owner.log.info(what, 'another process of this agent claims what this session holds, and it did not answer a ping; closing it as stale')
     owner.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer process of the same agent' })
     return true
   }
