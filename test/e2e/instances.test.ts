@@ -121,4 +121,8 @@ t.test('a quick share without --name gets a random name inside the agent\'s poli
   const url = new URL(quick.urls[0]!)
   t.match(url.hostname, /^[a-z]+-[a-z]+-[0-9a-f]{4}\.laptop\.tunnel\.example\.com$/, `picked ${url.hostname}`)
   t.equal((await visit(relay.publicPort, { host: url.hostname, path: '/who' })).text, 'quick')
+  // Stopped with Ctrl-C (GoAway): nobody comes back for a picked name, so it is released, not a 503 forever.
+  t.equal(await quick.kill('SIGINT'), 0)
+  const released = await pollUntil(() => visit(relay.publicPort, { host: url.hostname, path: '/who' }), r => r.status === 404, { timeoutMs: 3000 })
+  t.equal(released.value.status, 404, `the picked name is released ${released.ms} ms after the quick share stopped`)
 })

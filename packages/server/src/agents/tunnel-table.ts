@@ -27,6 +27,8 @@ export interface TunnelSession extends SessionRef {
   readonly tokenSha256: string
   /** Serial of its client certificate, or null (a reload that adds `require_cert` closes it). */
   readonly certSerial: string | null
+  /** The agent said it is going away (GoAway: the process is stopping), not merely lost. */
+  readonly leaving?: boolean
   /** The last publish and its results (re-applied on reload; shown in the admin API). */
   tunnels: TunnelSpec[]
   results: PublishResult[]
@@ -68,7 +70,7 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     const config = this.deps.config()
     const policy = config.agents[session.agent]
     const results: PublishResult[] = []
-    const routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access'>> = []
+    const routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access' | 'picked'>> = []
     const seenHosts = new Set<string>()
     const wantedTcp: Array<{ spec: Extract<TunnelSpec, { kind: 'tcp' }>; index: number }> = []
 
@@ -105,7 +107,7 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
         continue
       }
       seenHosts.add(decision.host)
-      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null })
+      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null, ...(spec.host === RANDOM_HOST || this.wasPicked(session, decision.host) ? { picked: true } : {}) })
       results.push({ id: spec.id, ok: true, url: this.deps.publicUrl(decision.host) })
     }
 
@@ -120,6 +122,12 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     session.tunnels = tunnels
     session.results = results
     return results
+  }
+
+  /** True when `host` is a name the relay picked earlier for this process (asked for again by name). */
+  private wasPicked(session: S, host: string): boolean {
+    const r = this.registry.route(host)
+    return r?.picked === true && r.agent === session.agent && r.instance === session.instance
   }
 
   /** Pings the live owner of `host`; one that does not answer is closed as stale (true). */
@@ -140,8 +148,13 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     return true
   }
 
-  /** A session ended: its TCP ports stop listening, its hosts go offline (503), still reserved for its agent. */
+  /**
+   * A session ended: its TCP ports stop listening, its hosts go offline (503), still reserved for its
+   * agent. Names the relay picked for a quick share whose process is stopping (it sent GoAway) are
+   * released instead: nobody will come back for them.
+   */
   unpublish(session: S): void {
+    if (session.leaving === true) this.registry.dropRoutes((r) => !(r.session === session && r.picked === true))
     this.registry.detach(session)
     void this.deps.tcpPorts.apply(session, []).catch(() => undefined)
   }

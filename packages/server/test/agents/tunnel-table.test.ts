@@ -24,6 +24,7 @@ class FakeSession implements TunnelSession {
   readonly id = `s${FakeSession.next++}`
   readonly log = log
   isClosed = false
+  leaving = false
   tunnels: TunnelSpec[] = []
   results: PublishResult[] = []
   readonly sent: RelayMessage[] = []
@@ -166,4 +167,27 @@ t.test('a relay TCP port has one owner process: a live one keeps it (PL_ERR_POLI
   const fresh = session('laptop', 'rebooted')
   t.same(await table.publish(fresh, [tcp]), [{ id: 'ssh', ok: true, url: `tcp://tunnel.example.com:${port}` }], 'a stale holder is replaced')
   t.equal(stale.closedWith?.code, 'PL_ERR_LINK_REPLACED')
+})
+
+t.test('a quick share that stops (GoAway) releases the name the relay picked; configured names stay reserved', async (t) => {
+  const { table, session } = buildTable(relayConfig({ laptop: { token_sha256: HASH_A, hosts: ['*.tunnel.example.com'] } }))
+  const quick = session('laptop', 'quick')
+  const [r] = await table.publish(quick, [http('q', '*'), http('blog')])
+  const picked = r?.ok ? new URL(r.url).hostname : ''
+  quick.leaving = true
+  quick.close()
+  t.equal(table.registry.route(picked), undefined, 'the picked name is free again (404, not a 503 forever)')
+  t.equal(table.registry.route('blog.tunnel.example.com')?.session, null, 'the configured name stays reserved, offline')
+
+  const blip = session('laptop', 'blip')
+  const [b] = await table.publish(blip, [http('q', '*')])
+  const blipHost = b?.ok ? new URL(b.url).hostname : ''
+  blip.close() // lost, not leaving: the name waits for the process to come back
+  t.equal(table.registry.route(blipHost)?.session, null)
+  const back = session('laptop', 'blip')
+  const [again] = await table.publish(back, [http('q', blipHost)])
+  t.equal(again?.ok && new URL(again.url).hostname, blipHost, 'the same process gets it back by name')
+  back.leaving = true
+  back.close()
+  t.equal(table.registry.route(blipHost), undefined, 'and still releases it when it stops')
 })
