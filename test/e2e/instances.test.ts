@@ -38,6 +38,9 @@ t.test('up (two sites) and a quick share with one token: all serve, cuts of eith
   for (const [host, who] of Object.entries(expected)) t.equal((await visit(relay.publicPort, { host, path: '/who' })).text, who, `${host} is served by ${who}`)
   const sessions = (await relay.connectedAgents()).filter(a => a.name === 'laptop')
   t.equal(sessions.length, 2, 'two sessions of one agent identity, side by side')
+  const instances = (sessions as Array<{ instance?: string }>).map(s => s.instance ?? '')
+  t.equal(new Set(instances).size, 2, 'each with its own instance id')
+  t.ok(instances.every(i => /^[A-Za-z0-9_-]{16}$/.test(i)), `instance ids ${instances.join(', ')}`)
 
   const samples: Sample[] = []
   const cuts: Array<{ link: 'up' | 'quick'; from: number; to: number }> = []

@@ -31,11 +31,13 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
       ctx.registry.allSessions().map((s) => ({
         name: s.agent,
         session: s.id,
+        // Several processes of one agent hold sessions side by side; each names its instance.
+        instance: s.instance,
         connectedAt: s.connectedAt.toISOString(),
         streams: s.mux.streamCount,
         tunnels: s.results.map((r) => {
           const spec = s.tunnels.find((t) => t.id === r.id)
-          const route = ctx.registry.routesOf(s.agent).find((x) => x.tunnelId === r.id)
+          const route = ctx.registry.routesOf(s.agent).find((x) => x.session === s && x.tunnelId === r.id)
           return { id: r.id, kind: spec?.kind ?? 'http', ok: r.ok, ...(r.ok ? { url: r.url } : { code: r.code }), ...(route ? { host: route.host } : {}) }
         }),
       })),
