@@ -38,6 +38,9 @@ t.test('up (two sites) and a quick share with one token: all serve, cuts of eith
   for (const [host, who] of Object.entries(expected)) t.equal((await visit(relay.publicPort, { host, path: '/who' })).text, who, `${host} is served by ${who}`)
   const sessions = (await relay.connectedAgents()).filter(a => a.name === 'laptop')
   t.equal(sessions.length, 2, 'two sessions of one agent identity, side by side')
+  const instances = (sessions as Array<{ instance?: string }>).map(s => s.instance ?? '')
+  t.equal(new Set(instances).size, 2, 'each with its own instance id')
+  t.ok(instances.every(i => /^[A-Za-z0-9_-]{16}$/.test(i)), `instance ids ${instances.join(', ')}`)
 
   const samples: Sample[] = []
   const cuts: Array<{ link: 'up' | 'quick'; from: number; to: number }> = []
@@ -121,4 +124,8 @@ t.test('a quick share without --name gets a random name inside the agent\'s poli
   const url = new URL(quick.urls[0]!)
   t.match(url.hostname, /^[a-z]+-[a-z]+-[0-9a-f]{4}\.laptop\.tunnel\.example\.com$/, `picked ${url.hostname}`)
   t.equal((await visit(relay.publicPort, { host: url.hostname, path: '/who' })).text, 'quick')
+  // Stopped with Ctrl-C (GoAway): nobody comes back for a picked name, so it is released, not a 503 forever.
+  t.equal(await quick.kill('SIGINT'), 0)
+  const released = await pollUntil(() => visit(relay.publicPort, { host: url.hostname, path: '/who' }), r => r.status === 404, { timeoutMs: 3000 })
+  t.equal(released.value.status, 404, `the picked name is released ${released.ms} ms after the quick share stopped`)
 })

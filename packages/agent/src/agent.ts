@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { AGENT_DEFAULTS, formatAddress, type Address, type AgentConfig, type AgentTunnel } from '@porchlight/shared/config'
-import { PorchlightError } from '@porchlight/shared/errors'
+import { PorchlightError, codes } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, type TcpTunnel } from './inbound.js'
@@ -89,7 +89,12 @@ export interface AgentDeps {
   relayPicksName?: ReadonlySet<string>
   /** Count and report requests even with the inspector off (the terminal view watches). */
   watchTraffic?: boolean
+  /** First delay before publishing again after a retryable rejection (default 5 s, doubling to 60 s). */
+  rejectedRetryMs?: number
 }
+
+export const REJECTED_RETRY_MS = 5_000
+export const REJECTED_RETRY_MAX_MS = 60_000
 
 /** Ports tried after the configured inspect port when it is taken (another agent process on this machine). */
 export const INSPECT_PORT_TRIES = 10
@@ -119,6 +124,8 @@ export class Agent extends EventEmitter {
   readonly instance = randomBytes(12).toString('base64url')
   /** Hostnames the relay picked for `relayPicksName` tunnels; asked for again on every publish. */
   private readonly pickedHosts = new Map<string, string>()
+  private retryTimer: NodeJS.Timeout | null = null
+  private retryDelayMs: number
   private started = false
   private stopped = false
 
@@ -127,6 +134,7 @@ export class Agent extends EventEmitter {
     this.config = config
     this.log = deps.log
     this.traffic.store = buildCaptureStore(config)
+    this.retryDelayMs = deps.rejectedRetryMs ?? REJECTED_RETRY_MS
     this.resetStates()
     this.supervisor = new Supervisor({
       log: deps.log,
@@ -181,6 +189,7 @@ export class Agent extends EventEmitter {
   async stop(graceMs = DEFAULT_GRACE_MS): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     // Forward listeners stop accepting at once; their live connections drain like relay streams.
     const forwards = this.forwards.close(graceMs)
     await this.inspect?.close()
@@ -336,6 +345,22 @@ export class Agent extends EventEmitter {
       }
     }
     this.routesCache = null
+    // A name or port held by another live process (or in use) may come free: try again later,
+    // as the error table's `retry` says, with a doubling delay; refusals by policy are not retried.
+    if (results.some((r) => !r.ok && (codes as Record<string, { retry: boolean } | undefined>)[r.code]?.retry === true)) this.scheduleRepublish()
+    else this.retryDelayMs = this.deps.rejectedRetryMs ?? REJECTED_RETRY_MS
+  }
+
+  private scheduleRepublish(): void {
+    if (this.retryTimer !== null || this.stopped) return
+    const delayMs = this.retryDelayMs
+    this.retryDelayMs = Math.min(delayMs * 2, REJECTED_RETRY_MAX_MS)
+    this.log.info({ delayMs }, 'publishing the rejected tunnels again later')
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      this.supervisor.republish().catch((err: unknown) => this.log.debug({ err }, 're-publish failed'))
+    }, delayMs)
+    this.retryTimer.unref()
   }
 
   private onDisconnected(): void {

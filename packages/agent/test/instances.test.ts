@@ -84,3 +84,24 @@ t.test('a taken status API port falls back to the next free one and says so', as
   })
   t.equal(status, 200, 'the fallback status API answers')
 })
+
+t.test('a tunnel refused because another process holds its name is published again later, and served once free', async (t) => {
+  let refusals = 2
+  const relay = await startFakeRelay(t, {
+    publish: (tunnels) => tunnels.map((s) => (s.kind === 'http' && s.host === 'blog' && refusals-- > 0
+      ? { id: s.id, ok: false as const, code: 'PL_ERR_POLICY_HOST_TAKEN', message: 'host blog.localhost is served by another running process of agent laptop; stop that process or pick another name' }
+      : s.kind === 'http' && s.host === 'never'
+        ? { id: s.id, ok: false as const, code: 'PL_ERR_POLICY_HOST_DENIED', message: 'host never.localhost is not allowed for agent laptop' }
+        : { id: s.id, ok: true as const, url: `http://${s.kind === 'http' ? s.host : 'x'}.localhost:${relay.port}` })),
+  })
+  const logs = memoryLogger()
+  const agent = buildAgent(config(relay, [http('blog'), http('never')]), { log: logs.log, env: FAST_ENV, rejectedRetryMs: 100 })
+  t.teardown(() => agent.stop(0))
+  const ready = new Promise<string>((resolve) => agent.on('tunnel', (e: { url: string }) => resolve(e.url)))
+  await agent.start()
+  t.equal(await ready, `http://blog.localhost:${relay.port}`, 'blog is served once the relay lets it have the name')
+  const publishes = relay.lastSession().messages.filter((m) => m.type === 'publish').length
+  t.equal(publishes, 3, 'published at connect, then twice more (100 ms, 200 ms)')
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  t.equal(relay.lastSession().messages.filter((m) => m.type === 'publish').length, 3, 'a policy refusal (retry: false) is not retried')
+})

@@ -53,8 +53,15 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   let config = initial
   const log = deps.log
   const reservedHosts = new Set(['localhost', config.domain])
-  const tcpPorts = new TcpPorts({ config: () => config, log, tcpMeter: { opened: (agent, port) => metrics.tcp.opened(agent, port), limitRefused: () => metrics.limitRefused('tcp_max_connections') }, reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)), stateDir: config.state })
-  const tunnels = new TunnelTable<AgentSession>({
+  const tcpPorts: TcpPorts = new TcpPorts({
+    config: () => config,
+    log,
+    tcpMeter: { opened: (agent, port) => metrics.tcp.opened(agent, port), limitRefused: () => metrics.limitRefused('tcp_max_connections') },
+    reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)),
+    stateDir: config.state,
+    staleOwner: (owner): Promise<boolean> => tunnels.replaceIfStale(owner as AgentSession),
+  })
+  const tunnels: TunnelTable<AgentSession> = new TunnelTable<AgentSession>({
     config: () => config,
     log,
     tcpPorts,

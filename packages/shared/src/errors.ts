@@ -59,17 +59,17 @@ export const codes = {
   // Policy
   PL_ERR_POLICY_HOST_DENIED: { msg: 'host %s is not allowed for agent %s', retry: false },
   PL_ERR_POLICY_HOST_IN_USE: { msg: 'host %s is already published by another agent', retry: true },
+  PL_ERR_POLICY_HOST_TAKEN: { msg: 'host %s is served by another running process of agent %s; stop that process or pick another name', retry: true },
+  PL_ERR_POLICY_NO_FREE_NAME: { msg: 'no random name is free for agent %s: its hosts policy needs a "*." pattern (or pass --name)', retry: false },
   PL_ERR_POLICY_HOST_INVALID: { msg: 'invalid hostname %s', retry: false },
   PL_ERR_POLICY_PORT_DENIED: { msg: 'port %s is not allowed for agent %s', retry: false },
   PL_ERR_POLICY_PORT_IN_USE: { msg: 'port %s is already in use', retry: true },
+  PL_ERR_POLICY_PORT_TAKEN: { msg: 'port %s is served by another running process of agent %s', retry: true },
   PL_ERR_POLICY_DEST_DENIED: { msg: 'destination %s is not allowed for agent %s', retry: false },
   PL_ERR_POLICY_NOT_PUBLISHED: { msg: 'the agent does not publish %s', retry: false },
-  PL_ERR_POLICY_HOST_TAKEN: { msg: 'host %s is served by another running process of agent %s; stop that process or pick another name', retry: true },
-  PL_ERR_POLICY_NO_FREE_NAME: { msg: 'no random name is free for agent %s: its hosts policy needs a "*." pattern (or pass --name)', retry: false },
 
   // Visitors
   PL_ERR_HTTP_BAD_REQUEST: { msg: 'bad request: %s', status: 400, retry: false },
-  PL_ERR_POLICY_PORT_TAKEN: { msg: 'port %s is served by another running process of agent %s', retry: true },
   PL_ERR_HTTP_UNKNOWN_HOST: { msg: 'no tunnel for this host', status: 404, retry: false },
   PL_ERR_HTTP_TUNNEL_OFFLINE: { msg: 'tunnel offline', status: 503, retry: true },
   PL_ERR_HTTP_ORIGIN_UNREACHABLE: { msg: 'local server unreachable', status: 502, retry: true },

@@ -22,7 +22,8 @@ export function registerApi(api: FastifyInstance, ctx: RelayContext): void {
       streams: s.mux.streamCount,
       tunnels: s.results.map((r) => {
         const spec = s.tunnels.find((t) => t.id === r.id)
-        const route = ctx.registry.routesOf(s.agent).find((x) => x.tunnelId === r.id)
+        // Several processes of one agent hold sessions side by side: only this session's routes.
+        const route = ctx.registry.routesOf(s.agent).find((x) => x.session === s && x.tunnelId === r.id)
         return { id: r.id, kind: spec?.kind ?? 'http', ok: r.ok, ...(r.ok ? { url: r.url } : { code: r.code }), ...(route ? { host: route.host } : {}) }
       }),
     })),

@@ -38,6 +38,8 @@ export class AgentSession {
   readonly instance: string
   /** The `token_sha256` this session authenticated against (a reload that changes it closes the session). */
   readonly tokenSha256: string
+  /** The agent sent GoAway (its process is stopping): names the relay picked for it are released on close. */
+  leaving = false
   private control: MuxStream | null = null
   private closed = false
   private readonly onClosed: Array<() => void> = []
@@ -61,6 +63,7 @@ export class AgentSession {
       onStream: (stream) => this.onStream(stream),
     })
     this.mux.on('close', (err?: Error) => this.close(err))
+    this.mux.on('goaway', () => { this.leaving = true })
     this.mux.on('throttled', (perSecond: number) => {
       this.log.warn({ code: 'PL_ERR_MUX_OPEN_RATE', perSecond }, 'agent opens streams faster than allowed; refusing the excess')
     })

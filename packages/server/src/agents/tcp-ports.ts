@@ -30,8 +30,17 @@ export class TcpPorts {
   private readonly byPort = new Map<number, PortEntry>()
   /** The port picked for each `tcp: 0` tunnel, kept across reconnects (and restarts, with `state:`). */
   private readonly picked: PickedPorts
+  private readonly closingPorts = new Map<number, Promise<void>>()
 
-  constructor(private readonly deps: { config: () => RelayConfig; log: Logger; reservedPorts: () => Set<number>; stateDir: string | null; tcpMeter?: TcpTunnelMeter }) {
+  constructor(private readonly deps: {
+    config: () => RelayConfig
+    log: Logger
+    reservedPorts: () => Set<number>
+    stateDir: string | null
+    tcpMeter?: TcpTunnelMeter
+    /** Pings another process's session holding a wanted port; true once a stale one has been closed. */
+    staleOwner?: (owner: Session) => Promise<boolean>
+  }) {
     this.picked = new PickedPorts(deps.stateDir, deps.log)
   }
 
@@ -42,8 +51,7 @@ export class TcpPorts {
     for (const [port, entry] of this.byPort) {
       const mine = entry.session === session || (entry.agent === session.agent && (entry.instance === session.instance || entry.session.isClosed))
       if (mine && !(keep.has(port) && !session.isClosed)) {
-        this.byPort.delete(port)
-        closing.push(entry.listener.close())
+        closing.push(this.closeEntry(port, entry))
       }
     }
     await Promise.all(closing)
@@ -61,8 +69,7 @@ export class TcpPorts {
     const stale: Array<Promise<void>> = []
     for (const [port, entry] of this.byPort) {
       if (entry.session === session && !served.has(port)) {
-        this.byPort.delete(port)
-        stale.push(entry.listener.close())
+        stale.push(this.closeEntry(port, entry))
       }
     }
     await Promise.all(stale)
@@ -79,8 +86,7 @@ export class TcpPorts {
     const closing: Array<Promise<void>> = []
     for (const [port, entry] of this.byPort) {
       if (entry.agent === agent) {
-        this.byPort.delete(port)
-        closing.push(entry.listener.close())
+        closing.push(this.closeEntry(port, entry))
       }
     }
     await Promise.all(closing)
@@ -138,9 +144,16 @@ export class TcpPorts {
   private async listenOn(session: Session, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
     const config = this.deps.config()
     if (!portAllowed(port, ranges) || reserved.has(port)) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', port, session.agent)
-    const existing = this.byPort.get(port)
+    let existing = this.byPort.get(port)
     if (existing && existing.agent !== session.agent) return reject(spec.id, 'PL_ERR_POLICY_PORT_IN_USE', port)
-    if (existing && existing.instance !== session.instance && !existing.session.isClosed) return reject(spec.id, 'PL_ERR_POLICY_PORT_TAKEN', port, session.agent)
+    if (existing && existing.instance !== session.instance && !existing.session.isClosed) {
+      // Another process of this agent holds the port: it keeps it unless its link is stale.
+      if (!(await (this.deps.staleOwner?.(existing.session) ?? Promise.resolve(false)))) return reject(spec.id, 'PL_ERR_POLICY_PORT_TAKEN', port, session.agent)
+    }
+    // A listener still closing (its session just ended) must be gone before the port listens again.
+    await this.closingPorts.get(port)
+    existing = this.byPort.get(port)
+    if (existing && (existing.agent !== session.agent || (existing.instance !== session.instance && !existing.session.isClosed))) return reject(spec.id, 'PL_ERR_POLICY_PORT_TAKEN', port, session.agent)
     if (existing) {
       // Same agent, same port (reload): keep listening, serve from this session, with the new allow_ips.
       try {
@@ -178,6 +191,16 @@ export class TcpPorts {
     }
     this.byPort.set(port, entry as PortEntry)
     return { id: spec.id, ok: true, url: this.url(port) }
+  }
+
+  /** Stops a listener and remembers the closing, so a new listener on that port waits for it. */
+  private closeEntry(port: number, entry: PortEntry): Promise<void> {
+    if (this.byPort.get(port) === entry) this.byPort.delete(port)
+    const closing: Promise<void> = entry.listener.close().finally(() => {
+      if (this.closingPorts.get(port) === closing) this.closingPorts.delete(port)
+    })
+    this.closingPorts.set(port, closing)
+    return closing
   }
 
   private url(port: number): string {

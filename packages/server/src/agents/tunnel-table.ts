@@ -27,6 +27,8 @@ export interface TunnelSession extends SessionRef {
   readonly tokenSha256: string
   /** Serial of its client certificate, or null (a reload that adds `require_cert` closes it). */
   readonly certSerial: string | null
+  /** The agent said it is going away (GoAway: the process is stopping), not merely lost. */
+  readonly leaving?: boolean
   /** The last publish and its results (re-applied on reload; shown in the admin API). */
   tunnels: TunnelSpec[]
   results: PublishResult[]
@@ -68,7 +70,7 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     const config = this.deps.config()
     const policy = config.agents[session.agent]
     const results: PublishResult[] = []
-    const routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access'>> = []
+    const routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access' | 'picked'>> = []
     const seenHosts = new Set<string>()
     const wantedTcp: Array<{ spec: Extract<TunnelSpec, { kind: 'tcp' }>; index: number }> = []
 
@@ -105,7 +107,7 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
         continue
       }
       seenHosts.add(decision.host)
-      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null })
+      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null, ...(spec.host === RANDOM_HOST || this.wasPicked(session, decision.host) ? { picked: true } : {}) })
       results.push({ id: spec.id, ok: true, url: this.deps.publicUrl(decision.host) })
     }
 
@@ -122,18 +124,37 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     return results
   }
 
+  /** True when `host` is a name the relay picked earlier for this process (asked for again by name). */
+  private wasPicked(session: S, host: string): boolean {
+    const r = this.registry.route(host)
+    return r?.picked === true && r.agent === session.agent && r.instance === session.instance
+  }
+
   /** Pings the live owner of `host`; one that does not answer is closed as stale (true). */
-  private async ownerIsStale(host: string): Promise<boolean> {
+  private ownerIsStale(host: string): Promise<boolean> {
     const owner = this.registry.route(host)?.session
-    if (!owner || owner.isClosed) return true
+    return owner ? this.replaceIfStale(owner, { host }) : Promise.resolve(true)
+  }
+
+  /**
+   * Another process of the same agent claims a name or port `owner` holds: an owner that does not
+   * answer a ping within OWNER_PING_MS is closed as stale and true returned; a live one keeps it.
+   */
+  async replaceIfStale(owner: S, what: { host?: string; port?: number } = {}): Promise<boolean> {
+    if (owner.isClosed) return true
     if (await owner.answersPing(OWNER_PING_MS)) return false
-    owner.log.info({ host }, 'another process of this agent claims a hostname and this session did not answer a ping; closing it as stale')
+    owner.log.info(what, 'another process of this agent claims what this session holds, and it did not answer a ping; closing it as stale')
     owner.close(new PorchlightError('PL_ERR_LINK_REPLACED'), { code: 'PL_ERR_LINK_REPLACED', message: 'replaced by a newer process of the same agent' })
     return true
   }
 
-  /** A session ended: its TCP ports stop listening, its hosts go offline (503), still reserved for its agent. */
+  /**
+   * A session ended: its TCP ports stop listening, its hosts go offline (503), still reserved for its
+   * agent. Names the relay picked for a quick share whose process is stopping (it sent GoAway) are
+   * released instead: nobody will come back for them.
+   */
   unpublish(session: S): void {
+    if (session.leaving === true) this.registry.dropRoutes((r) => !(r.session === session && r.picked === true))
     this.registry.detach(session)
     void this.deps.tcpPorts.apply(session, []).catch(() => undefined)
   }

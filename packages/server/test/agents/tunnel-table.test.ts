@@ -2,6 +2,7 @@
 // inside the agent's policy, a stale owner that does not answer a ping loses the name, and a
 // reload withdraws hosts, closes sessions that no longer qualify and frees a removed agent's names.
 import t from 'tap'
+import net from 'node:net'
 import { PassThrough } from 'node:stream'
 import { parseRelayConfig, type RelayConfig } from '@porchlight/shared/config'
 import { createLogger } from '@porchlight/shared/log'
@@ -23,6 +24,7 @@ class FakeSession implements TunnelSession {
   readonly id = `s${FakeSession.next++}`
   readonly log = log
   isClosed = false
+  leaving = false
   tunnels: TunnelSpec[] = []
   results: PublishResult[] = []
   readonly sent: RelayMessage[] = []
@@ -41,8 +43,9 @@ class FakeSession implements TunnelSession {
 
 function buildTable(initial: RelayConfig): { table: TunnelTable<FakeSession>; setConfig: (c: RelayConfig) => void; session: (agent: string, instance: string, opts?: { token?: string; cert?: string | null; live?: boolean }) => FakeSession } {
   let config = initial
-  const tcpPorts = new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(), stateDir: null })
-  const table = new TunnelTable<FakeSession>({ config: () => config, log, tcpPorts, reservedHosts: () => new Set(['localhost', config.domain]), publicUrl: (h) => `https://${h}/` })
+  // eslint-style forward reference: the table exists by the time a port is contested.
+  const tcpPorts: TcpPorts = new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(), stateDir: null, staleOwner: (owner) => table.replaceIfStale(owner as FakeSession) })
+  const table: TunnelTable<FakeSession> = new TunnelTable<FakeSession>({ config: () => config, log, tcpPorts, reservedHosts: () => new Set(['localhost', config.domain]), publicUrl: (h) => `https://${h}/` })
   return {
     table,
     setConfig: (c) => { config = c },
@@ -139,4 +142,52 @@ t.test('reload: withdrawn hosts stop routing, rotated tokens and new require_cer
   await table.reload(withCert)
   t.same(laptop.closedWith, { code: 'PL_ERR_AUTH_CERT_REQUIRED', message: 'relay config now requires a client certificate' })
   t.equal(offlineSib.isClosed, true)
+})
+
+t.test('a relay TCP port has one owner process: a live one keeps it (PL_ERR_POLICY_PORT_TAKEN), a stale one is replaced', async (t) => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as net.AddressInfo).port
+      probe.close(() => resolve(p))
+    })
+  })
+  const base = relayConfig({ laptop: { token_sha256: HASH_A, hosts: ['*.tunnel.example.com'], tcp_ports: [port] } })
+  const config: RelayConfig = { ...base, listen: { ...base.listen, public: { host: '127.0.0.1', port: 0 } } }
+  const { table, session } = buildTable(config)
+  const tcp: TunnelSpec = { id: 'ssh', kind: 'tcp', remote_port: port }
+  const owner = session('laptop', 'svc')
+  t.same(await table.publish(owner, [tcp]), [{ id: 'ssh', ok: true, url: `tcp://tunnel.example.com:${port}` }])
+  t.teardown(() => { owner.close(); for (const s of table.registry.allSessions()) s.close() })
+  const [taken] = await table.publish(session('laptop', 'quick'), [tcp])
+  t.same(taken, { id: 'ssh', ok: false, code: 'PL_ERR_POLICY_PORT_TAKEN', message: `port ${port} is served by another running process of agent laptop` })
+
+  const stale = session('laptop', 'hung', { live: false })
+  owner.close()
+  t.equal((await table.publish(stale, [tcp]))[0]?.ok, true, 'the owner gone, another process takes the port')
+  const fresh = session('laptop', 'rebooted')
+  t.same(await table.publish(fresh, [tcp]), [{ id: 'ssh', ok: true, url: `tcp://tunnel.example.com:${port}` }], 'a stale holder is replaced')
+  t.equal(stale.closedWith?.code, 'PL_ERR_LINK_REPLACED')
+})
+
+t.test('a quick share that stops (GoAway) releases the name the relay picked; configured names stay reserved', async (t) => {
+  const { table, session } = buildTable(relayConfig({ laptop: { token_sha256: HASH_A, hosts: ['*.tunnel.example.com'] } }))
+  const quick = session('laptop', 'quick')
+  const [r] = await table.publish(quick, [http('q', '*'), http('blog')])
+  const picked = r?.ok ? new URL(r.url).hostname : ''
+  quick.leaving = true
+  quick.close()
+  t.equal(table.registry.route(picked), undefined, 'the picked name is free again (404, not a 503 forever)')
+  t.equal(table.registry.route('blog.tunnel.example.com')?.session, null, 'the configured name stays reserved, offline')
+
+  const blip = session('laptop', 'blip')
+  const [b] = await table.publish(blip, [http('q', '*')])
+  const blipHost = b?.ok ? new URL(b.url).hostname : ''
+  blip.close() // lost, not leaving: the name waits for the process to come back
+  t.equal(table.registry.route(blipHost)?.session, null)
+  const back = session('laptop', 'blip')
+  const [again] = await table.publish(back, [http('q', blipHost)])
+  t.equal(again?.ok && new URL(again.url).hostname, blipHost, 'the same process gets it back by name')
+  back.leaving = true
+  back.close()
+  t.equal(table.registry.route(blipHost), undefined, 'and still releases it when it stops')
 })
