@@ -202,7 +202,7 @@ export class AgentSession {
       )
     },
     request: (m) => {
-      void handleControlRequest(this, m).then((reply) => this.send(reply), (err: unknown) => this.log.error({ err }, 'control request failed'))
+      void handleControlRequest(this, { routesOf: (agent) => this.ctx.registry.routesOf(agent), links: this.ctx.links, publicUrl: (host) => this.ctx.publicUrl(host) }, m).then((reply) => this.send(reply), (err: unknown) => this.log.error({ err }, 'control request failed'))
     },
   }
 
