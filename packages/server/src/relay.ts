@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
+import { HTTPS_READY_NOTICE } from '@porchlight/shared/protocol'
 import type { Logger } from '@porchlight/shared/log'
 import { AgentSession } from './agents/session.js'
 import { TcpPorts } from './agents/tcp-ports.js'
@@ -312,9 +313,6 @@ interface PublicTlsServer {
   /** True when a configured certificate (not the fallback) covers the name. */
   covers(name: string): boolean
 }
-
-/** The notice code that tells an agent a tunnel's https:// URL is ready (message: `TUNNEL-ID URL`). */
-export const HTTPS_READY_NOTICE = 'PL_NOTICE_HTTPS_READY'
 
 type PublicCertificates = ReturnType<typeof loadPublicCertificates>
 
