@@ -3,6 +3,8 @@
 // DNS-01 for a wildcard through acme.dns_hook; each ends in a TLS client that verifies the served
 // certificate against pebble's root. Names nobody published and random SNIs never get an order.
 import { X509Certificate } from 'node:crypto'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import tls from 'node:tls'
 import t from 'tap'
 import { pebbleMissingReason, startPebble } from './harness/pebble.js'
@@ -89,8 +91,21 @@ t.test('TLS-ALPN-01 with only the HTTPS listener reachable (auto, loopback HTTP)
   const issued = await relay.waitForLog(l => l['msg'] === 'acme: certificate issued' && l['host'] === 'alpn.acme.test', ISSUE_TIMEOUT_MS, 'certificate issued')
   t.equal(issued['challenge'], 'tls-alpn-01')
   t.comment(`TLS-ALPN-01 issuance: ${Date.now() - started} ms from start (relay: ${String(issued['ms'])} ms)`)
-  const r = await handshake(tlsPort, 'alpn.acme.test', await pebble.root())
+  const root = await pebble.root()
+  const r = await handshake(tlsPort, 'alpn.acme.test', root)
   t.ok(r.ok, 'verified against pebble\'s root')
+
+  // Account key and certificate in state/, 0600 under 0700; a restart serves the stored one.
+  const acmeDir = join(relay.dir, 'state', 'acme')
+  const [sub] = readdirSync(acmeDir)
+  const base = join(acmeDir, sub ?? '')
+  t.equal(statSync(base).mode & 0o777, 0o700)
+  for (const f of ['account.key', 'certs/alpn.acme.test.crt', 'certs/alpn.acme.test.key']) t.equal(statSync(join(base, f)).mode & 0o777, 0o600, f)
+  await relay.restart()
+  await relay.waitForLog(l => l['msg'] === 'acme: using the stored certificate' && l['host'] === 'alpn.acme.test', 10_000, 'stored certificate reused')
+  const again = await handshake(tlsPort, 'alpn.acme.test', root)
+  t.ok(again.ok && r.ok && again.serial === r.serial, 'the same certificate after a restart')
+  t.equal(ordersFor(relay).length, 1, 'no second order')
 })
 
 t.test('DNS-01 wildcard through acme.dns_hook; names under it need no order', { skip: skip ?? false }, async t => {

@@ -283,7 +283,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       config = next
       outboundRules = parseAllOutbound(next)
       await tunnels.reload(next)
+      // acme.names added by the reload are ordered now; challenge, names, dns_hook and the limits
+      // apply at once. Turning ACME on or off and its directory (account, files) are read at start.
       if (acme) acme.start()
+      const restartNeeded = (acme === null) !== (next.acme === null || next.state === null) ||
+        (next.acme !== null && acmeSettings !== null && (next.acme.directory !== acmeSettings.directory || next.acme.directory_ca !== acmeSettings.directory_ca))
+      if (restartNeeded) log.warn('acme: turning ACME on or off, or a new directory or directory_ca, takes effect at the next restart')
       log.info('config reloaded')
     },
   }
@@ -371,6 +376,8 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     handshakeTimeout: config.limits.headers_timeout_ms,
   })
   serveVisitors(server, handler)
+  // RFC 8737: a validation handshake carries no data afterwards; close it rather than parse HTTP.
+  if (acme) server.on('secureConnection', (socket: tls.TLSSocket) => { if (socket.alpnProtocol === ACME_TLS_ALPN) socket.end() })
   return {
     server,
     rotate(next: PublicCertificates): void {
