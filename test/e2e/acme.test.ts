@@ -124,3 +124,18 @@ t.test('DNS-01 wildcard through acme.dns_hook; names under it need no order', { 
   t.ok(r.ok && r.body.includes('wild'), 'verified against pebble\'s root')
   t.same(ordersFor(relay), ['*.wild.acme.test'], 'one order, for the wildcard')
 })
+
+t.test('a failed validation is counted and the name waits before its next order', { skip: skip ?? false }, async t => {
+  const { relay, tlsPort } = await acmeRelay(t, { hosts: ['*.acme.test'] })
+  // pebble checks HTTP-01 on a port nobody listens on.
+  const pebble = await startPebble(t, { httpPort: await freePort(), tlsPort })
+  relay.config['acme'] = { directory: pebble.directory, directory_ca: pebble.directoryCa, email: 'ops@acme.test', challenge: 'http-01', names: ['fail.acme.test'] }
+  await relay.start()
+  const failed = await relay.waitForLog(l => l['msg'] === 'acme: order failed' && l['host'] === 'fail.acme.test', ISSUE_TIMEOUT_MS, 'order failed')
+  t.equal(failed['failures'], 1)
+  t.equal(failed['retry_in_s'], 60, 'first retry after a minute')
+  const metrics = await fetch(`${relay.adminUrl}/metrics`, { headers: { authorization: `Bearer ${relay.adminToken}` } }).then(r => r.text())
+  t.match(metrics, /porchlight_acme_orders_total\{result="failed"\} 1/)
+  t.match(metrics, /porchlight_acme_orders_waiting 1/)
+  t.notOk((await handshake(tlsPort, 'fail.acme.test', await pebble.root())).ok, 'no certificate, no fallback')
+})
