@@ -5,6 +5,7 @@ import { AGENT_DEFAULTS, formatAddress, type Address, type AgentConfig, type Age
 import { PorchlightError, codes } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
+import { HTTPS_READY_NOTICE } from '@porchlight/shared/protocol'
 import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, type TcpTunnel } from './inbound.js'
 import { InspectServer } from './inspect.js'
 import { ForwardSet } from './forwards.js'
@@ -160,6 +161,9 @@ export class Agent extends EventEmitter {
       onFailed: (tunnel, err) => {
         this.states.set(tunnel.id, { id: tunnel.id, kind: 'forward', state: 'failed', url: null, to: localTarget(tunnel), message: err.message })
       },
+    })
+    this.supervisor.on('notice', (notice: { code: string; message: string }) => {
+      if (notice.code === HTTPS_READY_NOTICE) this.onHttpsReady(notice.message)
     })
     this.supervisor.on('connected', (welcome) => this.emit('connected', welcome))
     this.supervisor.on('disconnected', () => this.emit('disconnected'))
@@ -349,6 +353,23 @@ export class Agent extends EventEmitter {
     // as the error table's `retry` says, with a doubling delay; refusals by policy are not retried.
     if (results.some((r) => !r.ok && (codes as Record<string, { retry: boolean } | undefined>)[r.code]?.retry === true)) this.scheduleRepublish()
     else this.retryDelayMs = this.deps.rejectedRetryMs ?? REJECTED_RETRY_MS
+  }
+
+  /**
+   * The relay obtained a certificate for a published tunnel (`TUNNEL-ID URL`): the tunnel's URL
+   * becomes the https:// one (status, a new `Forwarding` line) if it names the host we hold.
+   */
+  private onHttpsReady(message: string): void {
+    const [id, url] = message.split(' ')
+    if (id === undefined || url === undefined || !url.startsWith('https://')) return
+    const state = this.states.get(id)
+    const tunnel = this.config.tunnels.find((t) => t.id === id)
+    if (tunnel === undefined || tunnel.kind !== 'http' || state?.state !== 'ready' || hostOfUrl(url) !== this.acceptedHosts.get(id)) return
+    this.states.set(id, { ...state, url })
+    this.log.info({ tunnel: id, url }, 'tunnel served over https')
+    if (this.printedUrls.get(id) === url) return
+    this.printedUrls.set(id, url)
+    this.emit('tunnel', { id, kind: tunnel.kind, url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
   }
 
   private scheduleRepublish(): void {

@@ -242,6 +242,7 @@ export class Supervisor extends EventEmitter {
     control.on('notice', (notice: { level: 'info' | 'warn' | 'error'; code: string; message: string }) => {
       if (notice.code === 'PL_ERR_LINK_REPLACED') this.replaced = true
       this.log[notice.level]({ code: notice.code }, `relay notice: ${notice.message}`)
+      this.emit('notice', notice)
     })
     const current: Current = { session, control, connectedAt }
     try {

@@ -1,10 +1,12 @@
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import https from 'node:https'
+import type tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
+import { HTTPS_READY_NOTICE } from '@porchlight/shared/protocol'
 import type { Logger } from '@porchlight/shared/log'
 import { AgentSession } from './agents/session.js'
 import { TcpPorts } from './agents/tcp-ports.js'
@@ -24,6 +26,8 @@ import { LinkStore } from './access/links.js'
 import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
+import { AcmeManager } from './acme/manager.js'
+import { ACME_TLS_ALPN } from './acme/challenges.js'
 
 export interface RelayAddresses {
   public: string
@@ -67,6 +71,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     tcpPorts,
     reservedHosts: () => reservedHosts,
     publicUrl: (host) => ctx.publicUrl(host),
+    onHostPublished: (host) => acme?.want(host, 'published'),
   })
   const registry = tunnels.registry
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
@@ -95,7 +100,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     activity: new Activity(),
     reservedHosts,
     publicUrl(host: string): string {
-      if (config.listen.public_tls && bound.public_tls) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
+      // With ACME, https:// once a certificate covers the name (until then, a fallback
+      // certificate would not match it); without, whenever the HTTPS listener runs.
+      const httpsReady = acme === null || publicTls?.covers(host) === true || acme.covers(host)
+      if (config.listen.public_tls && bound.public_tls && httpsReady) return `https://${host}${portSuffix(bound.public_tls.port, 443)}/`
       return `http://${host}${portSuffix(bound.public?.port ?? config.listen.public.port, 80)}/`
     },
     revokedSerials: () => revoked,
@@ -104,16 +112,49 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     },
   }
 
+  const acmeSettings = config.acme
+  const acme: AcmeManager | null = acmeSettings && config.state ? new AcmeManager({
+    acme: () => config.acme ?? acmeSettings,
+    stateDir: config.state,
+    publicHost: () => config.listen.public.host,
+    staticCovers: (name) => publicTls?.covers(name) === true,
+    isPublished: (name) => registry.route(name) !== undefined,
+    onReady: (name) => announceHttps(name),
+    // Visitor client certificates are checked against the relay CA on ACME certificates too.
+    contextOptions: config.pki ? { ca: readFile(path.join(config.pki, 'ca.crt')) } : {},
+    log,
+    metrics: metrics.registry,
+  }) : null
+
+  /** A new certificate: each live session publishing a name it covers hears the https:// URL. */
+  function announceHttps(name: string): void {
+    const covered = (host: string): boolean => host === name || (name.startsWith('*.') && host.slice(host.indexOf('.')) === name.slice(1))
+    for (const s of registry.allSessions()) {
+      for (const r of s.results) {
+        if (!r.ok || r.url === undefined || !r.url.startsWith('http:')) continue
+        const host = new URL(r.url).hostname
+        if (!covered(host)) continue
+        r.url = ctx.publicUrl(host)
+        if (r.url.startsWith('https:')) s.send({ type: 'notice', level: 'info', code: HTTPS_READY_NOTICE, message: `${r.id} ${r.url}` })
+      }
+    }
+  }
+
   // One basic-auth limiter for both listeners, so HTTP and HTTPS share the 10-guesses budget.
   const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
-  const visitorHandler = createVisitorHandler(ctx, { https: false, listenerPorts: () => listenerPorts(), basicLimiter })
+  const visitorHandler = createVisitorHandler(ctx, {
+    https: false,
+    listenerPorts: () => listenerPorts(),
+    basicLimiter,
+    ...(acme ? { beforeRouting: (req: IncomingMessage, res: ServerResponse) => acme.answers.answerHttp(req, res) } : {}),
+  })
   const publicServer = createVisitorServer(ctx, visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
   let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
     const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
-    publicTls = createPublicTlsServer(config, tlsHandler)
+    publicTls = createPublicTlsServer(config, tlsHandler, acme)
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
@@ -202,6 +243,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         throw err
       }
       if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations, 1000, onRevocationError)
+      // Orders start once the listeners the CA connects to are up.
+      acme?.start()
       return {
         public: formatAddress(bound.public),
         public_tls: bound.public_tls ? formatAddress(bound.public_tls) : null,
@@ -211,6 +254,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     },
     async close(graceMs = 10_000): Promise<void> {
       stopWatching?.()
+      acme?.close()
       refusals.flush()
       publicServer.close()
       publicTlsServer?.close()
@@ -239,6 +283,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       config = next
       outboundRules = parseAllOutbound(next)
       await tunnels.reload(next)
+      // acme.names added by the reload are ordered now; challenge, names, dns_hook and the limits
+      // apply at once. Turning ACME on or off and its directory (account, files) are read at start.
+      if (acme) acme.start()
+      const restartNeeded = (acme === null) !== (next.acme === null || next.state === null) ||
+        (next.acme !== null && acmeSettings !== null && (next.acme.directory !== acmeSettings.directory || next.acme.directory_ca !== acmeSettings.directory_ca))
+      if (restartNeeded) log.warn('acme: turning ACME on or off, or a new directory or directory_ca, takes effect at the next restart')
       log.info('config reloaded')
     },
   }
@@ -265,25 +315,58 @@ interface PublicTlsServer {
   server: https.Server
   /** New certificates for new handshakes (SIGHUP after a renewal). */
   rotate(certs: PublicCertificates): void
+  /** True when a configured certificate (not the fallback) covers the name. */
+  covers(name: string): boolean
 }
 
 type PublicCertificates = ReturnType<typeof loadPublicCertificates>
 
-/** The visitors' certificates, each per-name context trusting the relay CA for visitor certificates. */
-function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates>; ca: { ca?: Buffer } } {
+/**
+ * The visitors' certificates, each per-name context trusting the relay CA for visitor certificates;
+ * `certs` is null when none are configured (ACME provides them all).
+ */
+function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates> | null; ca: { ca?: Buffer } } {
   const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
   const ca = caFile ? { ca: readFile(caFile) } : {}
-  return { certs: loadSniCertificates(config.listen.public_tls!.certs, ca), ca }
+  const files = config.listen.public_tls!.certs
+  return { certs: files.length === 0 && config.acme ? null : loadSniCertificates(files, ca), ca }
 }
 
-function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>): PublicTlsServer {
+/** Set by the ALPN callback on a handshake that offers `acme-tls/1` for a name with a challenge open. */
+const acmeValidation = Symbol('acmeValidation')
+
+function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>, acme: AcmeManager | null): PublicTlsServer {
   let current = loadPublicCertificates(config)
   const { certs, ca } = current
   const server = https.createServer({
-    cert: certs.cert,
-    key: certs.key,
-    // SNI picks the certificate from whatever set is current (rotate() swaps it).
-    SNICallback: (servername, cb) => current.certs.SNICallback(servername, cb),
+    ...(certs ? { cert: certs.cert, key: certs.key } : {}),
+    // SNI picks the certificate from whatever set is current (rotate() swaps it): a TLS-ALPN-01
+    // challenge certificate, a configured one covering the name, an ACME one, else the fallback.
+    // A name with none of them fails the handshake; no name a visitor sends starts an order.
+    SNICallback(this: tls.TLSSocket | undefined, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+      const socket = this as (tls.TLSSocket & { [acmeValidation]?: boolean }) | undefined
+      if (acme && socket?.[acmeValidation] === true) {
+        const challenge = acme.answers.alpnContext(servername.toLowerCase())
+        if (challenge) return cb(null, challenge)
+        return cb(new Error('no acme-tls/1 challenge open for this name'))
+      }
+      if (current.certs?.covers(servername) === true || acme === null) return current.certs!.SNICallback(servername, cb)
+      const issued = acme.contextFor(servername)
+      if (issued) return cb(null, issued)
+      if (current.certs) return current.certs.SNICallback(servername, cb)
+      cb(new Error('no certificate for this name yet'))
+    },
+    // ALPN is chosen before the certificate: a validation handshake (RFC 8737) offers only
+    // acme-tls/1 and is marked here for the SNI callback; visitors get http/1.1.
+    ...(acme ? {
+      ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }): string | undefined {
+        if (protocols.includes(ACME_TLS_ALPN) && acme.answers.hasAlpn(servername.toLowerCase())) {
+          (this as tls.TLSSocket & { [acmeValidation]?: boolean })[acmeValidation] = true
+          return ACME_TLS_ALPN
+        }
+        return protocols.includes('http/1.1') ? 'http/1.1' : undefined
+      },
+    } : {}),
     // Visitor client certificates are optional here; sites with client_certs demand them.
     requestCert: config.pki !== null,
     rejectUnauthorized: false, // lint-allow: relay-decides (per-site client_certs check after the handshake)
@@ -293,13 +376,16 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     handshakeTimeout: config.limits.headers_timeout_ms,
   })
   serveVisitors(server, handler)
+  // RFC 8737: a validation handshake carries no data afterwards; close it rather than parse HTTP.
+  if (acme) server.on('secureConnection', (socket: tls.TLSSocket) => { if (socket.alpnProtocol === ACME_TLS_ALPN) socket.end() })
   return {
     server,
     rotate(next: PublicCertificates): void {
       // The default context serves clients without SNI; the callback serves everyone else.
-      server.setSecureContext({ cert: next.certs.cert, key: next.certs.key, ...next.ca })
+      if (next.certs) server.setSecureContext({ cert: next.certs.cert, key: next.certs.key, ...next.ca })
       current = next
     },
+    covers: (name) => current.certs?.covers(name) === true,
   }
 }
 

@@ -45,6 +45,8 @@ export interface TunnelTableDeps {
   /** Hostnames the relay itself answers on; never claimable by agents. */
   reservedHosts: () => ReadonlySet<string>
   publicUrl: (host: string) => string
+  /** A hostname was accepted under the agent's policy (ACME orders its certificate). */
+  onHostPublished?: (host: string) => void
 }
 
 /**
@@ -111,7 +113,10 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
       results.push({ id: spec.id, ok: true, url: this.deps.publicUrl(decision.host) })
     }
 
-    if (!session.isClosed) this.registry.setRoutes(session, routes)
+    if (!session.isClosed) {
+      this.registry.setRoutes(session, routes)
+      for (const r of routes) this.deps.onHostPublished?.(r.host)
+    }
     const tcpResults = await this.deps.tcpPorts.apply(session, wantedTcp.map((w) => w.spec))
     wantedTcp.forEach((w, i) => { results[w.index] = tcpResults[i]! })
 

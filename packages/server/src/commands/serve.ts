@@ -10,10 +10,6 @@ export async function runServe(opts: { config: string; debug: boolean }): Promis
   const { config, warnings } = await loadRelayConfig(opts.config)
   const log = createLogger({ name: 'porchlight-relay', ...(opts.debug ? { level: 'debug' } : {}) })
   for (const w of warnings) log.warn(w)
-  if (config.acme) {
-    // Accepted so configs stay forward-compatible, but not implemented yet: say so loudly.
-    log.warn({ directory: config.acme.directory }, 'acme: automatic certificates are not implemented in this version; use listen.public_tls.certs')
-  }
   const relay = buildRelay(config, { log })
   const addresses = await relay.listen()
   const stateDir = config.state

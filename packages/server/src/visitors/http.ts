@@ -30,6 +30,8 @@ export interface VisitorHandlerOptions {
   listenerPorts: () => ReadonlySet<number>
   /** Basic-auth failures per IP and site, shared by the HTTP and HTTPS listeners. */
   basicLimiter: RateLimiter
+  /** Answers a request before routing (ACME HTTP-01 challenges); true when it did. */
+  beforeRouting?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
 export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOptions) {
@@ -122,6 +124,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       accessLog.info({ agent, host, method: req.method, url, status, bytesIn, bytesOut, ms }, 'request')
       ctx.activity.request({ time, agent: agent ?? null, host: host ?? null, method: req.method ?? '', url, status, bytesIn, bytesOut, ms })
     })
+    if (opts.beforeRouting?.(req, res) === true) return
     const r = route(req, accept)
     if (!r.ok) {
       if (r.code === 'PL_ERR_HTTP_BAD_REQUEST') res.shouldKeepAlive = false
@@ -131,7 +134,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     agent = r.route.agent
     host = r.host
     meter = ctx.metrics.http.forRoute(r.route)
-    if (!opts.https && ctx.config.redirect_http && ctx.config.listen.public_tls) {
+    if (!opts.https && ctx.config.redirect_http && ctx.config.listen.public_tls && ctx.publicUrl(r.host).startsWith('https:')) {
       // Visitors belong on HTTPS; publicUrl() already names the HTTPS listener's scheme and port.
       res.shouldKeepAlive = false
       res.writeHead(308, { location: `${ctx.publicUrl(r.host).replace(/\/$/, '')}${originForm(req.url ?? '/')}`, 'content-length': 0 })

@@ -25,6 +25,8 @@ export interface SniCertificates {
   SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void
   /** Which entry (index into the config list) serves a name; for logs and tests. */
   pick(servername: string): number
+  /** True when an entry's names cover `servername` (exactly or by a wildcard), not merely the fallback. */
+  covers(servername: string): boolean
 }
 
 export function loadSniCertificates(files: readonly CertFiles[], extra: tls.SecureContextOptions = {}): SniCertificates {
@@ -39,19 +41,20 @@ export function loadSniCertificates(files: readonly CertFiles[], extra: tls.Secu
     }
     return { names: dnsNames(l.cert, l.file), context }
   })
-  const pick = (servername: string): number => {
+  const match = (servername: string): number => {
     const name = servername.toLowerCase().replace(/\.$/, '')
     const exact = entries.findIndex((e) => e.names.includes(name))
     if (exact !== -1) return exact
     const parent = name.slice(name.indexOf('.') + 1)
-    const wild = entries.findIndex((e) => e.names.includes(`*.${parent}`))
-    return wild === -1 ? 0 : wild
+    return entries.findIndex((e) => e.names.includes(`*.${parent}`))
   }
+  const pick = (servername: string): number => Math.max(0, match(servername))
   return {
     cert: loaded[0]!.cert,
     key: loaded[0]!.key,
     SNICallback: (servername, cb) => cb(null, entries[pick(servername)]!.context),
     pick,
+    covers: (servername) => match(servername) !== -1,
   }
 }
 

@@ -191,3 +191,15 @@ t.test('a quick share that stops (GoAway) releases the name the relay picked; co
   back.close()
   t.equal(table.registry.route(blipHost), undefined, 'and still releases it when it stops')
 })
+
+t.test('onHostPublished hears accepted hostnames only (ACME orders for them, issue 12)', async (t) => {
+  const config = relayConfig({ laptop: { token_sha256: HASH_A, hosts: ['*.laptop.tunnel.example.com'] } })
+  const heard: string[] = []
+  const tcpPorts = new TcpPorts({ config: () => config, log, reservedPorts: () => new Set(), stateDir: null, staleOwner: () => Promise.resolve(true) })
+  const table = new TunnelTable<FakeSession>({ config: () => config, log, tcpPorts, reservedHosts: () => new Set(['localhost', config.domain]), publicUrl: (h) => `http://${h}/`, onHostPublished: (h) => heard.push(h) })
+  const s = new FakeSession(table, 'laptop', 'i1')
+  table.attach(s)
+  const results = await table.publish(s, [http('blog', 'blog.laptop.tunnel.example.com'), http('evil', 'evil.example.com'), http('x', 'x.laptop.tunnel.example.com')])
+  t.same(results.map((r) => r.ok), [true, false, true])
+  t.same(heard, ['blog.laptop.tunnel.example.com', 'x.laptop.tunnel.example.com'])
+})

@@ -33,6 +33,7 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
     if (s.acme !== null && listen.public_tls === null) {
       issues.add(['acme'], 'acme certificates are served on listen.public_tls; set listen.public_tls (address: 0.0.0.0:443)')
     }
+    if (s.acme) checkAcme(s.acme, listen, s.state, issues, warnings)
   }
   if (listen && s.redirect_http === true && listen.public_tls === null) {
     issues.add(['redirect_http'], 'redirecting to https needs listen.public_tls')
@@ -57,6 +58,32 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
 }
 
 type Listen = NonNullable<Sections['listen']>
+type Acme = NonNullable<Sections['acme']>
+
+/** What each challenge needs: a hook for dns-01 (and for every "*." name), the listener the CA connects to, a state dir. */
+function checkAcme(acme: Acme, listen: Listen, state: string | null | undefined, issues: IssueList, warnings: string[]): void {
+  if (state === null) issues.add(['acme'], 'the ACME account key and certificates are kept in state; set state')
+  const wildcards = acme.names.filter((n) => n.startsWith('*.'))
+  if (acme.dns_hook === null) {
+    if (acme.challenge === 'dns-01') issues.add(['acme', 'dns_hook'], 'challenge dns-01 needs dns_hook (an executable run as `HOOK present|cleanup FQDN VALUE`)')
+    acme.names.forEach((n, i) => {
+      if (n.startsWith('*.')) issues.add(['acme', 'names', i], `${n}: a wildcard certificate needs the dns-01 challenge; set acme.dns_hook`)
+    })
+  } else if (acme.challenge !== 'dns-01' && wildcards.length === 0) {
+    warnings.push('acme.dns_hook: set, but neither challenge dns-01 nor a "*." name uses it')
+  }
+  flagDuplicates(acme.names, ['acme', 'names'], issues)
+  const challenge = acme.challenge === 'auto' ? (isLoopbackHost(listen.public.host) ? 'tls-alpn-01' : 'http-01') : acme.challenge
+  if (challenge === 'http-01' && listen.public.port !== 80 && listen.public.port !== 0) {
+    warnings.push(`acme.challenge: http-01 is checked on port 80; listen.public is ${formatAddress(listen.public)}, so forward port 80 to it`)
+  }
+  if (challenge === 'tls-alpn-01' && listen.public_tls && listen.public_tls.address.port !== 443 && listen.public_tls.address.port !== 0) {
+    warnings.push(`acme.challenge: tls-alpn-01 is checked on port 443; listen.public_tls is ${formatAddress(listen.public_tls.address)}, so forward port 443 to it`)
+  }
+  if (acme.challenge === 'auto' && challenge === 'tls-alpn-01' && listen.public_tls === null) {
+    issues.add(['acme', 'challenge'], 'auto picks tls-alpn-01 (listen.public is loopback), which needs listen.public_tls')
+  }
+}
 
 function listenersOf(listen: Listen): Array<[string, Address]> {
   const out: Array<[string, Address]> = [['listen.public', listen.public], ['listen.agents', listen.agents]]

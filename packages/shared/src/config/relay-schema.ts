@@ -2,8 +2,9 @@ import { z } from 'zod'
 import { parseAddress, type Address } from './address.js'
 import { normalizeCidr } from './cidr.js'
 import { convert, listOf, requireString, strict } from './fields.js'
-import { hostField, httpUrlField, nullablePath, pemFile, sha256Spec, type SchemaContext } from './value-fields.js'
-import { normalizeHostPattern } from './hostname.js'
+import { checkExecutable, checkPemFile, hostField, nullablePath, pemFile, sha256Spec, type SchemaContext } from './value-fields.js'
+import { isLoopbackHost, normalizeHostPattern } from './hostname.js'
+import { resolveConfigPath } from './paths.js'
 import { normalizeOutboundEntry } from './outbound.js'
 import { parsePortRange, type PortRange } from './port-range.js'
 
@@ -26,6 +27,28 @@ export interface RelayAgentPolicy {
   outbound: string[]
 }
 
+/** How the ACME CA is to check that the relay controls a name (RFC 8555 section 8, RFC 8737). */
+export type AcmeChallenge = 'http-01' | 'tls-alpn-01' | 'dns-01'
+
+/** `acme:`: automatic certificates for the visitors' HTTPS listener. */
+export interface RelayAcme {
+  /** The CA's ACME directory URL: https://, or http(s) on a loopback address (a test CA). */
+  directory: string
+  email: string
+  /** Names to hold certificates for even when no agent publishes them; "*." names use dns-01. */
+  names: string[]
+  /** The challenge for exact names; `auto`: http-01 when listen.public is reachable from other machines, else tls-alpn-01. */
+  challenge: AcmeChallenge | 'auto'
+  /** Executable run as `HOOK present|cleanup FQDN VALUE` for dns-01 (absolute path), or null. */
+  dns_hook: string | null
+  /** Extra CA certificates (PEM) trusted for the directory's own TLS, e.g. a test CA; null: system roots. */
+  directory_ca: string | null
+  /** Renew when this many seconds are left; null: at two thirds of the lifetime (with jitter). */
+  renew_before_expiry_s: number | null
+  /** New orders per rolling hour across all names (Let's Encrypt allows 300 per 3 hours). */
+  max_orders_per_hour: number
+}
+
 export interface RelayConfig {
   domain: string
   listen: {
@@ -39,7 +62,7 @@ export interface RelayConfig {
   state: string | null
   admin_token_sha256: string | null
   trust_proxy: string[]
-  acme: { directory: string; email: string } | null
+  acme: RelayAcme | null
   redirect_http: boolean
   heartbeat: { interval_ms: number; timeout_ms: number }
   limits: {
@@ -63,6 +86,8 @@ export const RELAY_DEFAULTS = {
     admin: '127.0.0.1:7070',
   },
   acme_directory: 'https://acme-v02.api.letsencrypt.org/directory',
+  acme_challenge: 'auto',
+  acme_max_orders_per_hour: 30,
   redirect_http: false,
   heartbeat: { interval_ms: 10_000, timeout_ms: 20_000 },
   limits: {
@@ -99,6 +124,24 @@ function email(value: unknown): string {
   return text
 }
 
+/**
+ * An ACME directory URL: https://, or plain http only on a loopback address (a CA under test on
+ * this machine); anything else would let a network attacker answer for the CA.
+ */
+function acmeDirectory(value: unknown): string {
+  const text = requireString(value, 'an https:// URL')
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new Error(`${JSON.stringify(text)} is not a URL`)
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  if (url.protocol === 'https:') return url.toString()
+  if (url.protocol === 'http:' && isLoopbackHost(host)) return url.toString()
+  throw new Error(`expected an https:// URL (plain http only on a loopback address), got ${JSON.stringify(text)}`)
+}
+
 /** One top-level schema per key of relay.yaml; see sections.ts for why they are separate. */
 export function relaySections(ctx: SchemaContext) {
   const file = pemFile(ctx)
@@ -121,8 +164,14 @@ export function relaySections(ctx: SchemaContext) {
     admin_token_sha256: convert((v) => (v === null ? null : sha256Spec(v))).prefault(null),
     trust_proxy: listOf(normalizeCidr, MAX_LIST_ENTRIES),
     acme: strict({
-      directory: httpUrlField().prefault(RELAY_DEFAULTS.acme_directory),
+      directory: convert(acmeDirectory).prefault(RELAY_DEFAULTS.acme_directory),
       email: convert(email),
+      names: listOf(hostPattern, MAX_LIST_ENTRIES),
+      challenge: z.enum(['auto', 'http-01', 'tls-alpn-01', 'dns-01'], { error: 'expected auto, http-01, tls-alpn-01 or dns-01' }).default(RELAY_DEFAULTS.acme_challenge),
+      dns_hook: convert((v) => (v === null || v === undefined ? null : checkExecutable(resolveConfigPath(v, ctx.baseDir, ctx.env)))).prefault(null),
+      directory_ca: convert((v) => (v === null || v === undefined ? null : checkPemFile(resolveConfigPath(v, ctx.baseDir, ctx.env)))).prefault(null),
+      renew_before_expiry_s: z.number().int().min(1).max(365 * 86_400).nullable().default(null),
+      max_orders_per_hour: count(RELAY_DEFAULTS.acme_max_orders_per_hour, 300),
     }).nullable().default(null),
     redirect_http: z.boolean().default(RELAY_DEFAULTS.redirect_http),
     heartbeat: strict({

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { convert, requireString } from './fields.js'
 import { normalizeHostname } from './hostname.js'
@@ -55,6 +55,25 @@ export function nullablePath(ctx: SchemaContext) {
  */
 export function pemFile(ctx: SchemaContext) {
   return convert((v) => checkPemFile(resolveConfigPath(v, ctx.baseDir, ctx.env)))
+}
+
+/** A program the relay runs (acme.dns_hook): a regular file with an execute bit, checked at load. */
+export function checkExecutable(file: string): string {
+  let st
+  try {
+    st = statSync(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new Error(`file not found: ${file}`)
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`)
+  }
+  if (!st.isFile()) throw new Error(`not a regular file: ${file}`)
+  try {
+    accessSync(file, fsConstants.X_OK)
+  } catch {
+    throw new Error(`not executable: ${file} (chmod +x it)`)
+  }
+  return file
 }
 
 export function checkPemFile(file: string): string {

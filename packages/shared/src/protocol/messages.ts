@@ -58,10 +58,19 @@ export const RelayMessage = z.discriminatedUnion('type', [
     type: z.literal('response'), id: z.number().int().nonnegative(), ok: z.boolean(),
     result: z.unknown().optional(), code: shortText.optional(), message: shortText.optional(),
   }),
-  /** Something the agent should log (e.g. certificate revoked, session replaced). */
+  /**
+   * Something the agent should log (e.g. certificate revoked, session replaced). Code
+   * HTTPS_READY_NOTICE carries `TUNNEL-ID URL`: the tunnel is now served at that https:// URL.
+   */
   z.strictObject({ type: z.literal('notice'), level: z.enum(['info', 'warn', 'error']), code: shortText, message: shortText }),
 ])
 export type RelayMessage = z.infer<typeof RelayMessage>
+
+/**
+ * A notice code, not an error: a tunnel's certificate is ready (ACME), message `TUNNEL-ID URL`.
+ * A notice keeps older agents compatible: they log it and keep showing the http:// URL.
+ */
+export const HTTPS_READY_NOTICE = 'PL_NOTICE_HTTPS_READY'
 
 /** First message on a stream the relay opens for one visitor HTTP request. */
 export const HttpRequestHead = z.strictObject({

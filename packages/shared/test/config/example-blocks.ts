@@ -14,6 +14,7 @@ export function everyKey(text: string): string {
     }
   }
   return lines.join('\n')
+    .replace('/etc/porchlight/dns-hook', 'acme/dns-hook').replace('/etc/porchlight/acme-ca.pem', 'tls/wildcard.pem')
     .replace('/var/lib/porchlight/pki/server.crt', 'tls/agents.crt').replace('/var/lib/porchlight/pki/server.key', 'tls/agents.key')
     .replace('redirect_http: false', 'redirect_http: true').replace('require_cert: false', 'require_cert: true')
 }

@@ -30,6 +30,7 @@ t.test('relay.yaml: every key, loaded with its TLS blocks uncommented and files 
   const dir = t.testdir()
   const text = everyKey(readFileSync(join(examples, 'relay.yaml'), 'utf8'))
   writeFiles(dir, { 'relay.yaml': text, 'tls/wildcard.pem': PEM, 'tls/wildcard.key': PEM, 'tls/agents.crt': PEM, 'tls/agents.key': PEM })
+  writeFiles(dir, { 'acme/dns-hook': '#!/bin/sh\n' }, 0o700)
   const file = join(dir, 'relay.yaml')
   const { config, warnings } = await loadRelayConfig(file)
   t.same(warnings, [])
@@ -47,7 +48,7 @@ t.test('relay.yaml: every key, loaded with its TLS blocks uncommented and files 
   writeFiles(bareDir, { 'relay.yaml': text })
   const bare = await loadRelayConfig(join(bareDir, 'relay.yaml')).then(() => null, (err: { code: string; details: Array<{ path: string }> }) => err)
   t.equal(bare?.code, 'PL_ERR_CONFIG_INVALID')
-  t.same(bare?.details.map((i) => i.path), ['listen.public_tls.certs[0].cert', 'listen.public_tls.certs[0].key', 'tls.cert', 'tls.key'])
+  t.same(bare?.details.map((i) => i.path), ['listen.public_tls.certs[0].cert', 'listen.public_tls.certs[0].key', 'tls.cert', 'tls.key', 'acme.dns_hook', 'acme.directory_ca'])
 })
 
 t.test('relay-minimal.yaml loads with only the plain-ws warning', async (t) => {

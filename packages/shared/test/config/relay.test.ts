@@ -1,3 +1,4 @@
+import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseRelayConfig, RELAY_DEFAULTS, type RelayConfig } from '../../src/config/index.js'
@@ -62,7 +63,10 @@ t.test('every key is validated and normalised', (t) => {
   t.equal(config.state, '/var/lib/porchlight/state')
   t.equal(config.admin_token_sha256, 'b'.repeat(64))
   t.same(config.trust_proxy, ['10.0.0.0/8', '192.0.2.1/32'])
-  t.same(config.acme, { directory: 'https://acme-v02.api.letsencrypt.org/directory', email: 'ops@example.com' })
+  t.same(config.acme, {
+    directory: 'https://acme-v02.api.letsencrypt.org/directory', email: 'ops@example.com', names: [], challenge: 'auto',
+    dns_hook: null, directory_ca: null, renew_before_expiry_s: null, max_orders_per_hour: 30,
+  })
   t.same(config.heartbeat, { interval_ms: 5000, timeout_ms: 15_000 })
   t.equal(config.limits.max_body_bytes, 10_485_760)
   t.equal(config.limits.max_streams_per_agent, 1024, 'untouched limits keep defaults')
@@ -149,7 +153,7 @@ t.test('rules across keys (SECURITY H3, H6)', (t) => {
         'agents.laptop.require_cert: client certificates are checked against the CA in pki; set pki']],
     ['public_tls without certificates or acme', { listen: { public_tls: { address: ':443' } }, agents: agent },
       ['listen.public_tls.certs: needs at least one { cert, key } unless acme is set']],
-    ['acme without public_tls', { acme: { email: 'a@b.example' }, agents: agent },
+    ['acme without public_tls', { acme: { email: 'a@b.example' }, state: '/s', agents: agent },
       ['acme: acme certificates are served on listen.public_tls; set listen.public_tls (address: 0.0.0.0:443)']],
     ['redirect without https', { redirect_http: true, agents: agent }, ['redirect_http: redirecting to https needs listen.public_tls']],
     ['two listeners on one port', { listen: { public: '127.0.0.1:8080', agents: ':8080' }, agents: agent },
@@ -160,6 +164,37 @@ t.test('rules across keys (SECURITY H3, H6)', (t) => {
   for (const [name, value, want] of cases) t.same(failure(() => parse(value)).lines, want, name)
   t.doesNotThrow(() => parse({ listen: { admin: ':7070' }, admin_token_sha256: HASH_A, agents: agent }), 'a token makes a public admin listener acceptable')
   t.doesNotThrow(() => parse({ listen: { public: '127.0.0.1:0', agents: '127.0.0.1:0', admin: '127.0.0.1:0' }, agents: agent }), 'port 0 never clashes')
+  t.end()
+})
+
+t.test('acme: every key is checked, and what each challenge needs (issue 12)', (t) => {
+  const dir = writeFiles(t.testdir(), { 'hook.sh': '#!/bin/sh\n', 'plain.sh': '#!/bin/sh\n', 'ca.pem': PEM })
+  chmodSync(join(dir, 'hook.sh'), 0o755)
+  const tlsListen = { public_tls: { address: ':443' } }
+  const base = { listen: tlsListen, state: 'state', agents: agent }
+  const ok = parse({ ...base, acme: { email: 'ops@example.com', names: ['*.Tunnel.Example.com', 'www.example.com'], dns_hook: 'hook.sh', directory_ca: 'ca.pem', challenge: 'tls-alpn-01', renew_before_expiry_s: 600, max_orders_per_hour: 5 } }, dir)
+  t.same(ok.config.acme, {
+    directory: 'https://acme-v02.api.letsencrypt.org/directory', email: 'ops@example.com', names: ['*.tunnel.example.com', 'www.example.com'],
+    challenge: 'tls-alpn-01', dns_hook: join(dir, 'hook.sh'), directory_ca: join(dir, 'ca.pem'), renew_before_expiry_s: 600, max_orders_per_hour: 5,
+  })
+  t.ok(ok.warnings.some((w) => w.startsWith('acme.challenge: tls-alpn-01 is checked on port 443')) === false, 'port 443: no warning')
+  t.doesNotThrow(() => parse({ ...base, acme: { email: 'a@b.example', directory: 'http://127.0.0.1:14000/dir' } }, dir), 'plain http on loopback (a test CA)')
+  const cases: Array<[string, unknown, string[]]> = [
+    ['plain http directory', { ...base, acme: { email: 'a@b.example', directory: 'http://acme.example.com/dir' } },
+      ['acme.directory: expected an https:// URL (plain http only on a loopback address), got "http://acme.example.com/dir"']],
+    ['bad email, challenge and hook', { ...base, acme: { email: 'nobody', challenge: 'dns-02', dns_hook: 'plain.sh' } },
+      ['acme.email: "nobody" is not an email address', 'acme.challenge: expected auto, http-01, tls-alpn-01 or dns-01', `acme.dns_hook: not executable: ${join(dir, 'plain.sh')} (chmod +x it)`]],
+    ['missing hook file', { ...base, acme: { email: 'a@b.example', dns_hook: 'nope.sh' } }, [`acme.dns_hook: file not found: ${join(dir, 'nope.sh')}`]],
+    ['wildcard without a hook', { ...base, acme: { email: 'a@b.example', names: ['*.t.example.com', 'x.example.com', 'x.example.com'] } },
+      ['acme.names[0]: *.t.example.com: a wildcard certificate needs the dns-01 challenge; set acme.dns_hook', 'acme.names[2]: duplicate of names[1] ("x.example.com")']],
+    ['dns-01 without a hook', { ...base, acme: { email: 'a@b.example', challenge: 'dns-01' } },
+      ['acme.dns_hook: challenge dns-01 needs dns_hook (an executable run as `HOOK present|cleanup FQDN VALUE`)']],
+    ['no state', { listen: tlsListen, agents: agent, acme: { email: 'a@b.example' } }, ['acme: the ACME account key and certificates are kept in state; set state']],
+    ['unknown key', { ...base, acme: { email: 'a@b.example', name: [] } }, ['acme.name: unknown key "name" (did you mean "names"?)']],
+  ]
+  for (const [name, value, want] of cases) t.same(failure(() => parse(value, dir)).lines, want, name)
+  const http = parse({ ...base, listen: { public: ':8080', ...tlsListen }, acme: { email: 'a@b.example', challenge: 'http-01' } }, dir)
+  t.ok(http.warnings.includes('acme.challenge: http-01 is checked on port 80; listen.public is 0.0.0.0:8080, so forward port 80 to it'))
   t.end()
 })
 

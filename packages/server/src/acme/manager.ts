@@ -1,0 +1,333 @@
+import { X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import https from 'node:https'
+import tls, { type SecureContext } from 'node:tls'
+import acme from 'acme-client'
+import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client'
+import type { AcmeChallenge, RelayAcme } from '@porchlight/shared/config'
+import { isLoopbackHost } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import { ChallengeAnswers, runDnsHook } from './challenges.js'
+import { orderSlot, renewAt, retryDelayMs } from './schedule.js'
+import { AcmeStore } from './store.js'
+
+/** Most names whose expiry `porchlight_acme_certificate_expiry_seconds{name}` shows. */
+const EXPIRY_LABEL_CAP = 200
+/** setTimeout fires at once past 2^31-1 ms; longer waits are taken in steps of this. */
+const MAX_TIMER_MS = 24 * 60 * 60_000
+
+export interface AcmeManagerDeps {
+  acme: () => RelayAcme
+  stateDir: string
+  /** listen.public's host: `challenge: auto` uses http-01 only when it is reachable from other machines. */
+  publicHost: () => string
+  /** True when a configured `public_tls.certs` entry already covers the name (no order needed). */
+  staticCovers: (name: string) => boolean
+  /** True while some agent's route (live or offline) holds the name: renewals stop for dropped names. */
+  isPublished: (name: string) => boolean
+  /** Added to every certificate's context (the relay CA, for visitors' client certificates). */
+  contextOptions: tls.SecureContextOptions
+  /** A certificate for `name` is now served (first issue or renewal). */
+  onReady: (name: string) => void
+  log: Logger
+  metrics: PromRegistry
+  now?: () => number
+  random?: () => number
+}
+
+interface Held {
+  context: SecureContext
+  notBefore: number
+  notAfter: number
+  serial: string
+  renewTimer: NodeJS.Timeout | null
+}
+
+/**
+ * Certificates from an ACME CA (RFC 8555, with acme-client) for names the relay may serve: those
+ * in `acme.names` and hostnames agents publish under their policy (`want`). Never for a name a
+ * visitor merely asks for: the SNI callback only reads what is held here. One order at a time,
+ * at most `max_orders_per_hour`, a growing wait per name after a failure, renewal at two thirds of
+ * the lifetime (or `renew_before_expiry_s`), files in `state:` so restarts reuse them.
+ */
+export class AcmeManager {
+  readonly answers = new ChallengeAnswers()
+  private readonly held = new Map<string, Held>()
+  /** Names waiting for an order, in arrival order; `wanted` says why each is held. */
+  private readonly queue: string[] = []
+  private readonly queued = new Set<string>()
+  private readonly failures = new Map<string, { count: number; retryAt: number }>()
+  private readonly orderTimes: number[] = []
+  private readonly store: AcmeStore
+  private readonly now: () => number
+  private readonly random: () => number
+  private readonly log: Logger
+  private client: acme.Client | null = null
+  private running = false
+  private closed = false
+  private wake: NodeJS.Timeout | null = null
+  private current: string | null = null
+  private readonly orders: Counter<'result'>
+
+  constructor(private readonly deps: AcmeManagerDeps) {
+    this.store = new AcmeStore(deps.stateDir, deps.acme().directory)
+    this.now = deps.now ?? Date.now
+    this.random = deps.random ?? Math.random
+    this.log = deps.log.child({ component: 'acme' })
+    const registers = [deps.metrics]
+    this.orders = new Counter({ name: 'porchlight_acme_orders_total', help: 'ACME orders finished, by result (valid, failed)', labelNames: ['result'] as const, registers })
+    const held = this.held
+    const now = this.now
+    new Gauge({ name: 'porchlight_acme_certificates_valid', help: 'ACME certificates held and not expired', registers, collect() { this.set([...held.values()].filter((h) => h.notAfter > now()).length) } })
+    new Gauge({
+      name: 'porchlight_acme_certificate_expiry_seconds', help: 'Seconds until each ACME certificate expires', labelNames: ['name'] as const, registers,
+      collect() {
+        this.reset()
+        let n = 0
+        for (const [name, h] of held) if (n++ < EXPIRY_LABEL_CAP) this.set({ name }, Math.round((h.notAfter - now()) / 1000))
+      },
+    })
+    const queue = this.queue
+    new Gauge({ name: 'porchlight_acme_orders_waiting', help: 'Names waiting for an ACME order (cap, retry wait or another order in flight)', registers, collect() { this.set(queue.length) } })
+  }
+
+  /** Loads stored certificates for `acme.names` and orders the missing ones. */
+  start(): void {
+    for (const name of this.deps.acme().names) this.want(name, 'acme.names')
+  }
+
+  /**
+   * A name the relay may serve (published under policy, or configured): served from the stored
+   * certificate when there is a good one, else ordered. Names a configured or held wildcard
+   * covers, or a `public_tls.certs` entry covers, need nothing.
+   */
+  want(name: string, why: 'acme.names' | 'published'): void {
+    if (this.closed || this.held.has(name) || this.queued.has(name) || this.current === name) return
+    if (this.deps.staticCovers(name)) return
+    if (!name.startsWith('*.') && this.wildcardFor(name) !== null) return
+    if (this.loadStored(name)) return
+    this.log.info({ host: name, why }, 'acme: certificate needed')
+    this.enqueue(name)
+  }
+
+  /** True when a held certificate (exact, or a wildcard one label up) covers `name`. */
+  covers(name: string): boolean {
+    return this.contextFor(name) !== undefined
+  }
+
+  /** The context for a handshake's SNI: the exact name's certificate, else the wildcard's. */
+  contextFor(servername: string): SecureContext | undefined {
+    const name = servername.toLowerCase().replace(/\.$/, '')
+    const exact = this.held.get(name)
+    if (exact && exact.notAfter > this.now()) return exact.context
+    const dot = name.indexOf('.')
+    const wild = dot === -1 ? undefined : this.held.get(`*.${name.slice(dot + 1)}`)
+    return wild && wild.notAfter > this.now() ? wild.context : undefined
+  }
+
+  /** Serial of the certificate held for a name (tests and the admin view). */
+  serialOf(name: string): string | null {
+    return this.held.get(name)?.serial ?? null
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.wake) clearTimeout(this.wake)
+    for (const h of this.held.values()) if (h.renewTimer) clearTimeout(h.renewTimer)
+  }
+
+  private wildcardFor(name: string): string | null {
+    const dot = name.indexOf('.')
+    if (dot === -1) return null
+    const wild = `*.${name.slice(dot + 1)}`
+    return this.held.has(wild) || this.deps.acme().names.includes(wild) ? wild : null
+  }
+
+  private challengeFor(name: string): AcmeChallenge {
+    if (name.startsWith('*.')) return 'dns-01'
+    const c = this.deps.acme().challenge
+    if (c !== 'auto') return c
+    return isLoopbackHost(this.deps.publicHost()) ? 'tls-alpn-01' : 'http-01'
+  }
+
+  private loadStored(name: string): boolean {
+    let stored
+    try {
+      stored = this.store.read(name)
+    } catch (err) {
+      this.log.warn({ host: name, err }, 'acme: stored certificate unreadable; ordering a new one')
+      return false
+    }
+    if (!stored) return false
+    try {
+      const h = this.install(name, stored.cert, stored.key)
+      if (h.notAfter <= this.now()) return false
+      this.log.info({ host: name, serial: h.serial, not_after: new Date(h.notAfter).toISOString() }, 'acme: using the stored certificate')
+      return true
+    } catch (err) {
+      this.log.warn({ host: name, err }, 'acme: stored certificate unusable; ordering a new one')
+      return false
+    }
+  }
+
+  /** Serves a certificate from now on (new handshakes; open connections keep theirs) and plans its renewal. */
+  private install(name: string, certPem: Buffer, keyPem: Buffer): Held {
+    const x509 = new X509Certificate(certPem)
+    const context = tls.createSecureContext({ ...this.deps.contextOptions, cert: certPem, key: keyPem })
+    const old = this.held.get(name)
+    if (old?.renewTimer) clearTimeout(old.renewTimer)
+    const h: Held = { context, notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), serial: x509.serialNumber.toLowerCase(), renewTimer: null }
+    this.held.set(name, h)
+    const at = renewAt(h.notBefore, h.notAfter, this.deps.acme().renew_before_expiry_s, this.random())
+    this.scheduleRenewal(name, h, at)
+    return h
+  }
+
+  private scheduleRenewal(name: string, h: Held, at: number): void {
+    const delay = Math.max(0, at - this.now())
+    h.renewTimer = setTimeout(() => {
+      h.renewTimer = null
+      if (this.closed || this.held.get(name) !== h) return
+      if (delay > MAX_TIMER_MS) return this.scheduleRenewal(name, h, at)
+      if (!this.deps.acme().names.includes(name) && !this.deps.isPublished(name)) {
+        this.log.info({ host: name }, 'acme: not renewing; no agent publishes this name any more')
+        return
+      }
+      this.log.info({ host: name, not_after: new Date(h.notAfter).toISOString() }, 'acme: renewing')
+      this.enqueue(name)
+    }, Math.min(delay, MAX_TIMER_MS))
+    h.renewTimer.unref()
+  }
+
+  private enqueue(name: string): void {
+    if (this.queued.has(name)) return
+    this.queued.add(name)
+    this.queue.push(name)
+    void this.pump()
+  }
+
+  /** Runs orders one at a time while the cap and each name's retry wait allow; sleeps until the next may start. */
+  private async pump(): Promise<void> {
+    if (this.running || this.closed) return
+    this.running = true
+    try {
+      for (;;) {
+        if (this.closed || this.queue.length === 0) return
+        const now = this.now()
+        const index = this.queue.findIndex((n) => (this.failures.get(n)?.retryAt ?? 0) <= now)
+        const slot = orderSlot(this.orderTimes, now, this.deps.acme().max_orders_per_hour)
+        if (index === -1 || !slot.ok) {
+          const nextRetry = Math.min(...this.queue.map((n) => this.failures.get(n)?.retryAt ?? now))
+          const at = slot.ok ? nextRetry : Math.max(slot.at, nextRetry)
+          if (!slot.ok) this.log.warn({ waiting: this.queue.length, until: new Date(at).toISOString() }, 'acme: hourly order cap reached; waiting')
+          this.sleepUntil(at)
+          return
+        }
+        const [name] = this.queue.splice(index, 1)
+        this.queued.delete(name!)
+        this.orderTimes.push(now)
+        this.current = name!
+        try {
+          await this.order(name!)
+        } finally {
+          this.current = null
+        }
+      }
+    } finally {
+      this.running = false
+    }
+  }
+
+  private sleepUntil(at: number): void {
+    if (this.wake) clearTimeout(this.wake)
+    this.wake = setTimeout(() => {
+      this.wake = null
+      void this.pump()
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())))
+    this.wake.unref()
+  }
+
+  private async order(name: string): Promise<void> {
+    const challenge = this.challengeFor(name)
+    const started = performance.now()
+    this.log.info({ host: name, challenge }, 'acme: ordering a certificate')
+    try {
+      const client = await this.accountClient()
+      const [key, csr] = await acme.crypto.createCsr({ altNames: [name] }, await acme.crypto.createPrivateEcdsaKey())
+      const cert = await client.auto({
+        csr,
+        email: this.deps.acme().email,
+        termsOfServiceAgreed: true,
+        challengePriority: [challenge],
+        // acme-client's own pre-check would resolve the name from here; the CA's check is the one that counts.
+        skipChallengeVerification: true,
+        challengeCreateFn: (authz, ch, keyAuthorization) => this.present(authz, ch, keyAuthorization),
+        challengeRemoveFn: (authz, ch, keyAuthorization) => this.cleanup(authz, ch, keyAuthorization),
+      })
+      if (this.closed) return
+      const certPem = Buffer.from(cert)
+      this.store.save(name, certPem, key)
+      const h = this.install(name, certPem, key)
+      this.failures.delete(name)
+      this.orders.inc({ result: 'valid' })
+      this.log.info({ host: name, challenge, serial: h.serial, not_after: new Date(h.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'acme: certificate issued')
+      this.deps.onReady(name)
+    } catch (err) {
+      if (this.closed) return
+      const count = (this.failures.get(name)?.count ?? 0) + 1
+      const delay = retryDelayMs(count)
+      this.failures.set(name, { count, retryAt: this.now() + delay })
+      this.orders.inc({ result: 'failed' })
+      this.log.warn({ host: name, challenge, err: { message: (err as Error).message }, failures: count, retry_in_s: Math.round(delay / 1000), ms: Math.round(performance.now() - started) }, 'acme: order failed')
+      this.enqueue(name)
+    }
+  }
+
+  private async accountClient(): Promise<acme.Client> {
+    if (this.client) return this.client
+    const settings = this.deps.acme()
+    if (settings.directory_ca) {
+      // acme-client talks through its own axios instance; trust the extra CA for the directory only.
+      acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
+    }
+    let accountKey = this.store.readAccountKey()
+    if (!accountKey) {
+      accountKey = await acme.crypto.createPrivateEcdsaKey()
+      this.store.writeAccountKey(accountKey)
+      this.log.info({ dir: this.store.dir }, 'acme: new account key written')
+    }
+    const client = new acme.Client({ directoryUrl: settings.directory, accountKey, backoffAttempts: 15, backoffMin: 1000, backoffMax: 10_000 })
+    await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:${settings.email}`] })
+    this.log.info({ directory: settings.directory, account: client.getAccountUrl() }, 'acme: account ready')
+    this.client = client
+    return client
+  }
+
+  private async present(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
+    const host = authz.identifier.value
+    if (challenge.type === 'http-01') this.answers.addHttp(host, challenge.token, keyAuthorization)
+    else if (challenge.type === 'tls-alpn-01') {
+      const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization)
+      this.answers.addAlpn(host, tls.createSecureContext({ key, cert }))
+    } else if (challenge.type === 'dns-01') {
+      const hook = this.deps.acme().dns_hook
+      if (hook === null) throw new Error('dns-01 needs acme.dns_hook')
+      await runDnsHook(hook, 'present', `_acme-challenge.${host}`, keyAuthorization)
+    } else throw new Error(`unsupported challenge ${challenge.type}`)
+    this.log.debug({ host, challenge: challenge.type }, 'acme: challenge ready')
+  }
+
+  private async cleanup(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
+    const host = authz.identifier.value
+    if (challenge.type === 'http-01') this.answers.removeHttp(challenge.token)
+    else if (challenge.type === 'tls-alpn-01') this.answers.removeAlpn(host)
+    else if (challenge.type === 'dns-01') {
+      const hook = this.deps.acme().dns_hook
+      if (hook !== null) {
+        await runDnsHook(hook, 'cleanup', `_acme-challenge.${host}`, keyAuthorization).catch((err: unknown) => {
+          this.log.warn({ host, err: { message: (err as Error).message } }, 'acme: dns_hook cleanup failed')
+        })
+      }
+    }
+  }
+}
