@@ -139,7 +139,7 @@ export class Agent extends EventEmitter {
     this.supervisor = new Supervisor({
       log: deps.log,
       dial: deps.dial ?? dialRelay,
-      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance }),
+      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance, proxy: this.config.proxy ?? null }),
       tunnels: () => this.tunnelSpecs(),
       onPublished: (specs, results) => this.onPublished(specs, results),
       onStream: (stream) => this.onStream(stream),

@@ -42,10 +42,10 @@ async function startTlsRelay(t: Test, server: { certPem: string; keyPem: string 
 
 t.test('agentEndpoint table', async (t) => {
   const table: Array<[string, string]> = [
-    ['ws://127.0.0.1:7443', 'ws://127.0.0.1:7443/agent'],
-    ['wss://relay.example.com:7443/', 'wss://relay.example.com:7443/agent'],
-    ['https://relay.example.com', 'wss://relay.example.com/agent'],
-    ['http://relay.example.com:80', 'ws://relay.example.com/agent'],
+    ['ws://127.0.0.1:7443', 'ws://127.0.0.1:7443/_porchlight/connect'],
+    ['wss://relay.example.com:7443/', 'wss://relay.example.com:7443/_porchlight/connect'],
+    ['https://relay.example.com', 'wss://relay.example.com/_porchlight/connect'],
+    ['http://relay.example.com:80', 'ws://relay.example.com/_porchlight/connect'],
     ['wss://relay.example.com/custom/path', 'wss://relay.example.com/custom/path'],
   ]
   for (const [input, want] of table) t.equal(agentEndpoint(input).href, want, input)

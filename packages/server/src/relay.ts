@@ -1,6 +1,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import https from 'node:https'
+import { constants } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
@@ -9,7 +10,9 @@ import type { Logger } from '@porchlight/shared/log'
 import { AgentSession } from './agents/session.js'
 import { TcpPorts } from './agents/tcp-ports.js'
 import { TunnelTable } from './agents/tunnel-table.js'
-import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
+import { createAgentEndpoint, createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
+import { withSharedAgentsEndpoint } from './agents/shared-endpoint.js'
+import type { AuthFailureReason } from './admin/metrics.js'
 import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
@@ -110,28 +113,34 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const publicServer = createVisitorServer(ctx, visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
+  const agentCallbacks = {
+    config: () => config,
+    log,
+    revokedSerials: () => revoked,
+    onAgent: (a: AuthenticatedAgent) => attachAgent(a),
+    onAuthFailure: (reason: AuthFailureReason) => {
+      metrics.authFailed(reason)
+      if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
+    },
+  }
+  // `listen.agents: shared`: no listener of its own; the endpoint rides on the visitors' HTTPS
+  // listener (its client-certificate request from the relay CA is what require_cert checks).
+  const sharedAgents = config.listen.agents === 'shared'
   let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
-    const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+    const visitors = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+    const tlsHandler = sharedAgents
+      ? withSharedAgentsEndpoint(visitors, createAgentEndpoint({ ...agentCallbacks, clientCerts: true }), { domain: () => config.domain, listenerPorts: () => listenerPorts() })
+      : visitors
     publicTls = createPublicTlsServer(config, tlsHandler)
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
 
-  const tlsOptions = config.tls ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
-  const agentServer = createAgentListener({
-    config: () => config,
-    log,
-    revokedSerials: () => revoked,
-    tlsOptions,
-    onAgent: (a) => attachAgent(a),
-    onAuthFailure: (reason) => {
-      metrics.authFailed(reason)
-      if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
-    },
-  })
+  const tlsOptions = config.tls && !sharedAgents ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
+  const agentServer = sharedAgents ? null : createAgentListener({ ...agentCallbacks, tlsOptions })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
-  limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
+  if (agentServer) limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
 
   function attachAgent(a: AuthenticatedAgent): void {
@@ -190,8 +199,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           bound.public_tls = await listenOn(publicTlsServer, config.listen.public_tls.address, 'public_tls')
           started.push(publicTlsServer)
         }
-        bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
-        started.push(agentServer)
+        if (agentServer && config.listen.agents !== 'shared') {
+          bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
+          started.push(agentServer)
+        }
         if (config.listen.admin) {
           admin = await buildAdmin(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
@@ -205,7 +216,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       return {
         public: formatAddress(bound.public),
         public_tls: bound.public_tls ? formatAddress(bound.public_tls) : null,
-        agents: formatAddress(bound.agents),
+        // Shared: agents dial the visitors' HTTPS address (at AGENTS_SHARED_PATH on the domain).
+        agents: formatAddress(bound.agents ?? bound.public_tls!),
         admin: bound.admin ? formatAddress(bound.admin) : null,
       }
     },
@@ -214,7 +226,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       refusals.flush()
       publicServer.close()
       publicTlsServer?.close()
-      agentServer.close()
+      agentServer?.close()
       for (const s of registry.allSessions()) s.mux.goAway()
       const deadline = Date.now() + graceMs
       while (Date.now() < deadline && registry.allSessions().some((s) => s.mux.streamCount > 1)) {
@@ -230,7 +242,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a
       // bad one throws PL_ERR_TLS_FILE and the old contexts and the old config stay in force. New
       // handshakes use the new files; live connections and sessions stay up.
-      const agentTls = next.tls && 'setSecureContext' in agentServer
+      const agentTls = next.tls && agentServer && 'setSecureContext' in agentServer
         ? buildAgentTlsContextOptions({ cert: next.tls.cert, key: next.tls.key, caFile: next.pki ? path.join(next.pki, 'ca.crt') : null })
         : null
       const visitorTls = publicTls && next.listen.public_tls ? loadPublicCertificates(next) : null
@@ -270,9 +282,13 @@ interface PublicTlsServer {
 type PublicCertificates = ReturnType<typeof loadPublicCertificates>
 
 /** The visitors' certificates, each per-name context trusting the relay CA for visitor certificates. */
-function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates>; ca: { ca?: Buffer } } {
+function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates>; ca: { ca?: Buffer; secureOptions?: number } } {
   const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
-  const ca = caFile ? { ca: readFile(caFile) } : {}
+  // With `listen.agents: shared` agents authenticate here too: no resumption, so OpenSSL verifies
+  // every connection's certificate afresh (SECURITY.md rule 4), as on the dedicated listener. In
+  // every context (default and per-name) and across rotations.
+  const noResumption = config.listen.agents === 'shared' ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}
+  const ca = { ...(caFile ? { ca: readFile(caFile) } : {}), ...noResumption }
   return { certs: loadSniCertificates(config.listen.public_tls!.certs, ca), ca }
 }
 

@@ -179,12 +179,16 @@ async function relayUrlFor(config: RelayConfig, opts: AgentAddOptions): Promise<
     if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw new PorchlightError('PL_ERR_USAGE', ['--relay-url must be ws:// or wss://'])
     return opts.relayUrl.replace(/\/+$/, '')
   }
-  let port = config.listen.agents.port
+  // Shared: agents dial the visitors' HTTPS port (443 is left out of the URL), the default path.
+  const shared = config.listen.agents === 'shared'
+  const listener = config.listen.agents === 'shared' ? config.listen.public_tls?.address : config.listen.agents
+  let port = listener?.port ?? 0
   if (port === 0) {
     const run = await findRunningRelay(config, opts.config)
     port = run === null ? 0 : Number(/:(\d+)$/.exec(run.agents)?.[1] ?? 0)
-    if (port === 0) throw new PorchlightError('PL_ERR_USAGE', ['listen.agents has port 0 and no running relay says which port it bound; start the relay first or pass --relay-url'])
+    if (port === 0) throw new PorchlightError('PL_ERR_USAGE', [`${shared ? 'listen.public_tls.address' : 'listen.agents'} has port 0 and no running relay says which port it bound; start the relay first or pass --relay-url`])
   }
+  if (shared) return `wss://${config.domain}${port === 443 ? '' : `:${port}`}`
   return `${config.tls === null ? 'ws' : 'wss'}://${config.domain}:${port}`
 }
 

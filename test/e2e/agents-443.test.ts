@@ -1,0 +1,164 @@
+// Agents on 443 (issue 12): `listen.agents: shared` puts the agents' endpoint on the visitors' HTTPS
+// listener at /_porchlight/connect on the relay's own domain, with client certificates checked for
+// agents that need them, while visitors on the same port are served as before; and the agent
+// reaching the relay through a real HTTP CONNECT proxy (Debian's tinyproxy), or around it (NO_PROXY).
+import { createServer } from 'node:net'
+import t from 'tap'
+import { startHttpOrigin } from './harness/origins.js'
+import { initPki, issueCert, issueSiteCert } from './harness/pki.js'
+import { splitHostPort } from './harness/ports.js'
+import { RelayProcess, startAgent, type AgentProcess } from './harness/processes.js'
+import type { Scope } from './harness/scope.js'
+import { startTinyproxy, tinyproxyMissingReason } from './harness/tinyproxy.js'
+import { upgradeOverTls } from './harness/tls-upgrade.js'
+import { curlPage, type CurlPage } from './harness/visitor.js'
+import { pollUntil } from './harness/wait.js'
+import { childDir } from './harness/workdir.js'
+
+const AGENTS_PATH = '/_porchlight/connect'
+
+// One CA; the visitors' certificate also names the relay's own domain (localhost), which is what
+// agents verify on the shared port.
+const pki = await initPki(t)
+const siteCert = await issueSiteCert(pki, ['localhost', 'open.localhost', 'desk.localhost', 'proxied.localhost', 'direct.localhost', 'yaml.localhost', 'nobody.localhost'])
+const origin = await startHttpOrigin(t)
+const relay = new RelayProcess(t, {
+  agents: {
+    laptop: { hosts: ['open.localhost', 'proxied.localhost', 'direct.localhost', 'yaml.localhost', 'refused.localhost'] },
+    desk: { hosts: ['desk.localhost'], require_cert: true },
+  },
+})
+relay.config['pki'] = pki.dir
+relay.config.listen.agents = 'shared'
+relay.config.listen.public_tls = { address: '127.0.0.1:0', certs: [siteCert] }
+await relay.start()
+const tlsPort = splitHostPort(relay.publicTls ?? '').port
+// No port in a real deployment (wss://tunnel.example.com means 443); here the ephemeral one.
+const relayUrl = `wss://localhost:${tlsPort}`
+const scratch = childDir(t, 'curl')
+
+function browse(url: string, args: string[] = []): Promise<CurlPage> {
+  return curlPage(url, { dir: scratch, cacert: pki.caCert, args })
+}
+
+function sharedAgent(t: Scope, opts: { name?: string; tunnel: string; cert?: string; env?: Record<string, string>; proxy?: string; expectExit?: boolean; waitFor?: RegExp; forwarding?: number }): Promise<AgentProcess> {
+  return startAgent(t, relay, {
+    name: opts.name ?? 'laptop',
+    tunnels: [{ http: opts.tunnel, to: origin.url }],
+    extra: {
+      relay: relayUrl,
+      ...(opts.cert !== undefined ? { cert: opts.cert } : { ca: pki.caCert }),
+      ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}),
+    },
+    ...(opts.env !== undefined ? { env: opts.env } : {}),
+    ...(opts.expectExit === true ? { expectExit: true } : {}),
+    ...(opts.waitFor !== undefined ? { waitFor: opts.waitFor } : {}),
+    ...(opts.forwarding !== undefined ? { forwarding: opts.forwarding } : {}),
+  })
+}
+
+t.test('the relay binds no agents port of its own: agents dial the visitors\' HTTPS address', async t => {
+  const ready = relay.logs().find(l => l['msg'] === 'ready')
+  t.equal(ready?.['agents'], relay.publicTls)
+  t.equal(relay.agentsPort, tlsPort)
+})
+
+t.test('an agent connects on the shared HTTPS port and its site is served on that port', async t => {
+  const agent = await sharedAgent(t, { tunnel: 'open' })
+  t.equal(agent.urls[0], `https://open.localhost:${tlsPort}`)
+  const page = await browse(`https://open.localhost:${tlsPort}/hello`)
+  t.equal(page.status, 200)
+  t.equal((JSON.parse(page.body) as { url: string }).url, '/hello')
+
+  t.test('the agents\' path on any other Host is an ordinary visitor request', async t => {
+    const before = origin.requestCount
+    const routed = await browse(`https://open.localhost:${tlsPort}${AGENTS_PATH}`)
+    t.equal(routed.status, 200, 'routed to the site like any path')
+    t.equal((JSON.parse(routed.body) as { url: string }).url, AGENTS_PATH)
+    t.equal(origin.requestCount, before + 1)
+    const unknown = await browse(`https://nobody.localhost:${tlsPort}${AGENTS_PATH}`)
+    t.equal(unknown.status, 404, 'unknown host page')
+    // An agent's upgrade with a valid token, but for a published site's Host: the site's answer
+    // (the origin refuses a WebSocket on that path), never the agents' handler.
+    const upgrades = origin.requestCount
+    const foreign = await upgradeOverTls({ port: tlsPort, caCert: pki.caCert, token: relay.tokens['laptop']!, bundle: null, path: AGENTS_PATH, host: `open.localhost:${tlsPort}` })
+    t.equal(foreign.status, 404)
+    t.equal(origin.requestCount, upgrades + 1, 'the origin saw the upgrade')
+    const sessions = (await relay.connectedAgents()).filter(a => a.name === 'laptop')
+    t.equal(sessions.length, 1, 'no second laptop session')
+  })
+
+  t.test('on the relay\'s own domain only the exact path is the agents\'', async t => {
+    const plain = await browse(`https://localhost:${tlsPort}${AGENTS_PATH}`)
+    t.equal(plain.status, 426, 'the agents\' endpoint: upgrade required')
+    const query = await browse(`https://localhost:${tlsPort}${AGENTS_PATH}?x=1`)
+    t.equal(query.status, 404, 'a query makes it a visitor request (the domain is never a site)')
+    const other = await browse(`https://localhost:${tlsPort}/_porchlight/connect/x`)
+    t.equal(other.status, 404)
+    const badToken = await upgradeOverTls({ port: tlsPort, caCert: pki.caCert, token: 'wrong-token-wrong-token-wrong-token', bundle: null, path: AGENTS_PATH, host: `localhost:${tlsPort}`, localAddress: '127.0.0.4' })
+    t.equal(badToken.status, 401, 'the same authentication as the dedicated listener')
+  })
+})
+
+t.test('require_cert on the shared port: refused without a certificate, accepted with one', async t => {
+  const refused = await sharedAgent(t, { name: 'desk', tunnel: 'desk', expectExit: true })
+  t.equal(await refused.exited, 1)
+  t.match(refused.stderr(), /PL_ERR_AUTH_CERT_REJECTED: .*no client certificate/)
+
+  const bundle = await issueCert(pki, 'desk')
+  const agent = await sharedAgent(t, { name: 'desk', tunnel: 'desk', cert: bundle.file })
+  t.equal(agent.urls[0], `https://desk.localhost:${tlsPort}`)
+  const page = await browse(`https://desk.localhost:${tlsPort}/`)
+  t.equal(page.status, 200)
+
+  // Another agent's certificate does not open desk's door.
+  const laptopBundle = await issueCert(pki, 'laptop')
+  const wrong = await upgradeOverTls({ port: tlsPort, caCert: pki.caCert, token: relay.tokens['desk']!, bundle: laptopBundle.file, path: AGENTS_PATH, host: `localhost:${tlsPort}`, localAddress: '127.0.0.5' })
+  t.equal(wrong.status, 403)
+  t.match(wrong.body, /certificate belongs to agent laptop/)
+})
+
+const skipProxy = tinyproxyMissingReason()
+t.test('through an HTTP CONNECT proxy (tinyproxy)', { skip: skipProxy ?? false }, async t => {
+  const proxy = await startTinyproxy(t, { connectPorts: [tlsPort] })
+
+  t.test('HTTPS_PROXY: the link goes through the proxy, TLS verified inside it', async t => {
+    const agent = await sharedAgent(t, { tunnel: 'proxied', env: { HTTPS_PROXY: proxy.url } })
+    t.equal(agent.urls[0], `https://proxied.localhost:${tlsPort}`)
+    const logged = await pollUntil(async () => proxy.log(), log => log.includes(`CONNECT localhost:${tlsPort}`), { timeoutMs: 5000 })
+    t.ok(logged.ok, 'tinyproxy logged the CONNECT to the relay')
+    const page = await browse(`https://proxied.localhost:${tlsPort}/via-proxy`)
+    t.equal(page.status, 200)
+  })
+
+  t.test('agent.yaml proxy: with a client certificate through the tunnel', async t => {
+    const before = (proxy.log().match(/CONNECT localhost/g) ?? []).length
+    const bundle = await issueCert(pki, 'laptop', 'laptop-yaml.pem')
+    const agent = await sharedAgent(t, { tunnel: 'yaml', cert: bundle.file, proxy: proxy.url })
+    t.equal(agent.urls[0], `https://yaml.localhost:${tlsPort}`)
+    t.ok((proxy.log().match(/CONNECT localhost/g) ?? []).length > before, 'one more CONNECT')
+  })
+
+  t.test('NO_PROXY: the relay is dialled directly, the proxy never asked', async t => {
+    // A proxy address where nothing listens: any attempt to use it would fail.
+    const dead = createServer()
+    await new Promise<void>(resolve => dead.listen(0, '127.0.0.1', resolve))
+    const deadPort = (dead.address() as { port: number }).port
+    await new Promise<void>(resolve => dead.close(() => resolve()))
+    const agent = await sharedAgent(t, { tunnel: 'direct', env: { HTTPS_PROXY: `http://127.0.0.1:${deadPort}`, NO_PROXY: 'example.com,localhost' } })
+    t.equal(agent.urls[0], `https://direct.localhost:${tlsPort}`)
+  })
+
+  t.test('a proxy that refuses the relay\'s port: PL_ERR_LINK_PROXY with its status', async t => {
+    const strict = await startTinyproxy(t, { connectPorts: [tlsPort === 1 ? 2 : 1] })
+    const agent = await sharedAgent(t, { tunnel: 'refused', env: { HTTPS_PROXY: strict.url }, forwarding: 0 })
+    const line = await agent.waitForLine(/"code":"PL_ERR_LINK_PROXY"/, 10_000)
+    t.match(line, new RegExp(`proxy 127\\.0\\.0\\.1:${strict.port}: refused CONNECT to localhost:${tlsPort} with 403`))
+    t.notMatch(agent.stderr(), new RegExp(relay.tokens['laptop']!), 'no token in the output')
+  })
+
+  t.test('a proxy nobody listens on: PL_ERR_LINK_PROXY unreachable', async t => {
+    const agent = await sharedAgent(t, { tunnel: 'refused', proxy: 'http://127.0.0.1:1', forwarding: 0 })
+    t.match(await agent.waitForLine(/"code":"PL_ERR_LINK_PROXY"/, 10_000), /proxy 127\.0\.0\.1:1: unreachable/)
+  })
+})
