@@ -37,11 +37,14 @@ export async function runAgentAdd(opts: AgentAddOptions, io: AgentIo): Promise<{
   if (config.agents[opts.name] !== undefined) throw new PorchlightError('PL_ERR_CONFIG_AGENT_EXISTS', [opts.name, opts.config])
   const grant = parseGrant(opts)
   const hosts = grant.hosts ?? [`*.${opts.name}.${config.domain}`]
-  if (opts.cert === true && (config.tls === null || config.pki === null)) {
+  // Shared (agents on the visitors' HTTPS port): client certificates need only pki, and the relay
+  // presents the public_tls certificate (usually from a public CA the system trusts), so nothing is pinned.
+  const shared = config.listen.agents === 'shared'
+  if (opts.cert === true && ((config.tls === null && !shared) || config.pki === null)) {
     throw new PorchlightError('PL_ERR_USAGE', [`--cert needs tls: and pki: in ${opts.config} (porchlight-relay init sets both)`])
   }
   const relay = await relayUrlFor(config, opts)
-  const caSha256 = config.tls === null ? null : await agentsCaFingerprint(config)
+  const caSha256 = config.tls === null || shared ? null : await agentsCaFingerprint(config)
 
   const token = newToken()
   const before = await readRelayText(opts.config)
