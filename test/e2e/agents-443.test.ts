@@ -2,7 +2,9 @@
 // listener at /_porchlight/connect on the relay's own domain, with client certificates checked for
 // agents that need them, while visitors on the same port are served as before; and the agent
 // reaching the relay through a real HTTP CONNECT proxy (Debian's tinyproxy), or around it (NO_PROXY).
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import tls from 'node:tls'
 import t from 'tap'
 import { startHttpOrigin } from './harness/origins.js'
 import { initPki, issueCert, issueSiteCert } from './harness/pki.js'
@@ -116,6 +118,37 @@ t.test('require_cert on the shared port: refused without a certificate, accepted
   const wrong = await upgradeOverTls({ port: tlsPort, caCert: pki.caCert, token: relay.tokens['desk']!, bundle: laptopBundle.file, path: AGENTS_PATH, host: `localhost:${tlsPort}`, localAddress: '127.0.0.5' })
   t.equal(wrong.status, 403)
   t.match(wrong.body, /certificate belongs to agent laptop/)
+})
+
+/** One HTTPS request to the relay's domain on a port; what the client kept to resume with, and whether it did. */
+async function tlsVisit(port: number, maxVersion: tls.SecureVersion, session?: Buffer): Promise<{ reused: boolean; sessions: Buffer[] }> {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(pki.caCert), maxVersion, ...(session ? { session } : {}) })
+  const sessions: Buffer[] = []
+  socket.on('session', (s: Buffer) => sessions.push(s))
+  await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+  // Read now: after the close the answer is gone.
+  const reused = socket.isSessionReused()
+  socket.end(`GET / HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`)
+  socket.resume()
+  await new Promise<void>(resolve => socket.once('close', () => resolve()))
+  return { reused, sessions }
+}
+
+t.test('no TLS session resumption on the shared port: every agent certificate is verified again (SECURITY A5c)', async t => {
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const first = await tlsVisit(tlsPort, maxVersion)
+    t.ok(first.sessions.length > 0, `${maxVersion}: the client kept a session to offer`)
+    for (const session of first.sessions) t.equal((await tlsVisit(tlsPort, maxVersion, session)).reused, false, `${maxVersion}: not resumed`)
+  }
+  // Control: a visitors-only HTTPS listener (agents on their own port) does resume, so the check can fail.
+  const plain = new RelayProcess(t, { agents: { laptop: {} } })
+  plain.config['pki'] = pki.dir
+  plain.config.listen.public_tls = { address: '127.0.0.1:0', certs: [siteCert] }
+  await plain.start()
+  const plainPort = splitHostPort(plain.publicTls ?? '').port
+  const first = await tlsVisit(plainPort, 'TLSv1.2')
+  t.ok(first.sessions.length > 0, 'the control listener hands out a session')
+  t.equal((await tlsVisit(plainPort, 'TLSv1.2', first.sessions[0])).reused, true, 'control: resumed')
 })
 
 const skipProxy = tinyproxyMissingReason()
