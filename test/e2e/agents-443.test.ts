@@ -9,7 +9,7 @@ import t from 'tap'
 import { startHttpOrigin } from './harness/origins.js'
 import { initPki, issueCert, issueSiteCert } from './harness/pki.js'
 import { splitHostPort } from './harness/ports.js'
-import { RelayProcess, startAgent, type AgentProcess } from './harness/processes.js'
+import { RelayProcess, startAgent, startRelay, type AgentProcess } from './harness/processes.js'
 import type { Scope } from './harness/scope.js'
 import { startTinyproxy, tinyproxyMissingReason } from './harness/tinyproxy.js'
 import { upgradeOverTls } from './harness/tls-upgrade.js'
@@ -120,6 +120,11 @@ t.test('require_cert on the shared port: refused without a certificate, accepted
   t.match(wrong.body, /certificate belongs to agent laptop/)
 })
 
+/** A relay with its agents on a dedicated plain ws:// port (the default layout). */
+function startRelayPlain(t: Scope): Promise<RelayProcess> {
+  return startRelay(t, { agents: { laptop: { hosts: ['plain.localhost', 'oldpath.localhost'] } } })
+}
+
 /** One HTTPS request to the relay's domain on a port; what the client kept to resume with, and whether it did. */
 async function tlsVisit(port: number, maxVersion: tls.SecureVersion, session?: Buffer): Promise<{ reused: boolean; sessions: Buffer[] }> {
   const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(pki.caCert), maxVersion, ...(session ? { session } : {}) })
@@ -180,6 +185,17 @@ t.test('through an HTTP CONNECT proxy (tinyproxy)', { skip: skipProxy ?? false }
     await new Promise<void>(resolve => dead.close(() => resolve()))
     const agent = await sharedAgent(t, { tunnel: 'direct', env: { HTTPS_PROXY: `http://127.0.0.1:${deadPort}`, NO_PROXY: 'example.com,localhost' } })
     t.equal(agent.urls[0], `https://direct.localhost:${tlsPort}`)
+  })
+
+  t.test('HTTP_PROXY for a ws:// relay on its dedicated port (any path still accepted there)', async t => {
+    const plain = await startRelayPlain(t)
+    const wsProxy = await startTinyproxy(t, { connectPorts: [plain.agentsPort] })
+    // HTTPS_PROXY is for wss:// only: pointing it at nothing proves it is not used here.
+    const agent = await startAgent(t, plain, { tunnels: [{ http: 'plain', to: origin.url }], env: { HTTP_PROXY: wsProxy.url, HTTPS_PROXY: 'http://127.0.0.1:1' } })
+    t.equal(agent.forwarding.length, 1)
+    t.match(wsProxy.log(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${plain.agentsPort}`))
+    const old = await startAgent(t, plain, { tunnels: [{ http: 'oldpath', to: origin.url }], extra: { relay: `${plain.agentsUrl}/agent` } })
+    t.equal(old.forwarding.length, 1, 'an explicit /agent path (older configs) still connects')
   })
 
   t.test('a proxy that refuses the relay\'s port: PL_ERR_LINK_PROXY with its status', async t => {

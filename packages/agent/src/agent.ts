@@ -224,7 +224,7 @@ export class Agent extends EventEmitter {
         this.log.error({ err }, 'cannot start the status API with the new config')
       }
     }
-    const linkChanged = previous.relay !== next.relay || previous.token !== next.token || previous.cert !== next.cert || previous.ca !== next.ca
+    const linkChanged = previous.relay !== next.relay || previous.token !== next.token || previous.cert !== next.cert || previous.ca !== next.ca || (previous.proxy ?? null) !== (next.proxy ?? null)
     if (linkChanged) {
       this.supervisor.reconnect('relay settings changed')
       return
