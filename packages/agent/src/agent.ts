@@ -140,7 +140,7 @@ export class Agent extends EventEmitter {
     this.supervisor = new Supervisor({
       log: deps.log,
       dial: deps.dial ?? dialRelay,
-      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance }),
+      link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance, proxy: this.config.proxy ?? null }),
       tunnels: () => this.tunnelSpecs(),
       onPublished: (specs, results) => this.onPublished(specs, results),
       onStream: (stream) => this.onStream(stream),
@@ -228,7 +228,7 @@ export class Agent extends EventEmitter {
         this.log.error({ err }, 'cannot start the status API with the new config')
       }
     }
-    const linkChanged = previous.relay !== next.relay || previous.token !== next.token || previous.cert !== next.cert || previous.ca !== next.ca
+    const linkChanged = previous.relay !== next.relay || previous.token !== next.token || previous.cert !== next.cert || previous.ca !== next.ca || (previous.proxy ?? null) !== (next.proxy ?? null)
     if (linkChanged) {
       this.supervisor.reconnect('relay settings changed')
       return

@@ -1,11 +1,14 @@
 import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
-import { rootCertificates, type ConnectionOptions } from 'node:tls'
+import type { Socket } from 'node:net'
+import { connect as tlsConnect, rootCertificates, type ConnectionOptions } from 'node:tls'
+import { AGENTS_SHARED_PATH, describeProxy } from '@porchlight/shared/config'
 import WebSocket from 'ws'
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import { MuxSession, websocketDuplex } from '@porchlight/shared/mux'
 import { readCaFile, readCertBundle } from './tls-bundle.js'
+import { connectThroughProxy, proxyFor } from './proxy.js'
 
 /** The agent <-> relay link: the only file that imports `ws` (STYLE.md pattern 6). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000
@@ -34,18 +37,26 @@ export interface RelayLinkOptions {
    * hold sessions of their own.
    */
   instance?: string
+  /** agent.yaml `proxy:` (false: never a proxy; null/absent: HTTPS_PROXY / HTTP_PROXY, NO_PROXY). */
+  proxy?: string | false | null
+  /** Where the proxy variables are read; process.env by default. */
+  env?: NodeJS.ProcessEnv
 }
 
 /** The upgrade header that carries the instance id (docs/protocol.md). */
 export const INSTANCE_HEADER = 'x-porchlight-instance'
 
-/** The relay URL with the agent path: any path works on the relay, we use /agent. */
+/**
+ * The relay URL with the agents' path. Without a path the agent asks for AGENTS_SHARED_PATH: a
+ * relay with `listen.agents: shared` serves agents only there (on its HTTPS port, 443 when the URL
+ * has none), and a dedicated agents listener accepts any path, so one URL form suits both.
+ */
 export function agentEndpoint(relay: string): URL {
   const url = new URL(relay)
   if (url.protocol === 'http:') url.protocol = 'ws:'
   if (url.protocol === 'https:') url.protocol = 'wss:'
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new PorchlightError('PL_ERR_LINK_CONNECT', [relay, 'the relay URL must be ws:// or wss://'])
-  if (url.pathname === '/' || url.pathname === '') url.pathname = '/agent'
+  if (url.pathname === '/' || url.pathname === '') url.pathname = AGENTS_SHARED_PATH
   url.hash = ''
   return url
 }
@@ -77,8 +88,17 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
   const url = agentEndpoint(options.relay)
   const tlsOptions = url.protocol === 'wss:' ? await relayTlsOptions(url, options.cert, options.ca) : {}
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS
+  const proxy = proxyFor(url, options.proxy, options.env ?? process.env)
+  let tunnel: Socket | null = null
+  if (proxy !== null) {
+    options.log.debug({ proxy: describeProxy(proxy), relay: url.host }, 'connecting to the relay through a proxy')
+    tunnel = await openTunnel(url, proxy, tlsOptions, handshakeTimeoutMs, options.signal)
+  }
+  const through = tunnel
   const ws = new WebSocket(url, {
     ...tlsOptions,
+    // Through a proxy: the upgrade request goes over the tunnel (TLS inside it already verified).
+    ...(through !== null ? { createConnection: () => through } : {}),
     headers: { authorization: `Bearer ${options.token}`, ...(options.instance !== undefined ? { [INSTANCE_HEADER]: options.instance } : {}) },
     perMessageDeflate: false,
     maxPayload: MAX_PAYLOAD_BYTES,
@@ -121,6 +141,44 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
     else options.signal?.addEventListener('abort', onAbort)
   })
   return session!
+}
+
+/** The relay's port: the URL's, else 443 for wss:// and 80 for ws://. */
+function relayPort(url: URL): number {
+  return url.port === '' ? (url.protocol === 'wss:' ? 443 : 80) : Number(url.port)
+}
+
+/**
+ * A connection to the relay through an HTTP proxy: CONNECT, then for wss:// TLS inside the tunnel
+ * with the same verification as a direct link (servername = the relay's host, its CA or the
+ * system roots). A TLS failure is classified as on a direct dial (untrusted relay, clock skew).
+ */
+async function openTunnel(url: URL, proxy: URL, tlsOptions: ConnectionOptions, timeoutMs: number, signal: AbortSignal | undefined): Promise<Socket> {
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  const raw = await connectThroughProxy(proxy, host, relayPort(url), { timeoutMs, ...(signal !== undefined ? { signal } : {}) })
+  if (url.protocol !== 'wss:') {
+    raw.on('error', () => undefined)
+    return raw
+  }
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect({ ...tlsOptions, socket: raw, host })
+    const timer = setTimeout(() => fail(new PorchlightError('PL_ERR_LINK_CONNECT', [url.host, 'TLS handshake through the proxy timed out'])), timeoutMs)
+    const fail = (err: PorchlightError): void => {
+      clearTimeout(timer)
+      secure.destroy()
+      raw.destroy()
+      reject(err)
+    }
+    secure.once('error', (err: NodeJS.ErrnoException) => fail(classifyDialError(url, err)))
+    secure.once('secureConnect', () => {
+      clearTimeout(timer)
+      // From here ws owns the socket and listens for its errors; until it does, none may crash us.
+      secure.removeAllListeners('error')
+      secure.on('error', () => undefined)
+      raw.on('error', () => undefined)
+      resolve(secure)
+    })
+  })
 }
 
 function startSession(ws: WebSocket, options: RelayLinkOptions): MuxSession {

@@ -16,6 +16,8 @@ export interface QuickSettings {
   cert: string | null
   ca: string | null
   inspect: Address | null
+  /** agent.yaml `proxy:` (null: the environment's HTTPS_PROXY / HTTP_PROXY). */
+  proxy: string | false | null
   /** The config file that was read, or null when none exists. */
   configFile: string | null
   sources: { relay: SettingSource; token: SettingSource }
@@ -84,6 +86,7 @@ export async function resolveQuickSettings(flags: QuickFlags, deps: SettingsDeps
     cert: certFlag !== undefined ? resolve(cwd, certFlag) : fromFile?.cert ?? null,
     ca: fromFile?.ca ?? null,
     inspect: fromFile ? fromFile.inspect : { ...DEFAULT_INSPECT },
+    proxy: fromFile?.proxy ?? null,
     configFile: loaded ? file : null,
     sources: { relay: relay.source, token: token.source },
     warnings: loaded?.warnings ?? [],

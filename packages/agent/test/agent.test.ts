@@ -54,7 +54,7 @@ t.test('connects, says hello, publishes, and serves a visitor request end to end
   t.same(tunnel, { id: 'blog', kind: 'http', url: `http://blog.localhost:${relay.port}`, to: origin.url })
   const session = relay.lastSession()
   t.equal(relay.upgrades[0]?.authorization, `Bearer ${TEST_TOKEN}`)
-  t.equal(relay.upgrades[0]?.url, '/agent')
+  t.equal(relay.upgrades[0]?.url, '/_porchlight/connect')
   const hello = session.messages[0]
   t.equal(hello?.type, 'hello')
   t.equal(hello?.type === 'hello' && hello.version, 1)

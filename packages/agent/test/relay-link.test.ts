@@ -42,10 +42,10 @@ async function startTlsRelay(t: Test, server: { certPem: string; keyPem: string 
 
 t.test('agentEndpoint table', async (t) => {
   const table: Array<[string, string]> = [
-    ['ws://127.0.0.1:7443', 'ws://127.0.0.1:7443/agent'],
-    ['wss://relay.example.com:7443/', 'wss://relay.example.com:7443/agent'],
-    ['https://relay.example.com', 'wss://relay.example.com/agent'],
-    ['http://relay.example.com:80', 'ws://relay.example.com/agent'],
+    ['ws://127.0.0.1:7443', 'ws://127.0.0.1:7443/_porchlight/connect'],
+    ['wss://relay.example.com:7443/', 'wss://relay.example.com:7443/_porchlight/connect'],
+    ['https://relay.example.com', 'wss://relay.example.com/_porchlight/connect'],
+    ['http://relay.example.com:80', 'ws://relay.example.com/_porchlight/connect'],
     ['wss://relay.example.com/custom/path', 'wss://relay.example.com/custom/path'],
   ]
   for (const [input, want] of table) t.equal(agentEndpoint(input).href, want, input)
@@ -166,4 +166,67 @@ t.test('wss: a certificate for another name is refused (hostname verification st
   const err = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: null, ca: caFile, log: memoryLogger().log }).catch((e: unknown) => e)
   t.match(err, { code: 'PL_ERR_AUTH_RELAY_UNTRUSTED' })
   t.equal(relay.upgrades, 0)
+})
+
+/** A minimal CONNECT proxy for tests: answers 200 and pipes to the target it was asked for. */
+async function startConnectProxy(t: Test): Promise<{ url: string; targets: string[] }> {
+  const targets: string[] = []
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on('error', () => undefined)
+    let head = ''
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1')
+      const end = head.indexOf('\r\n\r\n')
+      if (end < 0) return
+      client.off('data', onData)
+      const target = /^CONNECT (\S+) HTTP\/1\.1\r\n/.exec(head)?.[1] ?? ''
+      targets.push(target)
+      const colon = target.lastIndexOf(':')
+      const upstream = net.connect(Number(target.slice(colon + 1)), '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection established\r\n\r\n')
+        client.pipe(upstream).pipe(client)
+      })
+      sockets.add(upstream)
+      upstream.on('error', () => client.destroy())
+    }
+    client.on('data', onData)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, targets }
+}
+
+// SECURITY A17 through a proxy: TLS runs inside the CONNECT tunnel and is verified the same way.
+t.test('wss through a CONNECT proxy: verified inside the tunnel, untrusted relays refused before the token', async (t) => {
+  const ca = await createTestCa({ commonName: 'Relay Test CA' })
+  const serverCert = await createTestCert(ca, { commonName: 'localhost', profile: 'server', hostnames: ['localhost'] })
+  const clientCert = await createTestCert(ca, { commonName: 'laptop' })
+  const relay = await startTlsRelay(t, serverCert, ca)
+  const proxy = await startConnectProxy(t)
+  const dir = t.testdir()
+  const bundle = join(dir, 'laptop.pem')
+  await writeFile(bundle, `${clientCert.certPem}${clientCert.keyPem}${ca.certPem}`)
+  const log = memoryLogger().log
+
+  const session = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: bundle, ca: null, log, env: { HTTPS_PROXY: proxy.url } })
+  t.equal(session.closed, false, 'connected through the proxy')
+  t.same(proxy.targets, [`localhost:${relay.port}`], 'the proxy was asked for the relay, by name')
+  t.same(relay.peerCommonNames, ['laptop'], 'the client certificate crossed the tunnel')
+  session.close()
+
+  const untrusted = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: null, ca: null, log, proxy: proxy.url, env: {} }).catch((e: unknown) => e)
+  t.match(untrusted, { code: 'PL_ERR_AUTH_RELAY_UNTRUSTED', message: /^relay certificate not trusted for localhost: / })
+  t.equal(relay.upgrades, 1, 'no upgrade request (and so no token) reached the untrusted relay')
+
+  const direct = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: bundle, ca: null, log, env: { HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' } })
+  t.equal(proxy.targets.length, 2, 'NO_PROXY: the proxy was not asked again')
+  direct.close()
+
+  const refused = await dialRelay({ relay: `wss://localhost:${relay.port}`, token: TOKEN, cert: bundle, ca: null, log, proxy: `http://127.0.0.1:${await closedPort()}`, env: {} }).catch((e: unknown) => e)
+  t.match(refused, { code: 'PL_ERR_LINK_PROXY', retry: true, message: /unreachable/ })
 })

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import https from 'node:https'
 import type tls from 'node:tls'
+import { constants } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { formatAddress, type Address, type RelayConfig } from '@porchlight/shared/config'
@@ -11,7 +12,9 @@ import type { Logger } from '@porchlight/shared/log'
 import { AgentSession } from './agents/session.js'
 import { TcpPorts } from './agents/tcp-ports.js'
 import { TunnelTable } from './agents/tunnel-table.js'
-import { createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
+import { createAgentEndpoint, createAgentListener, type AuthenticatedAgent } from './agents/upgrade.js'
+import { withSharedAgentsEndpoint } from './agents/shared-endpoint.js'
+import type { AuthFailureReason } from './admin/metrics.js'
 import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
@@ -121,7 +124,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     isPublished: (name) => registry.route(name) !== undefined,
     onReady: (name) => announceHttps(name),
     // Visitor client certificates are checked against the relay CA on ACME certificates too.
-    contextOptions: config.pki ? { ca: readFile(path.join(config.pki, 'ca.crt')) } : {},
+    contextOptions: { ...(config.pki ? { ca: readFile(path.join(config.pki, 'ca.crt')) } : {}), ...sharedAgentsTlsOptions(config) },
     log,
     metrics: metrics.registry,
   }) : null
@@ -151,28 +154,34 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   const publicServer = createVisitorServer(ctx, visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
+  const agentCallbacks = {
+    config: () => config,
+    log,
+    revokedSerials: () => revoked,
+    onAgent: (a: AuthenticatedAgent) => attachAgent(a),
+    onAuthFailure: (reason: AuthFailureReason) => {
+      metrics.authFailed(reason)
+      if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
+    },
+  }
+  // `listen.agents: shared`: no listener of its own; the endpoint rides on the visitors' HTTPS
+  // listener (its client-certificate request from the relay CA is what require_cert checks).
+  const sharedAgents = config.listen.agents === 'shared'
   let publicTls: PublicTlsServer | null = null
   if (config.listen.public_tls) {
-    const tlsHandler = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+    const visitors = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+    const tlsHandler = sharedAgents
+      ? withSharedAgentsEndpoint(visitors, createAgentEndpoint({ ...agentCallbacks, clientCerts: true }), { domain: () => config.domain, listenerPorts: () => listenerPorts() })
+      : visitors
     publicTls = createPublicTlsServer(config, tlsHandler, acme)
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
 
-  const tlsOptions = config.tls ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
-  const agentServer = createAgentListener({
-    config: () => config,
-    log,
-    revokedSerials: () => revoked,
-    tlsOptions,
-    onAgent: (a) => attachAgent(a),
-    onAuthFailure: (reason) => {
-      metrics.authFailed(reason)
-      if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
-    },
-  })
+  const tlsOptions = config.tls && !sharedAgents ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
+  const agentServer = sharedAgents ? null : createAgentListener({ ...agentCallbacks, tlsOptions })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
-  limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
+  if (agentServer) limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
 
   function attachAgent(a: AuthenticatedAgent): void {
@@ -231,8 +240,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           bound.public_tls = await listenOn(publicTlsServer, config.listen.public_tls.address, 'public_tls')
           started.push(publicTlsServer)
         }
-        bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
-        started.push(agentServer)
+        if (agentServer && config.listen.agents !== 'shared') {
+          bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
+          started.push(agentServer)
+        }
         if (config.listen.admin) {
           admin = await buildAdmin(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
@@ -248,7 +259,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       return {
         public: formatAddress(bound.public),
         public_tls: bound.public_tls ? formatAddress(bound.public_tls) : null,
-        agents: formatAddress(bound.agents),
+        // Shared: agents dial the visitors' HTTPS address (at AGENTS_SHARED_PATH on the domain).
+        agents: formatAddress(bound.agents ?? bound.public_tls!),
         admin: bound.admin ? formatAddress(bound.admin) : null,
       }
     },
@@ -258,7 +270,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       refusals.flush()
       publicServer.close()
       publicTlsServer?.close()
-      agentServer.close()
+      agentServer?.close()
       for (const s of registry.allSessions()) s.mux.goAway()
       const deadline = Date.now() + graceMs
       while (Date.now() < deadline && registry.allSessions().some((s) => s.mux.streamCount > 1)) {
@@ -274,7 +286,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a
       // bad one throws PL_ERR_TLS_FILE and the old contexts and the old config stay in force. New
       // handshakes use the new files; live connections and sessions stay up.
-      const agentTls = next.tls && 'setSecureContext' in agentServer
+      const agentTls = next.tls && agentServer && 'setSecureContext' in agentServer
         ? buildAgentTlsContextOptions({ cert: next.tls.cert, key: next.tls.key, caFile: next.pki ? path.join(next.pki, 'ca.crt') : null })
         : null
       const visitorTls = publicTls && next.listen.public_tls ? loadPublicCertificates(next) : null
@@ -325,11 +337,20 @@ type PublicCertificates = ReturnType<typeof loadPublicCertificates>
  * The visitors' certificates, each per-name context trusting the relay CA for visitor certificates;
  * `certs` is null when none are configured (ACME provides them all).
  */
-function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates> | null; ca: { ca?: Buffer } } {
+function loadPublicCertificates(config: RelayConfig): { certs: ReturnType<typeof loadSniCertificates> | null; ca: { ca?: Buffer; secureOptions?: number } } {
   const caFile = config.pki ? path.join(config.pki, 'ca.crt') : null
-  const ca = caFile ? { ca: readFile(caFile) } : {}
+  const ca = { ...(caFile ? { ca: readFile(caFile) } : {}), ...sharedAgentsTlsOptions(config) }
   const files = config.listen.public_tls!.certs
   return { certs: files.length === 0 && config.acme ? null : loadSniCertificates(files, ca), ca }
+}
+
+/**
+ * With `listen.agents: shared` agents authenticate on the visitors' listener too: no resumption, so
+ * OpenSSL verifies every connection's certificate afresh (SECURITY.md rule 4), as on the dedicated
+ * listener. For every context (default, per-name, ACME) and across rotations.
+ */
+function sharedAgentsTlsOptions(config: RelayConfig): { secureOptions?: number } {
+  return config.listen.agents === 'shared' ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}
 }
 
 /** Set by the ALPN callback on a handshake that offers `acme-tls/1` for a name with a challenge open. */

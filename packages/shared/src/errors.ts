@@ -38,6 +38,7 @@ export const codes = {
   PL_ERR_LINK_CLOCK_SKEW: { msg: "relay certificate for %s: %s, by this machine's clock (%s); check the clock (NTP)", retry: true },
   PL_ERR_LINK_LOST: { msg: 'relay link lost: %s', retry: true },
   PL_ERR_LINK_CONNECT: { msg: 'cannot reach relay %s: %s', retry: true },
+  PL_ERR_LINK_PROXY: { msg: 'proxy %s: %s', retry: true },
   PL_ERR_LINK_REPLACED: { msg: 'session replaced by a newer connection of the same agent', retry: false },
   PL_ERR_LINK_DUPLICATE: { msg: 'this agent is already connected from elsewhere (same token); retrying with backoff', status: 409, retry: true },
   PL_ERR_LINK_HEARTBEAT: { msg: 'no heartbeat from peer for %s ms', retry: true },

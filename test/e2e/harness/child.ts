@@ -190,14 +190,18 @@ export function nodeCommand(script: string, args: string[]): { command: string; 
   return { command: '/usr/bin/env', args: ['-u', 'NODE_OPTIONS', process.execPath, script, ...args] }
 }
 
+const PROXY_VARIABLES = new Set(['http_proxy', 'https_proxy', 'no_proxy', 'all_proxy'])
+
 /**
  * The environment for a relay or agent: the test's own, minus tap's loaders and hooks (children
- * run the built JavaScript, not TypeScript) and minus inherited Porchlight settings, plus `extra`.
+ * run the built JavaScript, not TypeScript), minus inherited Porchlight and proxy settings, plus `extra`.
  */
 export function childEnv(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
     if (k === 'NODE_OPTIONS' || k.startsWith('TAP') || k.startsWith('_TAPJS') || k.startsWith('PORCHLIGHT_')) continue
+    // A proxy of the machine running the suite must not capture loopback links; tests set their own.
+    if (PROXY_VARIABLES.has(k.toLowerCase())) continue
     env[k] = v
   }
   return {

@@ -155,7 +155,8 @@ export class RelayProcess {
   async restart(): Promise<void> {
     await this.kill('SIGTERM')
     this.config.listen.public = `127.0.0.1:${this.publicPort}`
-    this.config.listen.agents = `127.0.0.1:${this.agentsPort}`
+    // `shared` rides on public_tls and has no port of its own to pin.
+    if (this.config.listen.agents !== 'shared') this.config.listen.agents = `127.0.0.1:${this.agentsPort}`
     if (this.adminPort !== null) this.config.listen.admin = `127.0.0.1:${this.adminPort}`
     await this.start()
   }

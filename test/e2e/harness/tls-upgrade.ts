@@ -14,6 +14,10 @@ export interface TlsUpgradeOptions {
   bundle: string | null
   /** Source address; a probe from its own address does not draw on the agents' auth-failure budget. */
   localAddress?: string
+  /** Request path; default /agent (the dedicated listener accepts any). */
+  path?: string
+  /** Host header; default 127.0.0.1:PORT (what Node sends). */
+  host?: string
 }
 
 /** A raw WebSocket upgrade on the TLS agents listener: what the relay answers (101 or a refusal). */
@@ -24,13 +28,14 @@ export function upgradeOverTls(opts: TlsUpgradeOptions): Promise<UpgradeAnswer> 
       host: '127.0.0.1',
       servername: 'localhost',
       port: opts.port,
-      path: '/agent',
+      path: opts.path ?? '/agent',
       ca: readFileSync(opts.caCert, 'utf8'),
       ...(pem === null ? {} : { cert: pem, key: pem }),
       localAddress: opts.localAddress ?? '127.0.0.3',
       agent: false,
       headers: {
         authorization: `Bearer ${opts.token}`,
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
         connection: 'Upgrade',
         upgrade: 'websocket',
         'sec-websocket-version': '13',

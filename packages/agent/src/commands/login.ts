@@ -9,6 +9,7 @@ import { PROTOCOL_VERSION } from '@porchlight/shared/protocol'
 import type { CliIo } from '../cli-io.js'
 import { ControlChannel } from '../control-channel.js'
 import { dialRelay } from '../relay-link.js'
+import { connectThroughProxy, proxyFor } from '../proxy.js'
 import { defaultConfigPath } from '../settings.js'
 import { AGENT_VERSION } from '../version.js'
 
@@ -81,10 +82,14 @@ export async function fetchPinnedCa(relay: string, sha256: string, timeoutMs = P
   if (url.protocol !== 'wss:') throw new PorchlightError('PL_ERR_ENROL_CODE', ['it pins a CA for a relay that is not wss://'])
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const port = url.port === '' ? 443 : Number(url.port)
+  // Behind an HTTP proxy (HTTPS_PROXY, NO_PROXY) the chain is read through its tunnel, like the link.
+  const proxy = proxyFor(url, null, process.env)
+  const tunnel = proxy === null ? null : await connectThroughProxy(proxy, host, port, { timeoutMs })
   const chain = await new Promise<DetailedPeerCertificate[]>((resolve, reject) => {
     const socket = connect({
       host,
       port,
+      ...(tunnel !== null ? { socket: tunnel } : {}),
       ...(isIP(host) === 0 ? { servername: host } : {}),
       rejectUnauthorized: false, // lint-allow: pinned-fingerprint (the chain is only read; trust is the code's SHA-256)
     })

@@ -23,6 +23,7 @@ export async function buildQuickConfig(flags: QuickFlags, tunnel: Record<string,
     tunnels: [tunnel],
     ...(settings.cert !== null ? { cert: settings.cert } : {}),
     ...(settings.ca !== null ? { ca: settings.ca } : {}),
+    ...(settings.proxy !== null ? { proxy: settings.proxy } : {}),
   }
   const { config, warnings } = parseAgentConfig(value, 'command line', deps.cwd ?? process.cwd(), deps.env ?? process.env)
   for (const warning of warnings) log.warn(warning)

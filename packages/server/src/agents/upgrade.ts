@@ -1,6 +1,6 @@
 import http from 'node:http'
 import https from 'node:https'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -27,60 +27,50 @@ export interface AuthenticatedAgent {
   remoteAddress: string
 }
 
-export interface AgentListenerDeps {
+export interface AgentEndpointDeps {
   config: () => RelayConfig
   log: Logger
   revokedSerials: () => Set<string>
   onAgent: (a: AuthenticatedAgent) => void
-  /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
-  tlsOptions: https.ServerOptions | null
+  /**
+   * Upgrades arrive over TLS on a listener that asks for client certificates from the relay CA,
+   * so checkClientCert can read OpenSSL's verdict; false for plain ws (require_cert is refused).
+   */
+  clientCerts: boolean
   /** Told of every refused upgrade (the `porchlight_agent_auth_failures_total` count). */
   onAuthFailure?: (reason: AuthFailureReason) => void
 }
 
+export interface AgentListenerDeps extends Omit<AgentEndpointDeps, 'clientCerts'> {
+  /** TLS options for the agents listener (ca init server cert + CA); null for plain ws. */
+  tlsOptions: https.ServerOptions | null
+}
+
 /**
- * The agents' endpoint. Authentication happens on the HTTP upgrade request, BEFORE the
- * WebSocket exists: a bad token gets 401, a bad certificate 403 with a one-line reason, and an
- * address with too many failures 429. Only this file and the agent's relay-link import `ws`.
+ * The agents' endpoint, whichever listener carries it: its own (createAgentListener) or the
+ * visitors' HTTPS listener with `listen.agents: shared`. Authentication happens on the HTTP
+ * upgrade request, BEFORE the WebSocket exists: a bad token gets 401, a bad certificate 403 with a
+ * one-line reason, and an address with too many failures 429. Only this file and the agent's
+ * relay-link import `ws`.
  */
-export function createAgentListener(deps: AgentListenerDeps): http.Server {
+export interface AgentEndpoint {
+  onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void
+  /** A plain request (no upgrade): 426. */
+  onRequest(req: IncomingMessage, res: ServerResponse): void
+}
+
+export function createAgentEndpoint(deps: AgentEndpointDeps): AgentEndpoint {
   const failures = new RateLimiter({ limit: 20, windowMs: 60_000, maxKeys: 10_000 })
   const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false })
   const log = deps.log.child({ component: 'agents' })
   const failed = deps.onAuthFailure ?? (() => undefined)
-  // Pre-auth sockets are bounded in time: TLS handshake, then the upgrade request, each within
-  // HANDSHAKE_TIMEOUT_MS, checked every second (Node's default check interval is 30 s).
-  const timing = { connectionsCheckingInterval: 1000 }
-  const server = deps.tlsOptions
-    ? https.createServer({ ...deps.tlsOptions, ...timing, handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
-    : http.createServer(timing)
-  server.headersTimeout = HANDSHAKE_TIMEOUT_MS
-  server.requestTimeout = HANDSHAKE_TIMEOUT_MS
-  // 0: Node must not drop header lines past a count silently (a token could hide behind them);
-  // the upgrade handler refuses more than MAX_UPGRADE_HEADERS with 431 instead.
-  server.maxHeadersCount = 0
 
-  server.on('request', (_req, res) => {
+  function onRequest(_req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
     res.end('porchlight agents endpoint: WebSocket upgrade required\n')
-  })
-  // A malformed or oversized upgrade request gets a status line before the close, never a bare
-  // reset: an agent with a broken token sees why (SECURITY.md A1).
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // A pre-auth socket that sent nothing in time is just closed (SECURITY.md A10).
-    if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      socket.destroy()
-      return
-    }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-    const body = `${CLIENT_ERROR_TEXT[status]}\n`
-    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-    // The peer need not read the answer: the socket goes within a second either way.
-    setTimeout(() => socket.destroy(), 1000).unref()
-  })
-  server.on('tlsClientError', () => undefined)
+  }
 
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+  function onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => undefined)
     const remoteAddress = normaliseIp(socket.remoteAddress ?? '')
     const refuse = (status: number, body: string, extra = ''): void => {
@@ -101,7 +91,7 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
     }
     const policy = deps.config().agents[agent]!
     let certSerial: string | null = null
-    if (deps.tlsOptions) {
+    if (deps.clientCerts) {
       const tlsSocket = socket as TLSSocket
       const verdict = checkClientCert(tlsSocket, agent, deps.revokedSerials())
       if (verdict.ok) certSerial = verdict.serial ?? null
@@ -127,7 +117,44 @@ export function createAgentListener(deps: AgentListenerDeps): http.Server {
       socket.setNoDelay(true)
       deps.onAgent({ agent, instance, tokenSha256: policy.token_sha256, ws, certSerial, remoteAddress })
     })
+  }
+
+  return { onUpgrade, onRequest }
+}
+
+/** The dedicated agents listener (`listen.agents: host:port`): every path is the agents' endpoint. */
+export function createAgentListener(deps: AgentListenerDeps): http.Server {
+  const { tlsOptions, ...rest } = deps
+  const endpoint = createAgentEndpoint({ ...rest, clientCerts: tlsOptions !== null })
+  // Pre-auth sockets are bounded in time: TLS handshake, then the upgrade request, each within
+  // HANDSHAKE_TIMEOUT_MS, checked every second (Node's default check interval is 30 s).
+  const timing = { connectionsCheckingInterval: 1000 }
+  const server = tlsOptions
+    ? https.createServer({ ...tlsOptions, ...timing, handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
+    : http.createServer(timing)
+  server.headersTimeout = HANDSHAKE_TIMEOUT_MS
+  server.requestTimeout = HANDSHAKE_TIMEOUT_MS
+  // 0: Node must not drop header lines past a count silently (a token could hide behind them);
+  // the upgrade handler refuses more than MAX_UPGRADE_HEADERS with 431 instead.
+  server.maxHeadersCount = 0
+
+  server.on('request', endpoint.onRequest)
+  // A malformed or oversized upgrade request gets a status line before the close, never a bare
+  // reset: an agent with a broken token sees why (SECURITY.md A1).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // A pre-auth socket that sent nothing in time is just closed (SECURITY.md A10).
+    if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.destroy()
+      return
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const body = `${CLIENT_ERROR_TEXT[status]}\n`
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    // The peer need not read the answer: the socket goes within a second either way.
+    setTimeout(() => socket.destroy(), 1000).unref()
   })
+  server.on('tlsClientError', () => undefined)
+  server.on('upgrade', endpoint.onUpgrade)
   return server
 }
 

@@ -37,11 +37,14 @@ export async function runAgentAdd(opts: AgentAddOptions, io: AgentIo): Promise<{
   if (config.agents[opts.name] !== undefined) throw new PorchlightError('PL_ERR_CONFIG_AGENT_EXISTS', [opts.name, opts.config])
   const grant = parseGrant(opts)
   const hosts = grant.hosts ?? [`*.${opts.name}.${config.domain}`]
-  if (opts.cert === true && (config.tls === null || config.pki === null)) {
+  // Shared (agents on the visitors' HTTPS port): client certificates need only pki, and the relay
+  // presents the public_tls certificate (usually from a public CA the system trusts), so nothing is pinned.
+  const shared = config.listen.agents === 'shared'
+  if (opts.cert === true && ((config.tls === null && !shared) || config.pki === null)) {
     throw new PorchlightError('PL_ERR_USAGE', [`--cert needs tls: and pki: in ${opts.config} (porchlight-relay init sets both)`])
   }
   const relay = await relayUrlFor(config, opts)
-  const caSha256 = config.tls === null ? null : await agentsCaFingerprint(config)
+  const caSha256 = config.tls === null || shared ? null : await agentsCaFingerprint(config)
 
   const token = newToken()
   const before = await readRelayText(opts.config)
@@ -179,12 +182,16 @@ async function relayUrlFor(config: RelayConfig, opts: AgentAddOptions): Promise<
     if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw new PorchlightError('PL_ERR_USAGE', ['--relay-url must be ws:// or wss://'])
     return opts.relayUrl.replace(/\/+$/, '')
   }
-  let port = config.listen.agents.port
+  // Shared: agents dial the visitors' HTTPS port (443 is left out of the URL), the default path.
+  const shared = config.listen.agents === 'shared'
+  const listener = config.listen.agents === 'shared' ? config.listen.public_tls?.address : config.listen.agents
+  let port = listener?.port ?? 0
   if (port === 0) {
     const run = await findRunningRelay(config, opts.config)
     port = run === null ? 0 : Number(/:(\d+)$/.exec(run.agents)?.[1] ?? 0)
-    if (port === 0) throw new PorchlightError('PL_ERR_USAGE', ['listen.agents has port 0 and no running relay says which port it bound; start the relay first or pass --relay-url'])
+    if (port === 0) throw new PorchlightError('PL_ERR_USAGE', [`${shared ? 'listen.public_tls.address' : 'listen.agents'} has port 0 and no running relay says which port it bound; start the relay first or pass --relay-url`])
   }
+  if (shared) return `wss://${config.domain}${port === 443 ? '' : `:${port}`}`
   return `${config.tls === null ? 'ws' : 'wss'}://${config.domain}:${port}`
 }
 

@@ -101,6 +101,19 @@ t.test('agent add: a port-0 listener needs a running relay or --relay-url', asyn
   t.same({ relay: decodeEnrolmentCode(code).relay, ca: decodeEnrolmentCode(code).caSha256 }, { relay: 'ws://127.0.0.1:9999', ca: null })
 })
 
+t.test('agent add with listen.agents: shared: wss://DOMAIN, the port only when not 443, no pin', async (t) => {
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'state'))
+  writeFileSync(join(dir, 'site.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
+  const yaml = (address: string): string => `domain: tunnel.example.com\nlisten: { agents: shared, public_tls: { address: "${address}", certs: [{ cert: site.pem, key: site.pem }] } }\nstate: state\nagents: {}\n`
+  writeFileSync(join(dir, 'relay.yaml'), yaml('0.0.0.0:443'))
+  const on443 = decodeEnrolmentCode((await runAgentAdd({ config: join(dir, 'relay.yaml'), name: 'a' }, quiet)).code)
+  t.same({ relay: on443.relay, ca: on443.caSha256 }, { relay: 'wss://tunnel.example.com', ca: null })
+  writeFileSync(join(dir, 'relay.yaml'), yaml('0.0.0.0:8443'))
+  const on8443 = decodeEnrolmentCode((await runAgentAdd({ config: join(dir, 'relay.yaml'), name: 'b' }, quiet)).code)
+  t.equal(on8443.relay, 'wss://tunnel.example.com:8443')
+})
+
 t.test('a stale run file never gets a SIGHUP', async (t) => {
   const run = { pid: process.pid, config: '/etc/porchlight/relay.yaml', started_at: '', reloads: 0, agents: '', public: '', admin: null }
   t.equal(isLiveRelay(run, '/elsewhere/relay.yaml'), false, 'another config')

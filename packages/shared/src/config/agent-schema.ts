@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseLocalAddress, type Address } from './address.js'
 import { convert, requireString, strict } from './fields.js'
+import { parseProxyUrl } from './proxy-url.js'
 import { checkSecretSyntax } from './secret.js'
 import { nullablePath, type SchemaContext } from './value-fields.js'
 
@@ -39,6 +40,11 @@ export interface AgentConfig {
   tunnels: AgentTunnel[]
   /** Local status API; null when disabled. */
   inspect: Address | null
+  /**
+   * HTTP proxy for the link to the relay (normalised URL, credentials included); false: never a
+   * proxy, whatever the environment says; null or absent: HTTPS_PROXY / HTTP_PROXY and NO_PROXY.
+   */
+  proxy?: string | false | null
   /**
    * What the inspector keeps of recent HTTP requests, in memory only: at most `requests` entries
    * and `bytes` of headers and body prefixes together (0 requests: record nothing). Absent in a
@@ -104,6 +110,8 @@ export function agentSections(ctx: SchemaContext) {
     tunnels: z.array(z.unknown()).max(AGENT_DEFAULTS.max_tunnels).default([]),
     // `false` (or null) turns the inspector off; a bare port means 127.0.0.1.
     inspect: convert((v) => (v === false || v === null ? null : parseLocalAddress(v))).prefault(AGENT_DEFAULTS.inspect),
+    // `false` ignores HTTPS_PROXY/HTTP_PROXY; absent (null) uses them.
+    proxy: convert((v) => (v === false || v === null ? v : parseProxyUrl(requireString(v, 'an http://host:port URL or false')).href.replace(/\/$/, ''))).prefault(null),
     inspect_capture: strict({
       requests: z.number().int().min(0).max(100_000).default(AGENT_DEFAULTS.inspect_capture.requests),
       bytes: convert(parseByteSize).prefault(AGENT_DEFAULTS.inspect_capture.bytes),

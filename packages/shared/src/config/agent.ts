@@ -29,8 +29,8 @@ export function parseAgentConfig(value: unknown, source: string, baseDir: string
   })
   const warnings = checkAgent(s.relay, tunnels, s.inspect, issues)
   if (!issues.empty) throw configInvalid(source, issues.issues)
-  const { relay, token, cert, ca, inspect, inspect_capture } = s
-  if (relay === undefined || token === undefined || cert === undefined || ca === undefined || inspect === undefined || inspect_capture === undefined) {
+  const { relay, token, cert, ca, inspect, inspect_capture, proxy } = s
+  if (relay === undefined || token === undefined || cert === undefined || ca === undefined || inspect === undefined || inspect_capture === undefined || proxy === undefined) {
     // Unreachable: a section is missing only when it recorded an issue.
     throw new PorchlightError('PL_ERR_INTERNAL', [], { details: 'agent config section missing without an issue' })
   }
@@ -40,6 +40,6 @@ export function parseAgentConfig(value: unknown, source: string, baseDir: string
   if (resolved.length < MIN_TOKEN_CHARS) {
     warnings.push(`token: shorter than ${MIN_TOKEN_CHARS} characters; use one from \`porchlight-relay token new NAME\``)
   }
-  const config: AgentConfig = { relay, token: resolved, cert, ca, tunnels: tunnels.map((t) => t.tunnel), inspect, inspect_capture }
+  const config: AgentConfig = { relay, token: resolved, cert, ca, tunnels: tunnels.map((t) => t.tunnel), inspect, inspect_capture, proxy }
   return { config: deepFreeze(config), warnings }
 }

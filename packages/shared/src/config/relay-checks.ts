@@ -38,7 +38,12 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
   if (listen && s.redirect_http === true && listen.public_tls === null) {
     issues.add(['redirect_http'], 'redirecting to https needs listen.public_tls')
   }
-  if (listen && !isLoopbackHost(listen.agents.host) && s.tls === null) {
+  if (listen?.agents === 'shared') {
+    // The agents' endpoint lives on the visitors' HTTPS listener, with its certificates; `tls:` is the
+    // dedicated agents listener's and client certificates come from the CA in pki.
+    if (listen.public_tls === null) issues.add(['listen', 'agents'], '"shared" puts the agents\' endpoint on listen.public_tls; set listen.public_tls (address: 0.0.0.0:443)')
+    if (s.tls) warnings.push('tls: unused with listen.agents: shared (agents get the certificate of listen.public_tls for the relay\'s domain)')
+  } else if (listen && !isLoopbackHost(listen.agents.host) && s.tls === null) {
     warnings.push(`listen.agents: agents connect to ${formatAddress(listen.agents)} without TLS, so tokens cross the network unencrypted; set tls`)
   }
   for (const cidr of s.trust_proxy ?? []) {
@@ -47,7 +52,7 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
   if (agents !== undefined) {
     if (Object.keys(agents).length === 0) warnings.push('agents: no agents are configured, so no agent can connect')
     for (const [name, policy] of Object.entries(agents)) {
-      if (policy.require_cert && s.tls === null) issues.add(['agents', name, 'require_cert'], 'client certificates need TLS on the agents listener; set tls')
+      if (policy.require_cert && s.tls === null && listen?.agents !== 'shared') issues.add(['agents', name, 'require_cert'], 'client certificates need TLS on the agents listener; set tls')
       if (policy.require_cert && s.pki === null) issues.add(['agents', name, 'require_cert'], 'client certificates are checked against the CA in pki; set pki')
       flagDuplicates(policy.hosts, ['agents', name, 'hosts'], issues)
       flagDuplicates(policy.outbound, ['agents', name, 'outbound'], issues)
@@ -86,7 +91,9 @@ function checkAcme(acme: Acme, listen: Listen, state: string | null | undefined,
 }
 
 function listenersOf(listen: Listen): Array<[string, Address]> {
-  const out: Array<[string, Address]> = [['listen.public', listen.public], ['listen.agents', listen.agents]]
+  const out: Array<[string, Address]> = [['listen.public', listen.public]]
+  // "shared" is no listener of its own: it rides on listen.public_tls, so it cannot clash.
+  if (listen.agents !== 'shared') out.push(['listen.agents', listen.agents])
   if (listen.public_tls) out.push(['listen.public_tls.address', listen.public_tls.address])
   if (listen.admin) out.push(['listen.admin', listen.admin])
   return out

@@ -54,7 +54,11 @@ export interface RelayConfig {
   listen: {
     public: Address
     public_tls: { address: Address; certs: { cert: string; key: string }[] } | null
-    agents: Address
+    /**
+     * The agents' WebSocket endpoint: its own listener, or 'shared': on the visitors' HTTPS
+     * listener (public_tls) at AGENTS_SHARED_PATH on `domain`, for networks that only allow 443.
+     */
+    agents: Address | 'shared'
     admin: Address | null
   }
   tls: { cert: string; key: string } | null
@@ -100,6 +104,9 @@ export const RELAY_DEFAULTS = {
     max_connections_per_ip: 256,
   },
 } as const
+
+/** Where agents connect on the visitors' HTTPS listener with `listen.agents: shared` (on `domain`). */
+export const AGENTS_SHARED_PATH = '/_porchlight/connect'
 
 /** Agent names: what `cert issue NAME` puts in a certificate and what logs show. */
 export const AGENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -154,7 +161,8 @@ export function relaySections(ctx: SchemaContext) {
         address: address(RELAY_DEFAULTS.listen.public_tls_address),
         certs: z.array(certPair).max(MAX_LIST_ENTRIES).default([]),
       }).nullable().default(null),
-      agents: address(RELAY_DEFAULTS.listen.agents),
+      // "shared": on listen.public_tls at AGENTS_SHARED_PATH (same port as the visitors, e.g. 443).
+      agents: convert((v): Address | 'shared' => (v === 'shared' ? 'shared' : parseAddress(requireString(v, '"host:port" or "shared"')))).prefault(RELAY_DEFAULTS.listen.agents),
       // `false` (or null) turns the admin listener off.
       admin: convert((v) => (v === false || v === null ? null : parseAddress(requireString(v, '"host:port" or false')))).prefault(RELAY_DEFAULTS.listen.admin),
     }).prefault({}),

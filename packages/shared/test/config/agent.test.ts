@@ -11,7 +11,7 @@ const base = { relay: 'wss://tunnel.example.com:7443', token: TOKEN }
 t.test('relay and token are required; everything else has a default', (t) => {
   t.same(failure(() => parse({})).lines, ['relay: required', 'token: required'])
   const { config, warnings } = parse(base)
-  const want: AgentConfig = { relay: 'wss://tunnel.example.com:7443', token: TOKEN, cert: null, ca: null, tunnels: [], inspect: { host: '127.0.0.1', port: 4040 }, inspect_capture: { requests: 500, bytes: 33554432 } }
+  const want: AgentConfig = { relay: 'wss://tunnel.example.com:7443', token: TOKEN, cert: null, ca: null, tunnels: [], inspect: { host: '127.0.0.1', port: 4040 }, inspect_capture: { requests: 500, bytes: 33554432 }, proxy: null }
   t.same(config, want)
   t.same(warnings, [])
   t.end()
@@ -72,6 +72,29 @@ t.test('relay URLs: ws(s) kept, http(s) mapped, junk refused', (t) => {
     [7443, 'relay: expected a ws:// or wss:// URL, got 7443'],
   ]
   for (const [relay, want] of bad) t.same(failure(() => parse({ ...base, relay })).lines, [want], String(relay))
+  t.end()
+})
+
+t.test('proxy: an http:// proxy URL, false, or absent', (t) => {
+  const good: Array<[unknown, string | false | null]> = [
+    ['http://proxy.corp:3128', 'http://proxy.corp:3128'],
+    ['http://proxy.corp:3128/', 'http://proxy.corp:3128'],
+    ['proxy.corp:8080', 'http://proxy.corp:8080'],
+    ['http://al%40ice:s3cret@proxy.corp:3128', 'http://al%40ice:s3cret@proxy.corp:3128'],
+    [false, false],
+    [null, null],
+  ]
+  for (const [proxy, want] of good) t.equal(parse({ ...base, proxy }).config.proxy, want, String(proxy))
+  const bad: Array<[unknown, string]> = [
+    ['https://proxy.corp:3128', 'proxy: only http:// proxies are supported (the agent tunnels with CONNECT), got https://'],
+    ['socks5://proxy.corp:1080', 'proxy: only http:// proxies are supported (the agent tunnels with CONNECT), got socks5://'],
+    ['http://proxy.corp:3128/path', 'proxy: a proxy URL has no path, query or fragment: "proxy.corp:3128"'],
+    [3128, 'proxy: expected an http://host:port URL or false, got 3128'],
+    [true, 'proxy: expected an http://host:port URL or false, got true'],
+  ]
+  for (const [proxy, want] of bad) t.same(failure(() => parse({ ...base, proxy })).lines, [want], String(proxy))
+  // Credentials in a bad proxy URL never reach the message.
+  t.notMatch(failure(() => parse({ ...base, proxy: 'http://u:hunter2@[bad' })).message, /hunter2/)
   t.end()
 })
 

@@ -198,6 +198,22 @@ t.test('acme: every key is checked, and what each challenge needs (issue 12)', (
   t.end()
 })
 
+t.test('listen.agents: shared rides on public_tls, and only in that form shares its port', (t) => {
+  const dir = writeFiles(t.testdir(), { 'site.pem': PEM, 'site.key': PEM, 'server.pem': PEM })
+  const publicTls = { address: ':443', certs: [{ cert: 'site.pem', key: 'site.key' }] }
+  const shared = parse({ listen: { agents: 'shared', public_tls: publicTls }, pki: 'pki', agents: { laptop: { token_sha256: HASH_A, require_cert: true } } }, dir)
+  t.equal(shared.config.listen.agents, 'shared')
+  t.same(shared.warnings, [], 'require_cert needs pki, not tls, on the shared port')
+  t.same(failure(() => parse({ listen: { agents: 'shared' }, agents: agent }, dir)).lines,
+    ['listen.agents: "shared" puts the agents\' endpoint on listen.public_tls; set listen.public_tls (address: 0.0.0.0:443)'])
+  t.same(failure(() => parse({ listen: { agents: ':443', public_tls: publicTls }, agents: agent }, dir)).lines,
+    ['listen.public_tls.address: 0.0.0.0:443 overlaps listen.agents (0.0.0.0:443)'], 'the same port as two listeners is still refused')
+  t.match(parse({ listen: { agents: 'shared', public_tls: publicTls }, tls: { cert: 'server.pem', key: 'server.pem' }, agents: agent }, dir).warnings,
+    [/^tls: unused with listen.agents: shared/])
+  t.match(failure(() => parse({ listen: { agents: 'Shared' }, agents: agent }, dir)).lines, [/^listen\.agents: /])
+  t.end()
+})
+
 t.test('relay TLS files must exist and hold PEM when the config is loaded', (t) => {
   const dir = writeFiles(t.testdir(), { 'good.pem': PEM, 'empty.pem': '', 'sub/x': 'x' })
   const f = failure(() => parse({ tls: { cert: 'missing.crt', key: 'empty.pem' }, listen: { public_tls: { certs: [{ cert: 'good.pem', key: 'sub' }] } }, agents: agent }, dir))
