@@ -38,7 +38,10 @@ program.command('init').description('set up a relay: relay.yaml, CA, agents\' ce
   .option('--listen-agents <addr>', 'agents\' listener (default 0.0.0.0:7443)')
   .option('--listen-admin <addr>', 'admin API listener (default 127.0.0.1:7070)')
   .option('--user <name>', 'as root: the user the relay runs as, who gets the data files (default porchlight if it exists)')
-  .action(async (o: { domain: string; dir?: string; data?: string; listenPublic?: string; listenAgents?: string; listenAdmin?: string; user?: string }) => {
+  .option('--acme-email <email>', 'HTTPS on 443 with certificates from an ACME CA (Let\'s Encrypt); http:// redirects to https://')
+  .option('--acme-directory <url>', 'with --acme-email: the CA\'s ACME directory (default Let\'s Encrypt; e.g. its staging CA)')
+  .option('--agents-shared', 'with --acme-email: agents connect on 443 too (listen.agents: shared)')
+  .action(async (o: { domain: string; dir?: string; data?: string; listenPublic?: string; listenAgents?: string; listenAdmin?: string; user?: string; acmeEmail?: string; acmeDirectory?: string; agentsShared?: boolean }) => {
     const { runInit } = await import('./commands/init.js')
     await runInit(o, print)
   })

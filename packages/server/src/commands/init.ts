@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { access, chmod, chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { networkInterfaces } from 'node:os'
 import path from 'node:path'
-import { formatAddress, loadRelayConfig, normalizeHostname, parseAddress, RELAY_DEFAULTS } from '@porchlight/shared/config'
+import { formatAddress, isLoopbackHost, loadRelayConfig, normalizeHostname, parseAddress, RELAY_DEFAULTS } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
 import { newToken, sha256Hex } from '@porchlight/shared/secrets'
 import { DEFAULT_CONFIG_DIR, DEFAULT_DATA_DIR } from './relay-config.js'
@@ -23,6 +23,15 @@ export interface InitOptions {
    * be able to read relay.yaml. Default "porchlight" if that user exists.
    */
   user?: string
+  /**
+   * `--acme-email`: HTTPS on from the start: listen.public_tls on 0.0.0.0:443 without certificates,
+   * acme with this contact address (challenge auto), redirect_http.
+   */
+  acmeEmail?: string
+  /** `--acme-directory`: the CA's ACME directory (default Let's Encrypt); needs --acme-email. */
+  acmeDirectory?: string
+  /** `--agents-shared`: listen.agents: shared (agents on the HTTPS listener, 443); needs --acme-email. */
+  agentsShared?: boolean
 }
 
 export interface InitResult {
@@ -51,6 +60,8 @@ export async function runInit(opts: InitOptions, print: Print): Promise<InitResu
     agents: address('--listen-agents', opts.listenAgents ?? RELAY_DEFAULTS.listen.agents),
     admin: address('--listen-admin', opts.listenAdmin ?? RELAY_DEFAULTS.listen.admin),
   }
+  const https = httpsOptions(opts)
+  if (https?.agentsShared && opts.listenAgents !== undefined) throw new PorchlightError('PL_ERR_USAGE', ['--agents-shared and --listen-agents: agents use the HTTPS listener with --agents-shared'])
   const dir = path.resolve(opts.dir ?? DEFAULT_CONFIG_DIR)
   const data = path.resolve(opts.data ?? (opts.dir !== undefined ? dir : DEFAULT_DATA_DIR))
   const configFile = path.join(dir, 'relay.yaml')
@@ -73,7 +84,7 @@ export async function runInit(opts: InitOptions, print: Print): Promise<InitResu
   const ca = await initCa({ dir: pkiDir, hostname: domain })
 
   const adminToken = newToken()
-  const text = relayYaml({ domain, listen, pkiDir, stateDir, ca, adminTokenSha256: sha256Hex(adminToken), configFile })
+  const text = relayYaml({ domain, listen, https, pkiDir, stateDir, ca, adminTokenSha256: sha256Hex(adminToken), configFile })
   await writeFile(configFile, text, { mode: owner ? 0o640 : 0o600, flag: 'wx' })
   if (owner) {
     // The relay reads relay.yaml as its group and owns everything it writes; root keeps the config.
@@ -102,6 +113,7 @@ export async function runInit(opts: InitOptions, print: Print): Promise<InitResu
   print('')
   const c = configFile === path.join(DEFAULT_CONFIG_DIR, 'relay.yaml') ? '' : ` -c ${configFile}`
   print('next:')
+  if (https) print(`  open ports 80 and 443${https.agentsShared ? '' : ` and ${listen.agents.replace(/^.*:/, '')}`} in the firewall; the relay orders each name's certificate when an agent publishes it`)
   print(`  porchlight-relay serve${c}      (or: systemctl enable --now porchlight-relay)`)
   print(`  porchlight-relay agent add laptop${c}   (prints the one line to run on the laptop)`)
   return { configFile, pkiDir, stateDir, adminToken }
@@ -115,9 +127,40 @@ function address(flag: string, text: string): string {
   }
 }
 
+interface HttpsInput {
+  email: string
+  directory: string | null
+  agentsShared: boolean
+}
+
+/** The HTTPS flags, checked; null without --acme-email (and then the other two are refused). */
+function httpsOptions(opts: InitOptions): HttpsInput | null {
+  if (opts.acmeEmail === undefined) {
+    if (opts.acmeDirectory !== undefined || opts.agentsShared === true) throw new PorchlightError('PL_ERR_USAGE', [`${opts.acmeDirectory !== undefined ? '--acme-directory' : '--agents-shared'} needs --acme-email (HTTPS with ACME)`])
+    return null
+  }
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(opts.acmeEmail)) throw new PorchlightError('PL_ERR_USAGE', [`--acme-email ${JSON.stringify(opts.acmeEmail)} is not an email address`])
+  if (opts.acmeDirectory !== undefined && !acmeDirectoryOk(opts.acmeDirectory)) {
+    throw new PorchlightError('PL_ERR_USAGE', [`--acme-directory ${JSON.stringify(opts.acmeDirectory)}: expected an https:// URL (plain http only on a loopback address)`])
+  }
+  return { email: opts.acmeEmail, directory: opts.acmeDirectory ?? null, agentsShared: opts.agentsShared === true }
+}
+
+/** The loader's rule for acme.directory, checked before anything is written. */
+function acmeDirectoryOk(text: string): boolean {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return false
+  }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname.replace(/^\[|\]$/g, '')))
+}
+
 interface YamlInput {
   domain: string
   listen: { public: string; agents: string; admin: string }
+  https: HttpsInput | null
   pkiDir: string
   stateDir: string
   ca: { serverCertFile: string; serverKeyFile: string }
@@ -138,19 +181,33 @@ function relayYaml(v: YamlInput): string {
 domain: ${v.domain}
 
 listen:
-  # Visitors' plain HTTP. For HTTPS add public_tls with a wildcard certificate (docs/tls.md).
+${v.https === null ? `  # Visitors' plain HTTP. For HTTPS add public_tls with a wildcard certificate (docs/tls.md).
+  public: ${q(v.listen.public)}` : `  # Visitors' plain HTTP; also where the CA checks http-01 challenges.
   public: ${q(v.listen.public)}
-  # Agents connect here over wss:// (TLS below); open this port in the firewall.
-  agents: ${q(v.listen.agents)}
+  # Visitors' HTTPS. No certs: acme below obtains and renews one per published name (docs/https.md).
+  public_tls: { address: ${q(RELAY_DEFAULTS.listen.public_tls_address)} }`}
+${v.https?.agentsShared === true ? `  # Agents connect on the HTTPS listener (wss://${v.domain}, path /_porchlight/connect);
+  # see docs/tls.md "Agents on 443".
+  agents: shared` : `  # Agents connect here over wss:// (TLS below); open this port in the firewall.
+  agents: ${q(v.listen.agents)}`}
   # API, dashboard and /metrics. Keep it on loopback; reach it with ssh -L.
   admin: ${q(v.listen.admin)}
+${v.https === null ? '' : `
+# Certificates for visitors' HTTPS from an ACME CA (challenge auto: http-01 on port 80).
+acme:
+  email: ${q(v.https.email)}${v.https.directory === null ? `
+  # Let's Encrypt's staging CA to try first: https://acme-staging-v02.api.letsencrypt.org/directory` : `
+  directory: ${q(v.https.directory)}`}
 
+# http:// visitors are sent to https:// once their name has a certificate.
+redirect_http: true
+`}${v.https?.agentsShared === true ? '' : `
 # The agents listener's certificate, signed by the relay's own CA in pki/. Agents pin that CA
 # when they log in (porchlight login), so no public certificate is needed here.
 tls:
   cert: ${q(v.ca.serverCertFile)}
   key: ${q(v.ca.serverKeyFile)}
-
+`}
 # The relay's CA, the agent certificates it issued and their revocations (cert issue|revoke|list).
 pki: ${q(v.pkiDir)}
 
