@@ -1,6 +1,8 @@
 import http from 'node:http'
 import { formatAddress, type Address } from '@porchlight/shared/config'
-import { PorchlightError, codes, type ErrorCode } from '@porchlight/shared/errors'
+import { PorchlightError, codes, isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
+import { findRuntimeAddresses, type RuntimeDeps } from './runtime-file.js'
+import { agentConfigPath, resolveInspectAddress, type SettingsDeps } from './settings.js'
 
 export const INSPECT_CLIENT_TIMEOUT_MS = 5_000
 
@@ -44,6 +46,30 @@ export function callInspect(address: Address, method: string, path: string, body
     })
     req.end(payload ?? undefined)
   })
+}
+
+/**
+ * A call to the running agent of `-c FILE` (or the default config), for `status` and `link`: its
+ * configured status API first, then the addresses that live agent processes of the same config
+ * recorded in their runtime files (the port they fell back to when the configured one was taken).
+ */
+export async function callAgent(configFlag: string | undefined, method: string, path: string, body?: unknown, deps: SettingsDeps & RuntimeDeps = {}): Promise<unknown> {
+  const address = await resolveInspectAddress(configFlag, deps)
+  try {
+    return await callInspect(address, method, path, body)
+  } catch (err) {
+    if (!isPorchlightError(err) || err.code !== 'PL_ERR_AGENT_NOT_RUNNING') throw err
+    const wanted = formatAddress(address)
+    for (const other of findRuntimeAddresses(agentConfigPath(configFlag, deps), deps)) {
+      if (formatAddress(other) === wanted) continue
+      try {
+        return await callInspect(other, method, path, body)
+      } catch (e) {
+        if (!isPorchlightError(e) || e.code !== 'PL_ERR_AGENT_NOT_RUNNING') throw e
+      }
+    }
+    throw err
+  }
 }
 
 function apiError(body: unknown): PorchlightError {

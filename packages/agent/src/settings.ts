@@ -49,6 +49,14 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env, homeDir:
 }
 
 /**
+ * The config file a command with `-c FLAG` runs (or would read): `-c` resolved, else the default.
+ * An agent records it in its runtime file and `status` / `link` look for the same path.
+ */
+export function agentConfigPath(configFlag: string | undefined, deps: Pick<SettingsDeps, 'env' | 'homeDir' | 'cwd'> = {}): string {
+  return configFlag !== undefined ? resolve(deps.cwd ?? process.cwd(), configFlag) : defaultConfigPath(deps.env ?? process.env, deps.homeDir)
+}
+
+/**
  * Quick-mode precedence, per setting: flags > PORCHLIGHT_RELAY / PORCHLIGHT_TOKEN > the config
  * file (`-c`, else PORCHLIGHT_CONFIG, else ~/.config/porchlight/agent.yaml). cert, ca and inspect
  * come from the file (cert may also be a flag). A missing default file is fine; a missing `-c` file
@@ -57,7 +65,7 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env, homeDir:
 export async function resolveQuickSettings(flags: QuickFlags, deps: SettingsDeps = {}): Promise<QuickSettings> {
   const env = deps.env ?? process.env
   const cwd = deps.cwd ?? process.cwd()
-  const file = flags.config !== undefined ? resolve(cwd, flags.config) : defaultConfigPath(env, deps.homeDir)
+  const file = agentConfigPath(flags.config, deps)
   const mustExist = flags.config !== undefined || nonEmpty(env['PORCHLIGHT_CONFIG']) !== undefined
 
   const relayFlag = nonEmpty(flags.relay)
@@ -101,7 +109,7 @@ export async function resolveQuickSettings(flags: QuickFlags, deps: SettingsDeps
  */
 export async function resolveInspectAddress(configFlag: string | undefined, deps: SettingsDeps = {}): Promise<Address> {
   const env = deps.env ?? process.env
-  const file = configFlag !== undefined ? resolve(deps.cwd ?? process.cwd(), configFlag) : defaultConfigPath(env, deps.homeDir)
+  const file = agentConfigPath(configFlag, deps)
   const mustExist = configFlag !== undefined || nonEmpty(env['PORCHLIGHT_CONFIG']) !== undefined
   if (!mustExist && !(await exists(file))) return { ...DEFAULT_INSPECT }
   const placeholderEnv = new Proxy(env, { get: (target, key) => (typeof key === 'string' ? target[key] ?? INSPECT_ONLY_PLACEHOLDER : undefined) })

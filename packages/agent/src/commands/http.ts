@@ -5,6 +5,7 @@ import type { CliIo } from '../cli-io.js'
 import { parseDurationMs } from '../duration.js'
 import { randomTunnelName } from '../names.js'
 import { parseHttpTarget } from './args.js'
+import { agentConfigPath } from '../settings.js'
 import { buildQuickConfig, type QuickCommandFlags } from './quick.js'
 import { runAgent, type RunAgentOptions } from './run-agent.js'
 
@@ -44,6 +45,7 @@ export async function runHttp(target: string, flags: HttpCommandFlags, log: Logg
     io,
     debug: flags.debug === true,
     quick: true,
+    configFile: agentConfigPath(flags.config),
     ...(flags.name === undefined && id !== undefined ? { relayPicksName: new Set([id]) } : {}),
     ...(view !== undefined ? { view } : {}),
     ...(flags.link === true ? { shareLink: { expiresMs: linkLifetimeMs(flags.expires) } } : {}),

@@ -1,8 +1,7 @@
 import { PorchlightError } from '@porchlight/shared/errors'
 import type { CliIo } from '../cli-io.js'
 import { parseDurationMs } from '../duration.js'
-import { callInspect } from '../inspect-client.js'
-import { resolveInspectAddress } from '../settings.js'
+import { callAgent } from '../inspect-client.js'
 
 interface LinkOptions {
   config?: string | undefined
@@ -13,8 +12,7 @@ interface LinkOptions {
 export async function runLinkCreate(host: string, options: LinkOptions & { expires?: string | undefined; note?: string | undefined }, io: CliIo): Promise<number> {
   const expiresMs = options.expires === undefined ? undefined : parseDurationMs(options.expires)
   if (options.note !== undefined && options.note.length > 200) throw new PorchlightError('PL_ERR_USAGE', ['--note is limited to 200 characters'])
-  const address = await resolveInspectAddress(options.config)
-  const link = (await callInspect(address, 'POST', '/api/links', {
+  const link = (await callAgent(options.config, 'POST', '/api/links', {
     host,
     ...(expiresMs !== undefined ? { expires: expiresMs } : {}),
     ...(options.note !== undefined ? { note: options.note } : {}),
@@ -26,8 +24,7 @@ export async function runLinkCreate(host: string, options: LinkOptions & { expir
 
 /** `porchlight link list`: id, host, expiry, note of this agent's share links. */
 export async function runLinkList(options: LinkOptions, io: CliIo): Promise<number> {
-  const address = await resolveInspectAddress(options.config)
-  const answer = (await callInspect(address, 'GET', '/api/links')) as { links?: unknown }
+  const answer = (await callAgent(options.config, 'GET', '/api/links')) as { links?: unknown }
   const links = Array.isArray(answer.links) ? (answer.links as Array<Record<string, unknown>>) : []
   if (options.json === true) {
     io.out(JSON.stringify(links, null, 2))
@@ -40,8 +37,7 @@ export async function runLinkList(options: LinkOptions, io: CliIo): Promise<numb
 /** `porchlight link revoke ID`. */
 export async function runLinkRevoke(id: string, options: LinkOptions, io: CliIo): Promise<number> {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new PorchlightError('PL_ERR_USAGE', [`"${id}" is not a link id (see porchlight link list)`])
-  const address = await resolveInspectAddress(options.config)
-  await callInspect(address, 'DELETE', `/api/links/${id}`)
+  await callAgent(options.config, 'DELETE', `/api/links/${id}`)
   io.out(`revoked ${id}`)
   return 0
 }

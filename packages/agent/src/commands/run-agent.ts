@@ -1,7 +1,8 @@
-import type { AgentConfig } from '@porchlight/shared/config'
+import { formatAddress, type AgentConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type InspectEvent, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
 import { exitCodeOf, reportError, type CliIo } from '../cli-io.js'
+import { removeRuntimeFile, writeRuntimeFile, type RuntimeDeps } from '../runtime-file.js'
 import { TerminalView, type LogTail, type ScreenOutput } from '../terminal-view.js'
 
 export interface RunAgentOptions {
@@ -23,6 +24,12 @@ export interface RunAgentOptions {
   shareLink?: { expiresMs: number }
   /** stdout is a terminal: draw the live screen there instead of printing `Forwarding` lines. */
   view?: { out: ScreenOutput; tail: LogTail | null }
+  /**
+   * The config file this agent runs (see agentConfigPath): recorded with the status API's bound
+   * address in a runtime file, so `status` / `link` find it on a fallback port. Absent: no file.
+   */
+  configFile?: string
+  runtime?: RuntimeDeps
 }
 
 /** 128 + signal number, the shell's convention, for the "second signal: exit now" case. */
@@ -52,6 +59,11 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
     io.err(line)
   }
   const screenIo: CliIo = { out, err }
+  let runtimeFile: string | null = null
+  const dropRuntimeFile = (): void => {
+    if (runtimeFile !== null) removeRuntimeFile(runtimeFile)
+    runtimeFile = null
+  }
   return new Promise<number>((resolve) => {
     let finishing = false
     let stopping = false
@@ -61,6 +73,8 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
       signals.off('SIGTERM', onStop)
       signals.off('SIGINT', onStop)
       signals.off('SIGHUP', onReload)
+      process.off('exit', dropRuntimeFile)
+      dropRuntimeFile()
       view?.stop()
       resolve(code)
     }
@@ -110,6 +124,16 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
     })
     agent.on('inspect', (i: InspectEvent) => {
       if (i.fallback && view === null) io.out(`Status API ${i.url} (${i.wanted} is in use by another process)`)
+      const bound = agent.inspectAddress
+      if (options.configFile === undefined || finishing || bound === null) return
+      try {
+        dropRuntimeFile()
+        runtimeFile = writeRuntimeFile({ pid: process.pid, config: options.configFile, inspect: formatAddress(bound) }, options.runtime)
+        process.off('exit', dropRuntimeFile)
+        process.once('exit', dropRuntimeFile)
+      } catch (e) {
+        log.warn({ err: e }, 'cannot write the runtime file (porchlight status finds this agent only on its configured port)')
+      }
     })
     agent.on('forward', (t: TunnelReadyEvent) => {
       if (view === null) io.out(`Forwarding ${t.url} -> ${t.to}`)

@@ -2,13 +2,11 @@ import type { AgentStatus } from '../agent.js'
 import type { TunnelTraffic } from '../inspector/traffic.js'
 import type { CliIo } from '../cli-io.js'
 import { formatDurationMs } from '../duration.js'
-import { callInspect } from '../inspect-client.js'
-import { resolveInspectAddress } from '../settings.js'
+import { callAgent } from '../inspect-client.js'
 
 /** `porchlight status [-c agent.yaml] [--json]`: asks the running agent's status API. */
 export async function runStatus(options: { config?: string | undefined; json?: boolean }, io: CliIo, now: () => number = Date.now): Promise<number> {
-  const address = await resolveInspectAddress(options.config)
-  const status = (await callInspect(address, 'GET', '/api/status')) as AgentStatus
+  const status = (await callAgent(options.config, 'GET', '/api/status')) as AgentStatus
   if (options.json === true) {
     io.out(JSON.stringify(status, null, 2))
     return 0

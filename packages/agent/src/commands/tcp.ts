@@ -1,6 +1,7 @@
 import type { Logger } from '@porchlight/shared/log'
 import type { CliIo } from '../cli-io.js'
 import { parseLocalArg, parsePortArg } from './args.js'
+import { agentConfigPath } from '../settings.js'
 import { buildQuickConfig, type QuickCommandFlags } from './quick.js'
 import { runAgent } from './run-agent.js'
 
@@ -13,5 +14,5 @@ export async function runTcp(local: string, flags: TcpCommandFlags, log: Logger,
   const to = parseLocalArg(local, 'PORT')
   const remotePort = flags.remotePort === undefined ? 0 : parsePortArg(flags.remotePort, '--remote-port')
   const config = await buildQuickConfig(flags, { tcp: remotePort, to }, log)
-  return runAgent({ config, log, io, debug: flags.debug === true, quick: true })
+  return runAgent({ config, log, io, debug: flags.debug === true, quick: true, configFile: agentConfigPath(flags.config) })
 }

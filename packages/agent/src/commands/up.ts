@@ -15,5 +15,5 @@ export async function runUp(options: { config?: string | undefined; debug: boole
   }
   const config = await load()
   log.info({ file, relay: config.relay, tunnels: config.tunnels.length }, 'starting agent')
-  return runAgent({ config, log, io, debug: options.debug, quick: false, reload: load, ...(options.view !== undefined ? { view: options.view } : {}) })
+  return runAgent({ config, log, io, debug: options.debug, quick: false, reload: load, configFile: file, ...(options.view !== undefined ? { view: options.view } : {}) })
 }
