@@ -2,7 +2,7 @@
 // GET 1 KiB at 50 connections (req/s; direct, the HTTP tunnel, a TCP tunnel and the design floor
 // (floor/relay.mjs) to the same origin alternate three times and the medians are reported, each
 // ratio being the median of the per-round ratios), a 200 MB download (MB/s), then the mux's own
-// bench if present.
+// bench if present, then the side-by-side bench against OpenSSH (side-by-side.ts).
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -14,6 +14,7 @@ import { freePortRange } from '../e2e/harness/tcp.js'
 import { BenchScope } from './bench-scope.js'
 import { runTcpBench } from './tcp-bench.js'
 import { startFloor } from './floor/start.js'
+import { runSideBySide } from './side-by-side.js'
 
 const CONNECTIONS = 50
 const DURATION_S = 5
@@ -157,7 +158,15 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
+// BENCH_ONLY=ssh runs only the side-by-side bench (direct, Porchlight, ssh -N -R, ssh -tt -R, the
+// floor; wrk load, CPU per request; writes docs/benchmarks.md); the full bench ends with it.
+async function all(): Promise<void> {
+  const only = process.env['BENCH_ONLY']
+  if (only !== 'ssh') await main()
+  if (only === undefined || only === '' || only === 'ssh') await runSideBySide()
+}
+
+all().then(() => process.exit(0), (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
   process.exit(1)
 })

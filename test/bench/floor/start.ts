@@ -12,11 +12,16 @@ const READY_MS = 10_000
  * with the floor's public port once its agent is linked. Both stop with the scope.
  */
 export async function startFloor(scope: Scope, originPort: number): Promise<number> {
+  return (await startFloorProcesses(scope, originPort)).port
+}
+
+/** startFloor, also giving the pids of the floor's relay and agent (for CPU per request). */
+export async function startFloorProcesses(scope: Scope, originPort: number): Promise<{ port: number; pids: number[] }> {
   const spawnFloor = (label: string, script: string, args: string[]): ChildHandle =>
     new ChildHandle(scope, { label, ...nodeCommand(join(HERE, script), args), env: process.env, cwd: ROOT })
   const relay = spawnFloor('floor relay', 'relay.mjs', [])
   const ports = JSON.parse(await relay.waitForLine('stdout', /^\{"public"/, READY_MS, 'floor relay ports')) as { public: number; agents: number }
   const agent = spawnFloor('floor agent', 'agent.mjs', [String(ports.agents), String(originPort)])
   await agent.waitForLine('stdout', /^connected$/, READY_MS, 'floor agent link')
-  return ports.public
+  return { port: ports.public, pids: [relay.pid, agent.pid] }
 }
