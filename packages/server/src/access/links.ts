@@ -82,7 +82,8 @@ export class LinkStore {
     if (this.links.size >= this.maxLinks) {
       throw new PorchlightError('PL_ERR_PROTO_BAD_MESSAGE', [`too many share links (${this.maxLinks}); revoke some first`])
     }
-    const id = randomBytes(9).toString('base64url')
+    // Hex, not base64url: an id starting with '-' reads as an option to `porchlight link revoke ID`.
+    const id = randomBytes(8).toString('hex')
     const createdAt = this.now()
     const expiresAt = createdAt + Math.floor(expiresMs)
     const normalizedHost = normalizeHost(host)
