@@ -1,8 +1,8 @@
-import { access } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { loadAgentConfig, type Address, type AgentConfig, type Loaded } from '@porchlight/shared/config'
 import { PorchlightError, isPorchlightError } from '@porchlight/shared/errors'
+import { fileExists } from '@porchlight/shared/fs'
 
 /** Where the status API listens when no config says otherwise. */
 export const DEFAULT_INSPECT: Readonly<Address> = Object.freeze({ host: '127.0.0.1', port: 4040 })
@@ -74,7 +74,7 @@ export async function resolveQuickSettings(flags: QuickFlags, deps: SettingsDeps
   const tokenEnv = nonEmpty(env['PORCHLIGHT_TOKEN'])
 
   let loaded: Loaded<AgentConfig> | null = null
-  if (mustExist || (await exists(file))) {
+  if (mustExist || (await fileExists(file))) {
     loaded = await (deps.loadConfig ?? loadAgentConfig)(file, env)
   }
   const fromFile = loaded?.config ?? null
@@ -111,7 +111,7 @@ export async function resolveInspectAddress(configFlag: string | undefined, deps
   const env = deps.env ?? process.env
   const file = agentConfigPath(configFlag, deps)
   const mustExist = configFlag !== undefined || nonEmpty(env['PORCHLIGHT_CONFIG']) !== undefined
-  if (!mustExist && !(await exists(file))) return { ...DEFAULT_INSPECT }
+  if (!mustExist && !(await fileExists(file))) return { ...DEFAULT_INSPECT }
   const placeholderEnv = new Proxy(env, { get: (target, key) => (typeof key === 'string' ? target[key] ?? INSPECT_ONLY_PLACEHOLDER : undefined) })
   let config: AgentConfig
   try {
@@ -141,13 +141,4 @@ function nonEmpty(value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   const trimmed = value.trim()
   return trimmed === '' ? undefined : trimmed
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file)
-    return true
-  } catch {
-    return false
-  }
 }

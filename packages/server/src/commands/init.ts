@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process'
-import { access, chmod, chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { networkInterfaces } from 'node:os'
 import path from 'node:path'
 import { formatAddress, isLoopbackHost, loadRelayConfig, normalizeHostname, parseAddress, RELAY_DEFAULTS } from '@porchlight/shared/config'
 import { PorchlightError } from '@porchlight/shared/errors'
 import { newToken, sha256Hex } from '@porchlight/shared/secrets'
 import { DEFAULT_CONFIG_DIR, DEFAULT_DATA_DIR } from './relay-config.js'
+import { fileExists } from '@porchlight/shared/fs'
 
 type Print = (line: string) => void
 
@@ -71,7 +72,7 @@ export async function runInit(opts: InitOptions, print: Print): Promise<InitResu
     [configFile, 'init never replaces a relay config; edit it, or choose another --dir'],
     [path.join(pkiDir, 'ca.key'), 'init never replaces a CA (agents trust it); choose another --data or --dir'],
   ] as const) {
-    if (await exists(file)) throw new PorchlightError('PL_ERR_CONFIG_EXISTS', [file, why])
+    if (await fileExists(file)) throw new PorchlightError('PL_ERR_CONFIG_EXISTS', [file, why])
   }
   const owner = await serviceOwner(opts.user)
 
@@ -256,14 +257,5 @@ function lookupUser(name: string): { uid: number; gid: number } | null {
     return Number.isInteger(uid) && Number.isInteger(gid) ? { uid: uid!, gid: gid! } : null
   } catch {
     return null
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file)
-    return true
-  } catch {
-    return false
   }
 }

@@ -1,6 +1,6 @@
-import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { PorchlightError } from '@porchlight/shared/errors'
+import { fileExists } from '@porchlight/shared/fs'
 
 /** Where `porchlight-relay init` puts relay.yaml unless told otherwise (the systemd unit reads it). */
 export const DEFAULT_CONFIG_DIR = '/etc/porchlight'
@@ -15,7 +15,7 @@ export async function findDefaultRelayConfig(env: NodeJS.ProcessEnv = process.en
   const explicit = env['PORCHLIGHT_RELAY_CONFIG']
   if (explicit !== undefined && explicit.trim() !== '') return path.resolve(cwd, explicit)
   for (const candidate of [path.join(cwd, 'relay.yaml'), path.join(DEFAULT_CONFIG_DIR, 'relay.yaml')]) {
-    if (await exists(candidate)) return candidate
+    if (await fileExists(candidate)) return candidate
   }
   return null
 }
@@ -26,13 +26,4 @@ export async function resolveRelayConfig(flag: string | undefined, env: NodeJS.P
   const found = await findDefaultRelayConfig(env, cwd)
   if (found !== null) return found
   throw new PorchlightError('PL_ERR_CONFIG_READ', ['relay.yaml', `none found in ./relay.yaml or ${DEFAULT_CONFIG_DIR}/relay.yaml; pass -c FILE (or set PORCHLIGHT_RELAY_CONFIG), or create one with \`porchlight-relay init\``])
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file)
-    return true
-  } catch {
-    return false
-  }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PorchlightError } from '../errors.js'
 import { normalizeSerial } from './serial.js'
@@ -169,12 +169,4 @@ function isRevokedRecord(r: unknown): r is RevokedRecord {
   return typeof x === 'object' && x !== null && typeof x.serial === 'string' && typeof x.name === 'string' && typeof x.revokedAt === 'string'
 }
 
-/** True when something exists at `path` (refuse-to-overwrite checks). */
-export async function fileExists(path: string): Promise<boolean> {
-  try {
-    await access(path)
-    return true
-  } catch {
-    return false
-  }
-}
+export { fileExists } from '../fs.js'
