@@ -19,6 +19,7 @@ import { buildAgentTlsContextOptions, watchRevocations } from './agents/tls.js'
 import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.js'
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
+import { createVisitorH2Server, routeH2Connections } from './visitors/h2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
@@ -173,7 +174,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     const tlsHandler = sharedAgents
       ? withSharedAgentsEndpoint(visitors, createAgentEndpoint({ ...agentCallbacks, clientCerts: true }), { domain: () => config.domain, listenerPorts: () => listenerPorts() })
       : visitors
-    publicTls = createPublicTlsServer(config, tlsHandler, acme)
+    publicTls = createPublicTlsServer(config, tlsHandler, acme, log)
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
@@ -356,7 +357,7 @@ function sharedAgentsTlsOptions(config: RelayConfig): { secureOptions?: number }
 /** Set by the ALPN callback on a handshake that offers `acme-tls/1` for a name with a challenge open. */
 const acmeValidation = Symbol('acmeValidation')
 
-function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>, acme: AcmeManager | null): PublicTlsServer {
+function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof createVisitorHandler>, acme: AcmeManager | null, log: Logger): PublicTlsServer {
   let current = loadPublicCertificates(config)
   const { certs, ca } = current
   const server = https.createServer({
@@ -378,16 +379,16 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
       cb(new Error('no certificate for this name yet'))
     },
     // ALPN is chosen before the certificate: a validation handshake (RFC 8737) offers only
-    // acme-tls/1 and is marked here for the SNI callback; visitors get http/1.1.
-    ...(acme ? {
-      ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }): string | undefined {
-        if (protocols.includes(ACME_TLS_ALPN) && acme.answers.hasAlpn(servername.toLowerCase())) {
-          (this as tls.TLSSocket & { [acmeValidation]?: boolean })[acmeValidation] = true
-          return ACME_TLS_ALPN
-        }
-        return protocols.includes('http/1.1') ? 'http/1.1' : undefined
-      },
-    } : {}),
+    // acme-tls/1 and is marked here for the SNI callback; visitors get h2 when they offer it
+    // (handed to the HTTP/2 server below), else http/1.1.
+    ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }): string | undefined {
+      if (acme && protocols.includes(ACME_TLS_ALPN) && acme.answers.hasAlpn(servername.toLowerCase())) {
+        (this as tls.TLSSocket & { [acmeValidation]?: boolean })[acmeValidation] = true
+        return ACME_TLS_ALPN
+      }
+      if (protocols.includes('h2')) return 'h2'
+      return protocols.includes('http/1.1') ? 'http/1.1' : undefined
+    },
     // Visitor client certificates are optional here; sites with client_certs demand them.
     requestCert: config.pki !== null,
     rejectUnauthorized: false, // lint-allow: relay-decides (per-site client_certs check after the handshake)
@@ -397,6 +398,7 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     handshakeTimeout: config.limits.headers_timeout_ms,
   })
   serveVisitors(server, handler)
+  routeH2Connections(server, createVisitorH2Server(handler, config.limits, log.child({ component: 'visitors' })))
   // RFC 8737: a validation handshake carries no data afterwards; close it rather than parse HTTP.
   if (acme) server.on('secureConnection', (socket: tls.TLSSocket) => { if (socket.alpnProtocol === ACME_TLS_ALPN) socket.end() })
   return {
