@@ -57,6 +57,11 @@ export function createVisitorH2Server(handler: ReturnType<typeof createVisitorHa
   })
   const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
     const adapted = adaptRequest(req)
+    if (adapted === MALFORMED) {
+      // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+      req.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR)
+      return
+    }
     if (typeof adapted === 'string') {
       sendPage(res as unknown as ServerResponse, 'PL_ERR_HTTP_BAD_REQUEST', req.headers.accept, { detail: `bad request: ${adapted}` })
       return
@@ -71,8 +76,13 @@ export function createVisitorH2Server(handler: ReturnType<typeof createVisitorHa
 
 /**
  * The h2 request as the HTTP/1.1 handler reads it: raw headers without pseudo-headers, and one
- * Host. `:authority` and Host are one truth: both present and different is refused.
+ * Host. `:authority` and Host are one truth: both present and different is malformed, as is CR, LF
+ * or NUL in any field (nghttp2 lets them through; HTTP/1.1 to the origin must never see them).
  */
+const MALFORMED = 'malformed'
+/** Characters no header field may carry on to HTTP/1.1 (SECURITY.md rule 1). */
+const FORBIDDEN_IN_FIELD = /[\r\n\0]/
+
 export function adaptRequest(req: http2.Http2ServerRequest): IncomingMessage | string {
   const raw = req.rawHeaders
   const headers: string[] = []
@@ -81,13 +91,14 @@ export function adaptRequest(req: http2.Http2ServerRequest): IncomingMessage | s
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
+    if (FORBIDDEN_IN_FIELD.test(name) || FORBIDDEN_IN_FIELD.test(value)) return MALFORMED
     if (name === ':authority') authority = value
     if (name.startsWith(':')) continue
     if (name === 'host') host = value
     headers.push(name, value)
   }
   if (req.method === 'CONNECT') return 'CONNECT is not supported'
-  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) return ':authority and host disagree'
+  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) return MALFORMED
   if (host === undefined) {
     if (authority === undefined) return 'missing :authority'
     headers.unshift('host', authority)
