@@ -307,7 +307,8 @@ export class Agent extends EventEmitter {
 
   private onStream(stream: Duplex): void {
     if (this.stopped) {
-      stream.destroy()
+      // Until the relay has our GoAway it may still open streams: a visitor gets 503, not 502.
+      void serveInboundStream(stream, { routes: () => this.routes(), origins: this.origins, log: this.log, stopping: true }).catch(() => stream.destroy())
       return
     }
     this.track(stream)

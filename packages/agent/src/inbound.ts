@@ -25,6 +25,8 @@ export interface InboundDeps {
   traffic?: TrafficHook | null
   /** How long the relay has to send a stream head (bounded so idle streams cannot pile up). */
   headTimeoutMs?: number
+  /** The agent is stopping: an http stream is told the tunnel is offline (503), others reset. */
+  stopping?: boolean
 }
 
 export const HEAD_TIMEOUT_MS = 10_000
@@ -53,6 +55,11 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
     return
   }
   const head = parsed.head
+  if (deps.stopping === true) {
+    if (head.t === 'http') rejectStream(stream, 'PL_ERR_HTTP_TUNNEL_OFFLINE', 'the agent is stopping')
+    else stream.destroy()
+    return
+  }
   const routes = deps.routes()
   if (head.t === 'http') {
     const route = routes.http.get(head.tunnel)

@@ -93,7 +93,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     if (reply.t === 'response') return { reply }
     stream.destroy()
     log.debug({ host: r.host, reply }, 'agent answered with an error')
-    return { code: reply.t === 'error' && reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' ? 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
+    if (reply.t === 'error' && (reply.code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' || reply.code === 'PL_ERR_HTTP_TUNNEL_OFFLINE')) return { code: reply.code }
+    return { code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
