@@ -284,8 +284,10 @@ export class Agent extends EventEmitter {
   /** What to publish: the config's tunnels; a relay-named one asks for its earlier name, else for any ("*"). */
   private tunnelSpecs(): TunnelSpec[] {
     const picks = this.deps.relayPicksName
-    if (picks === undefined || picks.size === 0) return toTunnelSpecs(this.config.tunnels)
-    return toTunnelSpecs(this.config.tunnels).map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
+    // Watched exchanges need the per-request streams the agent parses itself.
+    const specs = toTunnelSpecs(this.config.tunnels, { connectionStreams: !this.watching() })
+    if (picks === undefined || picks.size === 0) return specs
+    return specs.map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
   }
 
   /** The inspector or the terminal view is up: exchanges are counted (and captured). */

@@ -11,7 +11,8 @@ import type { RateLimiter } from '../access/rate-limit.js'
 import { SHARE_PARAM, stripShareParam } from '../access/links.js'
 import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
-import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
+import { requestHeadersForOrigin, responseHeadersForVisitor, type ForwardedInfo } from './headers.js'
+import { sendOverConnection } from './connection-exchange.js'
 import { sendPage, writeRawPage } from './pages.js'
 import { checkVisitorAccess, openSiteGate } from './access-gate.js'
 import { VisitorConnections } from './client-errors.js'
@@ -63,6 +64,10 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
 
   type Routed = Extract<ReturnType<typeof route>, { ok: true }>
 
+  function forwardedInfo(r: Routed): ForwardedInfo {
+    return { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }
+  }
+
   /** The head for one visitor request (or upgrade); the same for both entry paths. */
   function buildHead(req: IncomingMessage, r: Routed, gate: { dropAuthorization: boolean; cookie: string | null | undefined }, upgrade: boolean): HttpRequestHead {
     return {
@@ -71,7 +76,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       host: r.host,
       method: req.method ?? 'GET',
       url: originUrl(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade,
     }
   }
@@ -87,7 +92,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       // A link that died (its heartbeat's own "timed out" included) is the tunnel going offline,
       // not a slow local server: check the session before the head's timeout.
       if (r.route.session?.isClosed !== false) return { code: 'PL_ERR_HTTP_TUNNEL_OFFLINE' }
-      if ((err as Error).message.includes('timed out')) return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
+      if ((err as { code?: string }).code === 'PL_ERR_PROTO_HEAD_TIMEOUT') return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
       return { code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
     }
     if (reply.t === 'response') return { reply }
@@ -169,6 +174,37 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       res.shouldKeepAlive = false
       ctx.metrics.limitRefused('max_body_bytes')
       sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+      return
+    }
+    const origin = r.route.origin
+    if (origin !== undefined && req.httpVersionMajor === 1) {
+      // The agent pipes a stream per visitor connection; the relay's client writes and parses.
+      if (expectsContinue(req)) res.writeContinue()
+      sendOverConnection({
+        req,
+        res,
+        route: { ...r.route, origin },
+        headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+        url: originUrl(req.url ?? '/'),
+        hasBody: hasBody(req),
+        originTimeoutMs: ctx.config.limits.origin_timeout_ms,
+        stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
+        maxBodyBytes: maxBody,
+        onBytesIn: (n) => { bytesIn += n },
+        onBytesOut: (n) => { bytesOut += n },
+        onStall: (blockedMs, sent) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut: sent }, 'visitor stopped reading; connection closed'),
+        onBodyTooLarge: () => {
+          res.shouldKeepAlive = false
+          ctx.metrics.limitRefused('max_body_bytes')
+          sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+        },
+        onFailure: (code) => {
+          if (code === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
+          if (!res.headersSent) sendPage(res, code, accept)
+          else res.destroy()
+        },
+        track: (request) => { exchange.stream = request },
+      })
       return
     }
     const stream = openStream(r.route)
