@@ -13,6 +13,8 @@ export interface SessionRef {
   readonly isClosed: boolean
   /** Opens a stream for visitor traffic; throws a PorchlightError if the link is gone. */
   openStream(): Duplex
+  /** Runs `fn` once the agent says it is stopping (it takes no new streams, its idle ones should close); returns the undo. */
+  whenLeaving?(fn: () => void): () => void
 }
 
 /** One published HTTP hostname and who serves it. */

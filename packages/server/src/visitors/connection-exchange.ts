@@ -10,8 +10,11 @@ import { pipeReplyBody } from './reply-body.js'
 
 /** Methods Node's client sends without framing when they have no body (others get Content-Length: 0). */
 const BODYLESS_DEFAULT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE', 'CONNECT'])
-/** The same response-head bounds the per-request path applies (protocol headerList). */
-const MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+/**
+ * Response-head bounds, at most what the per-request path lets through (its head is one framed
+ * message of at most 64 KiB of JSON): a bigger head is a 502, not a head visitors cannot read.
+ */
+const MAX_RESPONSE_HEADER_BYTES = 32 * 1024
 const MAX_RESPONSE_HEADERS = 256
 
 export interface ConnectionExchangeOptions {
@@ -79,7 +82,9 @@ export function sendOverConnection(o: ConnectionExchangeOptions, retried = false
       sendOverConnection(o, true)
       return
     }
-    o.onFailure(failureCode(err, o.route))
+    // Decided a turn later: a link that died destroys its streams first and reports itself
+    // closed a tick after, and that is the tunnel going offline, not a broken origin.
+    setImmediate(() => { if (!o.res.writableEnded && !o.res.destroyed) o.onFailure(failureCode(err, o.route)) })
   })
   request.on('response', (reply) => {
     clearTimeout(timer)

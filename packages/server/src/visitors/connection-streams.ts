@@ -69,6 +69,10 @@ export function connectionStreamAgent(visitor: Socket, route: HttpRoute, openTim
 
 /** Node's http.Agent whose one "socket" is a mux stream opened with an `http-conn` head. */
 class ConnectionStreamAgent extends http.Agent {
+  /** The agent is stopping: no stream is kept for another request. */
+  private retired = false
+  private readonly forgetLeaving: () => void
+
   constructor(
     private readonly session: SessionRef,
     private readonly tunnel: string,
@@ -77,6 +81,18 @@ class ConnectionStreamAgent extends http.Agent {
   ) {
     // One stream: requests of one visitor connection go one after another, as the visitor sent them.
     super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, maxTotalSockets: 1 })
+    // A stopping agent waits for its streams: close the idle one now and the busy one after its response.
+    this.forgetLeaving = session.whenLeaving?.(() => this.retire()) ?? ignore
+  }
+
+  override destroy(): void {
+    this.forgetLeaving()
+    super.destroy()
+  }
+
+  private retire(): void {
+    this.retired = true
+    for (const sockets of Object.values(this.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
   }
 
   /** Node's Agent accepts a socket handed to the callback later (the agent dials its origin first). */
@@ -89,6 +105,7 @@ class ConnectionStreamAgent extends http.Agent {
   }
 
   override keepSocketAlive(socket: Socket): boolean {
+    if (this.retired || this.session.isClosed) return false
     // Typed void in @types/node; Node returns whether the socket may be kept.
     const keep = (super.keepSocketAlive(socket) as unknown) !== false
     // Bytes while no request is pending come from a confused origin: never let them answer one.

@@ -64,6 +64,22 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
 
   type Routed = Extract<ReturnType<typeof route>, { ok: true }>
 
+  /**
+   * The one place a request or upgrade is finished, when its connection or response closes: the
+   * access line, its metrics and the dashboard's tail. For an upgrade, the time is to the answer
+   * and the bytes are those that flowed while it was open.
+   */
+  function finish(x: { meter: typeof ctx.metrics.http.unrouted; agent: string | undefined; host: string | undefined; method: string | undefined; rawUrl: string | undefined; status: number; elapsedMs: number; bytesIn: number; bytesOut: number }): void {
+    const time = Date.now()
+    const url = redactUrl(x.rawUrl ?? '')
+    const ms = Math.round(x.elapsedMs)
+    const { status, bytesIn, bytesOut } = x
+    ctx.metrics.countStatus(status)
+    x.meter.finish(status, x.elapsedMs / 1000, bytesIn, bytesOut, time)
+    accessLog.info({ agent: x.agent, host: x.host, method: x.method, url, status, bytesIn, bytesOut, ms }, 'request')
+    ctx.activity.request({ time, agent: x.agent ?? null, host: x.host ?? null, method: x.method ?? '', url, status, bytesIn, bytesOut, ms })
+  }
+
   function forwardedInfo(r: Routed): ForwardedInfo {
     return { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }
   }
@@ -117,18 +133,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let agent: string | undefined
     let host: string | undefined
     let meter = ctx.metrics.http.unrouted
-    // The one place a request is finished: the access line, its metrics and the dashboard's tail.
     res.on('close', () => {
       connections.finish(exchange)
-      const elapsedMs = performance.now() - started
-      const status = res.statusCode
-      const time = Date.now()
-      const url = redactUrl(req.url ?? '')
-      const ms = Math.round(elapsedMs)
-      ctx.metrics.countStatus(status)
-      meter.finish(status, elapsedMs / 1000, bytesIn, bytesOut, time)
-      accessLog.info({ agent, host, method: req.method, url, status, bytesIn, bytesOut, ms }, 'request')
-      ctx.activity.request({ time, agent: agent ?? null, host: host ?? null, method: req.method ?? '', url, status, bytesIn, bytesOut, ms })
+      finish({ meter, agent, host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn, bytesOut })
     })
     if (opts.beforeRouting?.(req, res) === true) return
     const r = route(req, accept)
@@ -285,12 +292,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let host: string | null = null
     socket.once('close', () => {
       if (status === 0) return
-      const time = Date.now()
       const bytesIn = upgraded ? socket.bytesRead : 0
       const bytesOut = upgraded ? socket.bytesWritten : 0
-      ctx.metrics.countStatus(status)
-      meter.finish(status, answeredMs / 1000, bytesIn, bytesOut, time)
-      ctx.activity.request({ time, agent, host, method: req.method ?? 'GET', url: redactUrl(req.url ?? ''), status, bytesIn, bytesOut, ms: Math.round(answeredMs) })
+      finish({ meter, agent: agent ?? undefined, host: host ?? undefined, method: req.method ?? 'GET', rawUrl: req.url, status, elapsedMs: answeredMs, bytesIn, bytesOut })
     })
     const answered = (code: number): void => {
       status = code
@@ -356,7 +360,6 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.write(`HTTP/1.1 101 ${statusText || 'Switching Protocols'}\r\n${lines.join('')}\r\n`)
     if (headBytes.length > 0) stream.write(headBytes)
     pipeBoth(socket, stream)
-    log.info({ agent: r.route.agent, host: r.host, method: req.method, url: redactUrl(req.url ?? ''), status: 101 }, 'request')
   }
 
   return {

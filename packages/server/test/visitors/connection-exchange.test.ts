@@ -55,14 +55,30 @@ const agentPort = await listen(fakeAgent)
 
 let closed = false
 let opened = 0
+let leavingFns = new Set<() => void>()
+/** Streams the fake session opened that are still open. */
+const openStreams = new Set<Duplex>()
 const session: SessionRef = {
   agent: 'laptop',
   instance: 'i-1',
   get isClosed() { return closed },
   openStream(): Duplex {
     opened++
-    return connect(agentPort, '127.0.0.1')
+    const stream = connect(agentPort, '127.0.0.1')
+    openStreams.add(stream)
+    stream.once('close', () => openStreams.delete(stream))
+    return stream
   },
+  whenLeaving(fn) {
+    leavingFns.add(fn)
+    return () => { leavingFns.delete(fn) }
+  },
+}
+/** The agent sends GoAway. */
+function agentLeaves(): void {
+  const fns = [...leavingFns]
+  leavingFns = new Set()
+  for (const fn of fns) fn()
 }
 const route: HttpRoute & { origin: { host: string; path: string } } = {
   host: 'site.example.com', agent: 'laptop', instance: 'i-1', tunnelId: 'web', access: null, session, origin: { host: 'myapp.test', path: '/base' },
@@ -158,4 +174,30 @@ t.test('open: an unreachable origin, a silent agent and a closed session each en
   t.same(await ask(visitor, '/z'), { status: 599, body: 'PL_ERR_HTTP_TUNNEL_OFFLINE' })
   t.same(failures, ['PL_ERR_HTTP_ORIGIN_UNREACHABLE', 'PL_ERR_HTTP_ORIGIN_TIMEOUT', 'PL_ERR_HTTP_TUNNEL_OFFLINE'])
   t.equal(originRequests.length, 0, 'the origin saw none of them')
+})
+
+t.test('a stopping agent: its idle stream closes at once, and no stream is kept after a response', async (t) => {
+  const visitor = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => visitor.destroy())
+  t.equal((await ask(visitor, '/before')).status, 200)
+  t.equal(openStreams.size, 1, 'the idle keep-alive stream stays open')
+  agentLeaves()
+  const started = Date.now()
+  while (openStreams.size > 0 && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 10))
+  t.equal(openStreams.size, 0, `closed ${Date.now() - started} ms after the GoAway`)
+  t.equal((await ask(visitor, '/after')).status, 200, 'a later request opens a new stream')
+  while (openStreams.size > 0 && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 10))
+  t.equal(openStreams.size, 0, 'which is not kept once answered')
+})
+
+t.test('a visitor connection that closes drops its session listener (no growth over months)', async (t) => {
+  const before = leavingFns.size
+  for (let i = 0; i < 5; i++) {
+    const visitor = new Agent({ keepAlive: true, maxSockets: 1 })
+    t.equal((await ask(visitor, `/c${i}`)).status, 200)
+    visitor.destroy()
+  }
+  const started = Date.now()
+  while (leavingFns.size > before && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 10))
+  t.equal(leavingFns.size, before, 'every listener went with its visitor connection')
 })
