@@ -69,7 +69,7 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
       rejectStream(stream, 'PL_ERR_POLICY_NOT_PUBLISHED', `the agent does not publish ${head.host}`)
       return
     }
-    if (head.t === 'http-conn') handleHttpConnection(stream, route.tunnel, deps.log)
+    if (head.t === 'http-conn') handleHttpConnection(stream, head, route.tunnel, { log: deps.log, traffic: deps.traffic ?? null })
     else handleHttpStream(stream, head, route.tunnel, { log: deps.log, agents: deps.origins, traffic: deps.traffic ?? null })
     return
   }

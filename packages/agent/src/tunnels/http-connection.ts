@@ -4,8 +4,10 @@ import type { Duplex } from 'node:stream'
 import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import type { Logger } from '@porchlight/shared/log'
 import { dialTcp, pipeBoth } from '@porchlight/shared/net'
-import { writeHead } from '@porchlight/shared/protocol'
+import { writeHead, type HttpConnectionHead } from '@porchlight/shared/protocol'
 import { originTarget, type HttpTunnelTarget, type OriginTarget } from './origins.js'
+import { captureConnection } from '../inspector/connection-capture.js'
+import type { TrafficHook } from '../inspector/traffic.js'
 
 const CONNECT_TIMEOUT_MS = 10_000
 
@@ -16,8 +18,10 @@ const CONNECT_TIMEOUT_MS = 10_000
  * response before a visitor sees it, so the agent does no HTTP work on this path. One stream is
  * one origin connection: nothing here is shared between visitor connections.
  * A dial that fails answers an error head (the relay shows PL_ERR_HTTP_ORIGIN_UNREACHABLE).
+ * While someone watches the traffic, the exchanges on the pipe are read for them on the side.
  */
-export function handleHttpConnection(stream: Duplex, tunnel: HttpTunnelTarget, log: Logger, connectTimeoutMs = CONNECT_TIMEOUT_MS): void {
+export function handleHttpConnection(stream: Duplex, head: HttpConnectionHead, tunnel: HttpTunnelTarget, deps: { log: Logger; traffic?: TrafficHook | null }, connectTimeoutMs = CONNECT_TIMEOUT_MS): void {
+  const log = deps.log
   const target = originTarget(tunnel)
   if (target instanceof Error) {
     answerError(stream, 'PL_ERR_HTTP_ORIGIN_UNREACHABLE', 'invalid origin URL in the agent config')
@@ -31,6 +35,8 @@ export function handleHttpConnection(stream: Duplex, tunnel: HttpTunnelTarget, l
         return
       }
       writeHead(stream, { t: 'ok' })
+      // Someone watches (inspector, terminal view): copies of both directions are parsed for them.
+      if (deps.traffic != null) captureConnection(deps.traffic, tunnel.id, head.host, stream, socket)
       pipeBoth(stream, socket, (err) => {
         if (err && log.isLevelEnabled('debug')) log.debug({ err, tunnel: tunnel.id }, 'origin connection ended with an error')
       })

@@ -61,6 +61,7 @@ const openStreams = new Set<Duplex>()
 const session: SessionRef = {
   agent: 'laptop',
   instance: 'i-1',
+  id: 's-1',
   get isClosed() { return closed },
   openStream(): Duplex {
     opened++
