@@ -97,3 +97,10 @@ export async function fixedRate(o: { port: number; host: string; path: string; r
   agent.destroy()
   return { offered: total, completed, errors, seconds, achievedRps: completed / seconds, cpuUsPerRequest: completed > 0 ? (cpu * 1e6) / completed : NaN, cpuShare: cpu / seconds }
 }
+
+/** Runs `run` and also returns the CPU seconds the given processes spent meanwhile. */
+export async function withCpu<T>(pids: () => number[], run: () => Promise<T>): Promise<{ result: T; cpuS: number }> {
+  const before = cpuSeconds(pids())
+  const result = await run()
+  return { result, cpuS: cpuSeconds(pids()) - before }
+}
