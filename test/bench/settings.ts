@@ -47,11 +47,11 @@ export function settingsFrom(env: NodeJS.ProcessEnv, root: string): Settings {
     watchdogMs: quick ? 120_000 : 690_000,
     wrk: quick
       ? { rps50S: 1, oneS: 1, bulkS: 1, postS: 1, newConnS: 1 }
-      : { rps50S: 4, oneS: 3, bulkS: 3, postS: 3, newConnS: 3 },
+      : { rps50S: 3, oneS: 2, bulkS: 2, postS: 2, newConnS: 2 },
     bulkBytes: 10_000_000,
     postBytes: 1_048_576,
-    fixedRate: quick ? { rate: 200, seconds: 1, sockets: 4 } : { rate: Number(env['BENCH_RATE'] ?? 2000), seconds: 5, sockets: 8 },
-    ws: quick ? { connections: 50, idleS: 0.5, echoRounds: 2, messageBytes: 64 } : { connections: 1000, idleS: 5, echoRounds: 10, messageBytes: 64 },
+    fixedRate: quick ? { rate: 200, seconds: 1, sockets: 4 } : { rate: Number(env['BENCH_RATE'] ?? 2000), seconds: 4, sockets: 8 },
+    ws: quick ? { connections: 50, idleS: 0.5, echoRounds: 2, messageBytes: 64 } : { connections: 1000, idleS: 3, echoRounds: 5, messageBytes: 64 },
     tcpBytes: quick ? 4 * 1024 * 1024 : 100 * 1024 * 1024,
   }
 }
