@@ -9,7 +9,7 @@ const COLOR: Record<Column, string> = {
 const GROUPS: Array<[string, string]> = [
   ['GET 1 KiB, 50 conns', 'rps50VsDirect'],
   ['GET 10 MB', 'bulkMBsVsDirect'],
-  ['POST 1 MB echo', 'postMBsVsDirect'],
+  ['POST 1 MiB echo', 'postMBsVsDirect'],
   ['new conn / request', 'newConnRpsVsDirect'],
   ['WebSocket echo', 'wsEchoPerSVsDirect'],
   ['TCP upload', 'tcpUpMBsVsDirect'],

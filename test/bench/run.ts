@@ -2,12 +2,13 @@
 // side by side, alternating, medians of the rounds; then memory (test/bench/memory.ts, if present).
 // Writes benchmarks.json, benchmarks.md and benchmarks.svg (docs/ unless BENCH_OUT or BENCH_QUICK).
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ROOT } from '../e2e/harness/processes.js'
 import { BenchScope } from './bench-scope.js'
+import { loadMemoryRows } from './memory-rows.js'
 import { startPaths } from './paths.js'
 import { EXIT_MISSING_PACKAGE, preflight } from './preflight.js'
 import { renderMarkdown } from './report-md.js'
@@ -33,21 +34,16 @@ function version(cmd: string, args: string[]): string {
 
 async function measureMemory(settings: Settings, skipped: Record<string, string>): Promise<MemoryRow[] | null> {
   if (!settings.workloads.includes('memory')) return null
-  if (!existsSync(MEMORY_BENCH)) {
-    say('memory: skipped (test/bench/memory.ts missing)')
-    skipped['memory'] = 'test/bench/memory.ts missing'
-    return null
-  }
-  const mod = (await import(pathToFileURL(MEMORY_BENCH).href)) as { measureMemory?: (o: { quick: boolean }) => Promise<MemoryRow[]> }
-  if (typeof mod.measureMemory !== 'function') {
-    say('memory: skipped (test/bench/memory.ts has no measureMemory export)')
-    skipped['memory'] = 'test/bench/memory.ts has no measureMemory export'
-    return null
-  }
+  const file = process.env['BENCH_MEMORY_MODULE'] ?? MEMORY_BENCH
   const started = Date.now()
-  const rows = await mod.measureMemory({ quick: settings.quick })
+  const outcome = await loadMemoryRows(file, file === MEMORY_BENCH ? 'test/bench/memory.ts' : file, settings.quick)
+  if (outcome.skipped !== null) {
+    say(`memory: skipped (${outcome.skipped})`)
+    skipped['memory'] = outcome.skipped
+    return null
+  }
   say(`  memory: ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  return rows
+  return outcome.rows
 }
 
 export function writeOutputs(result: BenchResult, outDir: string): void {

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT } from './harness/processes.js'
+import { loadMemoryRows } from '../bench/memory-rows.js'
 import { EXIT_MISSING_PACKAGE, findOnPath, preflight } from '../bench/preflight.js'
 import { renderMarkdown } from '../bench/report-md.js'
 import { renderSvg } from '../bench/report-svg.js'
@@ -58,7 +59,7 @@ t.test('the report from fixed rounds: medians, per-round ratios, targets met and
   t.match(md, '| 10,000 concurrent streams on one agent | all complete | 10000 of 10000 | **met** |')
   t.match(md, '| relay RSS idle, MiB | 70.5 |')
   t.match(md, '![Throughput of each path as a multiple of direct, and CPU per request](benchmarks.svg)')
-  t.notMatch(md, 'POST 1 MB echo', 'rows no round measured are left out')
+  t.notMatch(md, 'POST 1 MiB echo', 'rows no round measured are left out')
   const svg = renderSvg(r)
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
   t.match(svg, '<title>Porchlight, GET 1 KiB, 50 conns: 0.30× direct</title>')
@@ -71,6 +72,12 @@ t.test('no memory rows: the table says why and the memory targets are not measur
   const md = renderMarkdown(r)
   t.match(md, 'Not measured: test/bench/memory.ts missing.')
   t.match(md, '| RSS during a 1 GiB transfer | ≤ idle + 64 MiB on both sides | relay +– MiB, agent +– MiB | not measured |')
+})
+
+t.test('memory rows: skipped with the reason when memory.ts is missing, loaded with quick passed through when present', async t => {
+  t.same(await loadMemoryRows(join(t.testdir({}), 'memory.ts'), 'test/bench/memory.ts', false), { rows: null, skipped: 'test/bench/memory.ts missing' })
+  const loaded = await loadMemoryRows(join(ROOT, 'test/e2e/fixtures/bench-memory.ts'), 'fixture', true)
+  t.same(loaded.rows?.find((r) => r.key === 'streamsOffered'), { key: 'streamsOffered', value: 100 })
 })
 
 t.test('preflight: wrk missing stops the bench with exit 2 and one line naming the package', async t => {
@@ -101,12 +108,12 @@ t.test('preflight: OpenSSH missing only skips the ssh columns, naming the packag
   t.equal(preflight({ PATH: `${dir}:${join(dir, 'more')}` }, true).sshSkip, null)
 })
 
-t.test('quick mode, two workloads, direct / Porchlight / the design floor: real numbers and a report', {
+t.test('quick mode, two workloads and memory, direct / Porchlight / the design floor: real numbers and a report', {
   skip: findOnPath('wrk', process.env) ? false : 'wrk is not installed (apt-get install -y wrk)',
   timeout: 60_000,
 }, async t => {
   const out = t.testdir({})
-  const res = await runBench({ ...process.env, BENCH_QUICK: '1', BENCH_WORKLOADS: 'rps50,newconn', BENCH_COLUMNS: 'porchlight,floor', BENCH_OUT: out }, 50_000)
+  const res = await runBench({ ...process.env, BENCH_QUICK: '1', BENCH_WORKLOADS: 'rps50,newconn,memory', BENCH_COLUMNS: 'porchlight,floor', BENCH_OUT: out, BENCH_MEMORY_MODULE: join(ROOT, 'test/e2e/fixtures/bench-memory.ts') }, 50_000)
   t.equal(res.code, 0, res.stderr)
   const json = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as BenchResult
   t.same(json.columns, ['direct', 'porchlight', 'floor'])
@@ -127,5 +134,8 @@ t.test('quick mode, two workloads, direct / Porchlight / the design floor: real 
   t.match(md, /\| New connection per request, 50 conns: req\/s \| \d+ \| \d+ \| \d+ \|/)
   t.match(md, '**quick mode**')
   t.match(md, '| relay + agent CPU per GET 1 KiB, fixed rate | ≤ 60 µs | – µs (ssh -N -R – µs) | not measured; stretch ≤ 36 µs (OpenSSH\'s): not measured |')
+  t.match(md, '| concurrent streams on one agent: offered | 100 |', 'memory rows, measured in quick mode')
+  t.match(md, '| 10,000 concurrent streams on one agent | all complete | 100 of 100 | **missed** |', 'a quick run offers fewer than 10,000')
+  t.same(json.memory?.find((r) => r.key === 'relayIdleMiB'), { key: 'relayIdleMiB', value: 61.5 })
   t.match(readFileSync(join(out, 'benchmarks.svg'), 'utf8'), '<title>Porchlight, GET 1 KiB, 50 conns:')
 })
