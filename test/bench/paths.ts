@@ -25,6 +25,8 @@ export interface Path {
   tcpPort?: number
   /** The processes that carry this path, for CPU (none for direct). */
   pids: () => number[]
+  /** The same, split: the relay side (relay, sshd) and the agent side (agent, the ssh client). */
+  sides?: { relay: () => number[]; agent: () => number[] }
   /** What this path is measured with (the floors do no upgrades or TCP; the old floor only the two headline rows). */
   workloads: Workload[]
 }
@@ -54,7 +56,7 @@ export async function startPaths(scope: BenchScope, columns: Column[], sshd: str
       limits: { max_connections_per_ip: room, max_streams_per_agent: room },
     })
     const agent = await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin}` }, { tcp: tcpPort, to: `127.0.0.1:${sink}` }] })
-    paths.push({ column: 'porchlight', httpPort: relay.publicPort, tcpPort, pids: () => [relay.current.pid, agent.pid], workloads: EVERYTHING })
+    paths.push({ column: 'porchlight', httpPort: relay.publicPort, tcpPort, pids: () => [relay.current.pid, agent.pid], sides: { relay: () => [relay.current.pid], agent: () => [agent.pid] }, workloads: EVERYTHING })
   }
   if (sshd && (columns.includes('sshN') || columns.includes('sshTT'))) {
     const server = await startSshd(sshd)
@@ -63,16 +65,17 @@ export async function startPaths(scope: BenchScope, columns: Column[], sshd: str
       if (!columns.includes(column)) continue
       const fwd = await server.forward([origin, sink], mode)
       // sshd's listener, its per-connection monitor and session processes, and the ssh client.
-      paths.push({ column, httpPort: fwd.ports[0]!, tcpPort: fwd.ports[1]!, pids: () => [...withDescendants(server.pid), fwd.clientPid], workloads: EVERYTHING })
+      const sides = { relay: () => withDescendants(server.pid), agent: () => [fwd.clientPid] }
+      paths.push({ column, httpPort: fwd.ports[0]!, tcpPort: fwd.ports[1]!, pids: () => [...sides.relay(), ...sides.agent()], sides, workloads: EVERYTHING })
     }
   }
   if (columns.includes('floor')) {
     const floor = await startFloor(scope, origin, 'per-connection')
-    paths.push({ column: 'floor', httpPort: floor.port, pids: () => floor.pids, workloads: HTTP_ONLY })
+    paths.push({ column: 'floor', httpPort: floor.port, pids: () => floor.pids, sides: { relay: () => [floor.pids[0]!], agent: () => [floor.pids[1]!] }, workloads: HTTP_ONLY })
   }
   if (columns.includes('oldFloor')) {
     const old = await startFloor(scope, origin, 'per-request')
-    paths.push({ column: 'oldFloor', httpPort: old.port, pids: () => old.pids, workloads: ['rps50', 'cpu'] })
+    paths.push({ column: 'oldFloor', httpPort: old.port, pids: () => old.pids, sides: { relay: () => [old.pids[0]!], agent: () => [old.pids[1]!] }, workloads: ['rps50', 'cpu'] })
   }
   return paths
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ROOT } from '../e2e/harness/processes.js'
 import { BenchScope } from './bench-scope.js'
-import { loadMemoryRows } from './memory-rows.js'
+import { loadMemoryRows, type MemoryOutcome } from './memory-rows.js'
 import { startPaths } from './paths.js'
 import { EXIT_MISSING_PACKAGE, preflight } from './preflight.js'
 import { renderMarkdown } from './report-md.js'
@@ -32,11 +32,17 @@ function version(cmd: string, args: string[]): string {
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim()
 }
 
-async function measureMemory(settings: Settings, skipped: Record<string, string>): Promise<MemoryRow[] | null> {
+/** Memory runs last and gets what is left of the run's bound: past that it is skipped, not the whole report lost. */
+async function measureMemory(settings: Settings, skipped: Record<string, string>, leftMs: number): Promise<MemoryRow[] | null> {
   if (!settings.workloads.includes('memory')) return null
   const file = process.env['BENCH_MEMORY_MODULE'] ?? MEMORY_BENCH
   const started = Date.now()
-  const outcome = await loadMemoryRows(file, file === MEMORY_BENCH ? 'test/bench/memory.ts' : file, settings.quick)
+  let timer: NodeJS.Timeout | undefined
+  const outOfTime = new Promise<MemoryOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ rows: null, skipped: `did not finish in the ${Math.round(leftMs / 1000)} s left of the run's bound` }), Math.max(0, leftMs))
+  })
+  const outcome = await Promise.race([loadMemoryRows(file, file === MEMORY_BENCH ? 'test/bench/memory.ts' : file, settings.quick), outOfTime])
+  clearTimeout(timer)
   if (outcome.skipped !== null) {
     say(`memory: skipped (${outcome.skipped})`)
     skipped['memory'] = outcome.skipped
@@ -78,7 +84,8 @@ async function main(): Promise<number> {
     if (!settings.quick) await warmUp(paths)
     const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say })
     await scope.close()
-    const memory = await measureMemory(settings, skipped)
+    // 20 s kept back for the report and teardown.
+    const memory = await measureMemory(settings, skipped, started + settings.watchdogMs - 20_000 - Date.now())
     const medians = summarise(rounds, columns)
     const command = `${COMMAND_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('')}npm run bench`
     const result: BenchResult = {

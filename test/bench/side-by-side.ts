@@ -56,8 +56,11 @@ const RUNNERS: Record<Exclude<Workload, 'memory'>, Runner> = {
   async cpu(p, { settings }): Promise<Measures> {
     if (p.pids().length === 0) return {}
     const { rate, seconds, sockets } = settings.fixedRate
-    const r = await fixedRate({ port: p.httpPort, host: HOST, path: SMALL, rate, durationS: seconds, sockets, pids: p.pids })
-    return { cpuUsPerRequest: r.cpuUsPerRequest, cpuCompletedShare: r.completed / r.offered, cpuAchievedRps: r.achievedRps, errors: r.errors }
+    const r = await fixedRate({ port: p.httpPort, host: HOST, path: SMALL, rate, durationS: seconds, sockets, pids: p.pids, ...(p.sides ? { groups: p.sides } : {}) })
+    const m: Measures = { cpuUsPerRequest: r.cpuUsPerRequest, cpuCompletedShare: r.completed / r.offered, cpuAchievedRps: r.achievedRps, errors: r.errors }
+    if (r.cpuUsPerRequestBy['relay'] !== undefined) m['cpuUsPerRequestRelay'] = r.cpuUsPerRequestBy['relay']
+    if (r.cpuUsPerRequestBy['agent'] !== undefined) m['cpuUsPerRequestAgent'] = r.cpuUsPerRequestBy['agent']
+    return m
   },
   async ws(p, { settings }) {
     const m = await runWsBench({ port: p.httpPort, host: HOST, ...settings.ws, pids: p.pids })
