@@ -20,9 +20,9 @@ function mbs(r: WrkResult): number {
   return r.bytes / 1e6 / r.seconds
 }
 
-/** CPU ms per MiB moved, for paths with processes of their own. */
-function perMiB(p: Path, cpuS: number, bytes: number): Measures {
-  return p.pids().length > 0 && bytes > 0 ? { cpuMsPerMiB: (cpuS * 1000) / (bytes / MIB) } : {}
+/** `{ [key]: CPU ms per MiB moved }` for paths with processes of their own, else nothing. */
+function perMiB(key: string, p: Path, cpuS: number, bytes: number): Measures {
+  return p.pids().length > 0 && bytes > 0 ? { [key]: (cpuS * 1000) / (bytes / MIB) } : {}
 }
 
 function wrk(p: Path, path: string, connections: number, durationS: number, extra: { headers?: string[]; script?: string } = {}): Promise<WrkResult> {
@@ -40,14 +40,12 @@ const RUNNERS: Record<Exclude<Workload, 'memory'>, Runner> = {
   },
   async bulk(p, { settings }) {
     const { result: r, cpuS } = await withCpu(p.pids, () => wrk(p, `/bytes/${settings.bulkBytes}`, 4, settings.wrk.bulkS))
-    const cpu = perMiB(p, cpuS, r.bytes)
-    return { bulkMBs: mbs(r), ...(cpu['cpuMsPerMiB'] === undefined ? {} : { bulkCpuMsPerMiB: cpu['cpuMsPerMiB'] }), errors: r.errors }
+    return { bulkMBs: mbs(r), ...perMiB('bulkCpuMsPerMiB', p, cpuS, r.bytes), errors: r.errors }
   },
   async post(p, { settings, postScript }) {
     const { result: r, cpuS } = await withCpu(p.pids, () => wrk(p, '/echo', 4, settings.wrk.postS, { script: postScript }))
     // Bytes read are the echoed bodies (plus small heads); as many went up.
-    const cpu = perMiB(p, cpuS, 2 * r.bytes)
-    return { postMBs: mbs(r), ...(cpu['cpuMsPerMiB'] === undefined ? {} : { postCpuMsPerMiB: cpu['cpuMsPerMiB'] }), errors: r.errors }
+    return { postMBs: mbs(r), ...perMiB('postCpuMsPerMiB', p, cpuS, 2 * r.bytes), errors: r.errors }
   },
   async newconn(p, { settings }) {
     const r = await wrk(p, SMALL, 50, settings.wrk.newConnS, { headers: ['Connection: close'] })
@@ -72,8 +70,7 @@ const RUNNERS: Record<Exclude<Workload, 'memory'>, Runner> = {
     const port = p.tcpPort
     const up = await withCpu(p.pids, () => transfer(port, 'U', settings.tcpBytes, `tcp upload via ${p.column}`))
     const down = await withCpu(p.pids, () => transfer(port, 'D', settings.tcpBytes, `tcp download via ${p.column}`))
-    const cpu = perMiB(p, up.cpuS + down.cpuS, 2 * settings.tcpBytes)
-    return { tcpUpMBs: up.result, tcpDownMBs: down.result, ...(cpu['cpuMsPerMiB'] === undefined ? {} : { tcpCpuMsPerMiB: cpu['cpuMsPerMiB'] }) }
+    return { tcpUpMBs: up.result, tcpDownMBs: down.result, ...perMiB('tcpCpuMsPerMiB', p, up.cpuS + down.cpuS, 2 * settings.tcpBytes) }
   },
 }
 

@@ -118,10 +118,12 @@ t.test('quick mode, two workloads and memory, direct / Porchlight / the design f
   const json = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as BenchResult
   t.same(json.columns, ['direct', 'porchlight', 'floor'])
   t.equal(json.rounds.length, 1)
+  // Quick mode skips the warm-up and a cold path on a loaded machine can answer only a few dozen
+  // requests in its first second: the rates must be real (answered, no errors), not fast.
   for (const c of json.columns) {
     const m = json.rounds[0]![c]!
-    t.ok(m['rps50']! > 50, `${c}: GET 1 KiB at 50 conns answered (${m['rps50']} req/s)`)
-    t.ok(m['newConnRps']! > 10, `${c}: a new connection per request answered (${m['newConnRps']} req/s)`)
+    t.ok(m['rps50']! > 0, `${c}: GET 1 KiB at 50 conns answered (${m['rps50']} req/s)`)
+    t.ok(m['newConnRps']! > 0, `${c}: a new connection per request answered (${m['newConnRps']} req/s)`)
     t.equal(m['errors'], 0, `${c}: no wrk errors`)
   }
   // One round: the ratio is exactly that round's ratio.
