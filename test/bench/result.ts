@@ -37,7 +37,8 @@ export interface BenchResult {
   command: string
   quick: boolean
   seconds: number
-  machine: { nproc: number; cpu: string; node: string }
+  /** loadavg: the 1-minute load average at the start and at the end (other work on the machine). */
+  machine: { nproc: number; cpu: string; node: string; loadavg?: [number, number] }
   tools: { wrk: string; openssh: string | null }
   /** Why a column or section did not run, by name (ssh, memory, ...). */
   skipped: Record<string, string>

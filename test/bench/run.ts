@@ -3,7 +3,7 @@
 // Writes benchmarks.json, benchmarks.md and benchmarks.svg (docs/ unless BENCH_OUT or BENCH_QUICK).
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ROOT } from '../e2e/harness/processes.js'
@@ -76,6 +76,7 @@ async function main(): Promise<number> {
   }, settings.watchdogMs)
   watchdog.unref()
   const started = Date.now()
+  const loadAtStart = loadavg()[0]!
   try {
     const paths = await startPaths(scope, settings.columns, check.sshSkip ? null : check.sshd, settings.ws.connections)
     const columns = paths.map((p) => p.column)
@@ -93,7 +94,7 @@ async function main(): Promise<number> {
       command,
       quick: settings.quick,
       seconds: Math.round((Date.now() - started) / 1000),
-      machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version },
+      machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadavg: [loadAtStart, loadavg()[0]!] },
       tools: { wrk: version('wrk', ['--version']), openssh: check.sshSkip ? null : version('ssh', ['-V']) },
       skipped,
       settings: { ...settings, outDir: undefined },

@@ -12,6 +12,11 @@ function fmt(x: number, digits: number): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '–'
 }
 
+/** "+12" / "−3": a difference over direct, signed. */
+function signed(x: number, digits: number): string {
+  return Number.isFinite(x) ? `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(digits)}` : '–'
+}
+
 /** All must hold; any unmeasured makes the verdict unmeasured. */
 function all(...checks: Array<[number, (x: number) => boolean]>): boolean | null {
   if (checks.some(([x]) => !Number.isFinite(x))) return null
@@ -62,7 +67,7 @@ export function judgeTargets(m: Medians, memory: MemoryRow[] | null): TargetVerd
     {
       measure: 'added latency, one request at a time',
       target: 'p50 ≤ 150 µs over direct',
-      measured: `p50 +${fmt(added, 0)} µs, p99 +${fmt(v(m, 'porchlight', 'addedP99Us'), 0)} µs`,
+      measured: `p50 ${signed(added, 0)} µs, p99 ${signed(v(m, 'porchlight', 'addedP99Us'), 0)} µs`,
       met: all([added, (x) => x <= 150]),
     },
     {

@@ -31,7 +31,7 @@ function fixtureResult(): BenchResult {
   const medians = summarise(fixture.rounds, fixture.columns)
   return {
     date: '2026-12-03T10:00:00.000Z', command: 'npm run bench', quick: false, seconds: 600,
-    machine: { nproc: 2, cpu: 'test cpu', node: 'v20.0.0' }, tools: { wrk: 'wrk 4.1.0', openssh: 'OpenSSH_9.2p1' },
+    machine: { nproc: 2, cpu: 'test cpu', node: 'v20.0.0', loadavg: [1.25, 3.5] }, tools: { wrk: 'wrk 4.1.0', openssh: 'OpenSSH_9.2p1' },
     skipped: {}, settings: settingsFrom({}, ROOT) as unknown as Record<string, unknown>, columns: fixture.columns,
     workloads: ['rps50'], rounds: fixture.rounds, memory: fixture.memory, medians, targets: judgeTargets(medians, fixture.memory),
   }
@@ -54,10 +54,12 @@ t.test('the report from fixed rounds: medians, per-round ratios, targets met and
   t.match(md, '| GET 1 KiB req/s, 50 conns | ≥ 0.30× direct and ≥ 3× ssh -N -R | 0.30× direct, 3.00× ssh -N -R, –× ssh -tt -R | **met**; stretch ≥ ssh -tt -R: not measured |')
   t.match(md, '| p99, GET 1 KiB, 50 conns | ≤ 5 ms | 5.00 ms (direct 1.00 ms) | **met** |')
   t.match(md, '| GET 10 MB at 4 conns | ≥ 0.6× direct and ≥ 1.5× ssh -N -R; ≤ 1 ms CPU per MiB | 0.67× direct, 2.50× ssh -N -R, 0.90 ms/MiB | **met** |')
+  t.match(md, '| added latency, one request at a time | p50 ≤ 150 µs over direct | p50 +150 µs, p99 +550 µs | **met** |')
   t.match(md, '| new connection per request | ≥ 1.5× ssh -N -R | 2.00× ssh -N -R (900 req/s) | **met** |')
   t.match(md, '| RSS idle, agent / relay | ≤ 55 / ≤ 65 MiB; relay + ≤ 100 KiB per idle agent (1,000 agents) | 50.5 / 70.5 MiB; +90.0 KiB per idle agent | **missed** |')
   t.match(md, '| 10,000 concurrent streams on one agent | all complete | 10000 of 10000 | **met** |')
   t.match(md, '| relay RSS idle, MiB | 70.5 |')
+  t.match(md, '(1-minute load average 1.3 at the start, 3.5 at the end, on 2 cores)')
   t.match(md, '![Throughput of each path as a multiple of direct, and CPU per request](benchmarks.svg)')
   t.notMatch(md, 'POST 1 MiB echo', 'rows no round measured are left out')
   const svg = renderSvg(r)
