@@ -13,8 +13,9 @@ import { MuxSession, websocketDuplex } from '@porchlight/shared/mux'
 
 const { HTTPParser } = createRequire(import.meta.url)('_http_common')
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']
-// The relay frames the body itself; a response keeps its Content-Length for ServerResponse to use.
-const REQUEST_DROP = new Set([...HOP_BY_HOP, 'content-length'])
+// The relay frames the body itself (and Node's server already answered any Expect: 100-continue);
+// a response keeps its Content-Length for ServerResponse to use.
+const REQUEST_DROP = new Set([...HOP_BY_HOP, 'content-length', 'expect'])
 const RESPONSE_DROP = new Set(HOP_BY_HOP)
 const SKIP_BODY = 1
 
@@ -37,7 +38,13 @@ class Link {
     this.stream.on('end', () => { this.parser.finish(); this.fail() })
     this.parser = new HTTPParser()
     this.parser.initialize(HTTPParser.RESPONSE, {})
+    this.informational = false
     this.parser[HTTPParser.kOnHeadersComplete] = (_maj, _min, raw, _m, _u, status) => {
+      // A 1xx before the real response (the visitor's 100-continue was answered by Node): dropped.
+      this.informational = status < 200
+      if (this.informational) return 0
+      // A response nobody asked for (a confused origin): this visitor's link ends, no other sees it.
+      if (this.waiting.length === 0) { this.stream.destroy(); return SKIP_BODY }
       const { res, head } = this.waiting[0]
       const headers = []
       for (let i = 0; i < raw.length; i += 2) if (!RESPONSE_DROP.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1])
@@ -46,9 +53,12 @@ class Link {
     }
     this.parser[HTTPParser.kOnBody] = (chunk) => {
       // Backpressure by the write's own callback (it runs once the bytes reached the socket).
-      if (!this.waiting[0].res.write(chunk, this.resume)) { this.paused = true; this.stream.pause() }
+      if (this.waiting.length > 0 && !this.waiting[0].res.write(chunk, this.resume)) { this.paused = true; this.stream.pause() }
     }
-    this.parser[HTTPParser.kOnMessageComplete] = () => { this.waiting.shift().res.end() }
+    this.parser[HTTPParser.kOnMessageComplete] = () => {
+      if (this.informational) this.informational = false
+      else this.waiting.shift()?.res.end()
+    }
     this.stream.on('data', (chunk) => {
       const r = this.parser.execute(chunk)
       if (r instanceof Error) this.fail()
