@@ -11,7 +11,8 @@ import { judgeTargets } from './targets.js'
 
 export function rederive(r: BenchResult): BenchResult {
   const medians = summarise(r.rounds, r.columns)
-  return { ...r, medians, targets: judgeTargets(medians, r.memory) }
+  const rate = (r.settings as { fixedRate?: { rate: number } }).fixedRate?.rate
+  return { ...r, medians, targets: judgeTargets(medians, r.memory, r.workloads.includes('cpu') ? rate : undefined) }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

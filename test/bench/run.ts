@@ -103,7 +103,7 @@ async function main(): Promise<number> {
       rounds,
       memory,
       medians,
-      targets: judgeTargets(medians, memory),
+      targets: judgeTargets(medians, memory, settings.workloads.includes('cpu') ? settings.fixedRate.rate : undefined),
     }
     writeOutputs(result, settings.outDir)
     for (const t of result.targets) say(`  ${t.met === null ? 'not measured' : t.met ? 'met   ' : 'MISSED'}  ${t.measure}: ${t.measured} (target ${t.target})`)

@@ -62,6 +62,9 @@ t.test('the report from fixed rounds: medians, per-round ratios, targets met and
   t.match(md, '(1-minute load average 1.3 at the start, 3.5 at the end, on 2 cores)')
   t.match(md, '![Throughput of each path as a multiple of direct, and CPU per request](benchmarks.svg)')
   t.notMatch(md, 'POST 1 MiB echo', 'rows no round measured are left out')
+  const behind = judgeTargets({ ...r.medians, porchlight: { ...r.medians.porchlight, cpuAchievedRps: 1000 } }, null, 2000)[0]!
+  t.equal(behind.measured, '100.0 µs (ssh -N -R 36.0 µs); Porchlight kept up with only 1000 of the 2000 req/s offered')
+  t.equal(judgeTargets({ ...r.medians, porchlight: { ...r.medians.porchlight, cpuAchievedRps: 1990 } }, null, 2000)[0]!.measured, '100.0 µs (ssh -N -R 36.0 µs)')
   const svg = renderSvg(r)
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
   t.match(svg, '<title>Porchlight, GET 1 KiB, 50 conns: 0.30× direct</title>')
