@@ -22,7 +22,7 @@ import { postScript } from './wrk.js'
 
 const MEMORY_BENCH = join(ROOT, 'test/bench/memory.ts')
 /** The env settings that change what is measured, quoted with the command in the outputs. */
-const COMMAND_ENV = ['BENCH_QUICK', 'BENCH_WORKLOADS', 'BENCH_COLUMNS', 'BENCH_ROUNDS', 'BENCH_RATE']
+const COMMAND_ENV = ['BENCH_QUICK', 'BENCH_WORKLOADS', 'BENCH_COLUMNS', 'BENCH_ROUNDS', 'BENCH_RATE', 'PORCHLIGHT_E2E_RELAY_BIN', 'PORCHLIGHT_E2E_AGENT_BIN']
 
 function say(line: string): void { process.stdout.write(`${line}\n`) }
 
