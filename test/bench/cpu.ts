@@ -53,6 +53,8 @@ export interface FixedRateResult {
   achievedRps: number
   cpuUsPerRequest: number
   cpuShare: number
+  /** CPU µs per completed request of each group of `groups`, read in the same window. */
+  cpuUsPerRequestBy: Record<string, number>
 }
 
 /**
@@ -60,7 +62,7 @@ export interface FixedRateResult {
  * returns the CPU the given processes spent per completed request. `pids()` is called before and
  * after so processes forked in between (none expected) are not missed.
  */
-export async function fixedRate(o: { port: number; host: string; path: string; rate: number; durationS: number; sockets: number; pids: () => number[] }): Promise<FixedRateResult> {
+export async function fixedRate(o: { port: number; host: string; path: string; rate: number; durationS: number; sockets: number; pids: () => number[]; groups?: Record<string, () => number[]> }): Promise<FixedRateResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: o.sockets })
   let completed = 0
   let errors = 0
@@ -79,6 +81,8 @@ export async function fixedRate(o: { port: number; host: string; path: string; r
   while (inFlight > 0) await new Promise((r) => setTimeout(r, 5))
   completed = 0
   errors = 0
+  const groups = Object.entries(o.groups ?? {})
+  const groupsBefore = groups.map(([, pids]) => cpuSeconds(pids()))
   const before = cpuSeconds(o.pids())
   const started = performance.now()
   let sent = 0
@@ -94,6 +98,15 @@ export async function fixedRate(o: { port: number; host: string; path: string; r
   while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5))
   const seconds = (performance.now() - started) / 1000
   const cpu = cpuSeconds(o.pids()) - before
+  const perRequest = (cpuS: number): number => (completed > 0 ? (cpuS * 1e6) / completed : NaN)
+  const cpuUsPerRequestBy = Object.fromEntries(groups.map(([name, pids], i) => [name, perRequest(cpuSeconds(pids()) - groupsBefore[i]!)]))
   agent.destroy()
-  return { offered: total, completed, errors, seconds, achievedRps: completed / seconds, cpuUsPerRequest: completed > 0 ? (cpu * 1e6) / completed : NaN, cpuShare: cpu / seconds }
+  return { offered: total, completed, errors, seconds, achievedRps: completed / seconds, cpuUsPerRequest: perRequest(cpu), cpuShare: cpu / seconds, cpuUsPerRequestBy }
+}
+
+/** Runs `run` and also returns the CPU seconds the given processes spent meanwhile. */
+export async function withCpu<T>(pids: () => number[], run: () => Promise<T>): Promise<{ result: T; cpuS: number }> {
+  const before = cpuSeconds(pids())
+  const result = await run()
+  return { result, cpuS: cpuSeconds(pids()) - before }
 }

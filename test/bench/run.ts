@@ -1,154 +1,114 @@
-// `npm run bench`: the tunnel's cost against a direct connection, with the built relay and agent.
-// GET 1 KiB at 50 connections (req/s; direct, the HTTP tunnel, a TCP tunnel and the design floor
-// (floor/relay.mjs) to the same origin alternate three times and the medians are reported, each
-// ratio being the median of the per-round ratios), a 200 MB download (MB/s), then the mux's own
-// bench if present, then the side-by-side bench against OpenSSH (side-by-side.ts).
-import autocannon from 'autocannon'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Worker } from 'node:worker_threads'
-import { startAgent, startRelay, ROOT } from '../e2e/harness/processes.js'
-import { download } from '../e2e/harness/visitor.js'
-import { freePortRange } from '../e2e/harness/tcp.js'
+// `npm run bench` (issue 11): direct, Porchlight, `ssh -N -R`, `ssh -tt -R` and the design floors
+// side by side, alternating, medians of the rounds; then memory (test/bench/memory.ts, if present).
+// Writes benchmarks.json, benchmarks.md and benchmarks.svg (docs/ unless BENCH_OUT or BENCH_QUICK).
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { ROOT } from '../e2e/harness/processes.js'
 import { BenchScope } from './bench-scope.js'
-import { runTcpBench } from './tcp-bench.js'
-import { startFloor } from './floor/start.js'
-import { runSideBySide } from './side-by-side.js'
+import { loadMemoryRows, type MemoryOutcome } from './memory-rows.js'
+import { startPaths } from './paths.js'
+import { EXIT_MISSING_PACKAGE, preflight } from './preflight.js'
+import { renderMarkdown } from './report-md.js'
+import { renderSvg } from './report-svg.js'
+import type { BenchResult, MemoryRow } from './result.js'
+import { settingsFrom, type Settings } from './settings.js'
+import { runRounds, warmUp } from './side-by-side.js'
+import { summarise } from './summary.js'
+import { judgeTargets } from './targets.js'
+import { postScript } from './wrk.js'
 
-const CONNECTIONS = 50
-const DURATION_S = 5
-/** Direct and tunnel alternate this many times (side by side on a noisy machine); medians are reported. */
-const ROUNDS = 3
-const DOWNLOAD_BYTES = 200 * 1024 * 1024
-/** The whole run is cut off after this, whatever hangs. */
-const WATCHDOG_MS = 240_000
-const MUX_BENCH = join(ROOT, 'packages/shared/bench/mux-throughput.bench.ts')
+const MEMORY_BENCH = join(ROOT, 'test/bench/memory.ts')
+/** The env settings that change what is measured, quoted with the command in the outputs. */
+const COMMAND_ENV = ['BENCH_QUICK', 'BENCH_WORKLOADS', 'BENCH_COLUMNS', 'BENCH_ROUNDS', 'BENCH_RATE', 'PORCHLIGHT_E2E_RELAY_BIN', 'PORCHLIGHT_E2E_AGENT_BIN']
 
-interface Row { what: string; direct: string; tunnel: string; ratio: string }
+function say(line: string): void { process.stdout.write(`${line}\n`) }
 
-async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
-  const worker = new Worker(join(dirname(fileURLToPath(import.meta.url)), 'origin-worker.mjs'))
-  const port = await new Promise<number>((resolve, reject) => {
-    worker.once('message', (msg: { port: number }) => resolve(msg.port))
-    worker.once('error', reject)
-  })
-  return {
-    port,
-    close: async () => { worker.postMessage('close'); await worker.terminate() },
-  }
+function version(cmd: string, args: string[]): string {
+  // `ssh -V` prints on stderr, `wrk --version` exits 1: take the first line of either stream.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' })
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim()
 }
 
-interface RpsResult { rps: number; p99Ms: number; bad: number }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
-}
-
-/** The run whose `key` is the median (its p99 and error count come with it). */
-function medianBy<T>(runs: T[], key: (r: T) => number): T {
-  const sorted = [...runs].sort((a, b) => key(a) - key(b))
-  return sorted[Math.floor(sorted.length / 2)]!
-}
-
-async function requestsPerSecond(port: number, host: string, durationS: number): Promise<RpsResult> {
-  const result = await autocannon({ url: `http://127.0.0.1:${port}/1k`, connections: CONNECTIONS, duration: durationS, headers: { host } })
-  return { rps: result.requests.average, p99Ms: result.latency.p99, bad: result.non2xx + result.errors + result.timeouts }
-}
-
-async function megabytesPerSecond(port: number, host: string): Promise<number> {
-  const res = await download(port, { host, path: `/bytes/${DOWNLOAD_BYTES}`, timeoutMs: 30_000 })
-  if (res.status !== 200 || res.bytes !== DOWNLOAD_BYTES) throw new Error(`download via ${host}: status ${res.status}, ${res.bytes} bytes`)
-  return DOWNLOAD_BYTES / 1e6 / (res.ms / 1000)
-}
-
-/** Runs one measurement, naming it in any error. */
-async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
+/** Memory runs last and gets what is left of the run's bound: past that it is skipped, not the whole report lost. */
+async function measureMemory(settings: Settings, skipped: Record<string, string>, leftMs: number): Promise<MemoryRow[] | null> {
+  if (!settings.workloads.includes('memory')) return null
+  const file = process.env['BENCH_MEMORY_MODULE'] ?? MEMORY_BENCH
   const started = Date.now()
-  try {
-    const result = await run()
-    process.stdout.write(`  ${what}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
-    return result
-  } catch (err) {
-    throw new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  let timer: NodeJS.Timeout | undefined
+  const outOfTime = new Promise<MemoryOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ rows: null, skipped: `did not finish in the ${Math.round(leftMs / 1000)} s left of the run's bound` }), Math.max(0, leftMs))
+  })
+  const outcome = await Promise.race([loadMemoryRows(file, file === MEMORY_BENCH ? 'test/bench/memory.ts' : file, settings.quick), outOfTime])
+  clearTimeout(timer)
+  if (outcome.skipped !== null) {
+    say(`memory: skipped (${outcome.skipped})`)
+    skipped['memory'] = outcome.skipped
+    return null
   }
+  say(`  memory: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  return outcome.rows
 }
 
-function printTable(rows: Row[]): void {
-  const header: Row = { what: 'measure', direct: 'direct', tunnel: 'tunnel', ratio: 'tunnel/direct' }
-  const all = [header, ...rows]
-  const width = (k: keyof Row): number => Math.max(...all.map(r => r[k].length))
-  const line = (r: Row): string => `${r.what.padEnd(width('what'))}  ${r.direct.padStart(width('direct'))}  ${r.tunnel.padStart(width('tunnel'))}  ${r.ratio.padStart(width('ratio'))}`
-  process.stdout.write(`\n${line(header)}\n${'-'.repeat(line(header).length)}\n${rows.map(line).join('\n')}\n`)
+export function writeOutputs(result: BenchResult, outDir: string): void {
+  mkdirSync(outDir, { recursive: true })
+  writeFileSync(join(outDir, 'benchmarks.json'), `${JSON.stringify(result, null, 2)}\n`)
+  writeFileSync(join(outDir, 'benchmarks.md'), renderMarkdown(result))
+  writeFileSync(join(outDir, 'benchmarks.svg'), renderSvg(result))
 }
 
-/** Calls runMuxBench() from the mux package's bench file when it exists; prints what it returns. */
-async function muxBench(): Promise<void> {
-  if (!existsSync(MUX_BENCH)) { process.stdout.write('\nmux bench: skipped (packages/shared/bench/mux-throughput.bench.ts not found)\n'); return }
-  const mod = (await import(pathToFileURL(MUX_BENCH).href)) as { runMuxBench?: () => Promise<unknown> }
-  if (typeof mod.runMuxBench !== 'function') { process.stdout.write('\nmux bench: skipped (no runMuxBench export)\n'); return }
-  const results = await mod.runMuxBench()
-  process.stdout.write('\nmux bench (runMuxBench):\n')
-  for (const r of Array.isArray(results) ? results : [results]) process.stdout.write(`  ${JSON.stringify(r)}\n`)
-}
-
-async function main(): Promise<void> {
+async function main(): Promise<number> {
+  const check = preflight(process.env, process.getuid?.() === 0)
+  if (check.fatal) { process.stderr.write(`${check.fatal}\n`); return EXIT_MISSING_PACKAGE }
+  const settings = settingsFrom(process.env, ROOT)
+  const skipped: Record<string, string> = {}
+  if (check.sshSkip) {
+    say(`ssh -N -R / ssh -tt -R columns: skipped (${check.sshSkip})`)
+    skipped['ssh columns'] = check.sshSkip
+  }
   const scope = new BenchScope()
   const watchdog = setTimeout(() => {
-    process.stderr.write(`bench: still running after ${WATCHDOG_MS} ms, giving up\n`)
+    process.stderr.write(`bench: still running after ${settings.watchdogMs / 1000} s, giving up\n`)
     scope.fail()
     void scope.close().finally(() => process.exit(1))
-  }, WATCHDOG_MS)
+  }, settings.watchdogMs)
   watchdog.unref()
+  const started = Date.now()
+  const loadAtStart = loadavg()[0]!
   try {
-    const origin = await startOrigin()
-    scope.teardown(() => origin.close())
-    // The same origin also behind a TCP tunnel: the link and both processes without any HTTP work,
-    // which shows how much of the HTTP tunnel's cost per request is the HTTP path itself.
-    const { from: tcpPort } = await freePortRange(1)
-    const relay = await startRelay(scope, { agents: { laptop: { hosts: ['*.localhost'], tcp_ports: [tcpPort] } } })
-    await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${origin.port}` }, { tcp: tcpPort, to: `127.0.0.1:${origin.port}` }] })
-    // The least any relay and agent must do per request under SECURITY.md rule 2 (parse, one mux
-    // stream per request, re-serialise), built from the product's own mux: the product's ceiling.
-    const floorPort = await startFloor(scope, origin.port)
-    const host = 'bench.localhost'
-    process.stdout.write(`relay public 127.0.0.1:${relay.publicPort}, origin 127.0.0.1:${origin.port}; ${CONNECTIONS} connections, ${DURATION_S} s per run\n`)
-
-    await step('warm-up', () => requestsPerSecond(relay.publicPort, host, 1)) // JIT and connection pools
-    await step('warm-up (tcp tunnel)', () => requestsPerSecond(tcpPort, host, 1))
-    await step('warm-up (design floor)', () => requestsPerSecond(floorPort, host, 1))
-    const rounds: Array<{ direct: RpsResult; tunnel: RpsResult; tcp: RpsResult; floor: RpsResult }> = []
-    for (let i = 1; i <= ROUNDS; i++) {
-      const d = await step(`GET 1 KiB direct (${i}/${ROUNDS})`, () => requestsPerSecond(origin.port, host, DURATION_S))
-      const tn = await step(`GET 1 KiB via tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(relay.publicPort, host, DURATION_S))
-      const tcp = await step(`GET 1 KiB via a tcp tunnel (${i}/${ROUNDS})`, () => requestsPerSecond(tcpPort, host, DURATION_S))
-      const floor = await step(`GET 1 KiB via the design floor (${i}/${ROUNDS})`, () => requestsPerSecond(floorPort, host, DURATION_S))
-      rounds.push({ direct: d, tunnel: tn, tcp, floor })
-      process.stdout.write(`    round ${i}: direct ${d.rps.toFixed(0)}, tunnel ${tn.rps.toFixed(0)} (${(tn.rps / d.rps).toFixed(2)}), tcp tunnel ${tcp.rps.toFixed(0)} (${(tcp.rps / d.rps).toFixed(2)}), design floor ${floor.rps.toFixed(0)} (${(floor.rps / d.rps).toFixed(2)}) req/s\n`)
+    const paths = await startPaths(scope, settings.columns, check.sshSkip ? null : check.sshd, settings.ws.connections)
+    const columns = paths.map((p) => p.column)
+    say(`side by side: ${columns.join(', ')}; ${settings.rounds} round(s); workloads ${settings.workloads.join(', ')}${settings.quick ? ' (quick)' : ''}`)
+    // Quick mode is for tests: its numbers are not comparable anyway, so it skips the warm-up.
+    if (!settings.quick) await warmUp(paths)
+    const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say })
+    await scope.close()
+    // 20 s kept back for the report and teardown.
+    const memory = await measureMemory(settings, skipped, started + settings.watchdogMs - 20_000 - Date.now())
+    const medians = summarise(rounds, columns)
+    const command = `${COMMAND_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('')}npm run bench`
+    const result: BenchResult = {
+      date: new Date().toISOString(),
+      command,
+      quick: settings.quick,
+      seconds: Math.round((Date.now() - started) / 1000),
+      machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadavg: [loadAtStart, loadavg()[0]!] },
+      tools: { wrk: version('wrk', ['--version']), openssh: check.sshSkip ? null : version('ssh', ['-V']) },
+      skipped,
+      settings: { ...settings, outDir: undefined },
+      columns,
+      workloads: settings.workloads,
+      rounds,
+      memory,
+      medians,
+      targets: judgeTargets(medians, memory, settings.workloads.includes('cpu') ? settings.fixedRate.rate : undefined),
     }
-    const direct = medianBy(rounds.map((r) => r.direct), (r) => r.rps)
-    const tunnel = medianBy(rounds.map((r) => r.tunnel), (r) => r.rps)
-    const ratio = median(rounds.map((r) => r.tunnel.rps / r.direct.rps))
-    const tcpTunnel = medianBy(rounds.map((r) => r.tcp), (r) => r.rps)
-    const tcpRatio = median(rounds.map((r) => r.tcp.rps / r.direct.rps))
-    const floor = medianBy(rounds.map((r) => r.floor), (r) => r.rps)
-    const floorRatio = median(rounds.map((r) => r.floor.rps / r.direct.rps))
-    const directMBs = await step('download direct', () => megabytesPerSecond(origin.port, host))
-    const tunnelMBs = await step('download via tunnel', () => megabytesPerSecond(relay.publicPort, host))
-    printTable([
-      { what: `GET 1 KiB req/s (median of ${ROUNDS})`, direct: direct.rps.toFixed(0), tunnel: tunnel.rps.toFixed(0), ratio: ratio.toFixed(2) },
-      { what: '  same, raw tcp tunnel', direct: direct.rps.toFixed(0), tunnel: tcpTunnel.rps.toFixed(0), ratio: tcpRatio.toFixed(2) },
-      { what: '  same, design floor (rule 2)', direct: direct.rps.toFixed(0), tunnel: floor.rps.toFixed(0), ratio: floorRatio.toFixed(2) },
-      { what: 'GET 1 KiB p99 ms', direct: direct.p99Ms.toFixed(1), tunnel: tunnel.p99Ms.toFixed(1), ratio: (tunnel.p99Ms / Math.max(direct.p99Ms, 0.001)).toFixed(2) },
-      { what: 'non-2xx/errors (all rounds)', direct: String(rounds.reduce((n, r) => n + r.direct.bad, 0)), tunnel: String(rounds.reduce((n, r) => n + r.tunnel.bad + r.floor.bad, 0)), ratio: '' },
-      { what: '200 MB download MB/s', direct: directMBs.toFixed(1), tunnel: tunnelMBs.toFixed(1), ratio: (tunnelMBs / directMBs).toFixed(2) },
-    ])
-    // BENCH_ONLY=http stops here (quick side-by-side runs while tuning the request path).
-    if (process.env['BENCH_ONLY'] === 'http') return
-    await muxBench()
-    process.stdout.write('\nTCP tunnels (200 MB each way, MB/s; direct measured in the same run):\n')
-    for (const row of await runTcpBench()) process.stdout.write(`  ${row.name.padEnd(44)} ${row.value.toFixed(1).padStart(8)} ${row.unit}\n`)
+    writeOutputs(result, settings.outDir)
+    for (const t of result.targets) say(`  ${t.met === null ? 'not measured' : t.met ? 'met   ' : 'MISSED'}  ${t.measure}: ${t.measured} (target ${t.target})`)
+    say(`wrote benchmarks.json, benchmarks.md and benchmarks.svg in ${settings.outDir} (${result.seconds} s)`)
+    return 0
   } catch (err) {
     scope.fail()
     throw err
@@ -158,15 +118,9 @@ async function main(): Promise<void> {
   }
 }
 
-// BENCH_ONLY=ssh runs only the side-by-side bench (direct, Porchlight, ssh -N -R, ssh -tt -R, the
-// floor; wrk load, CPU per request; writes docs/benchmarks.md); the full bench ends with it.
-async function all(): Promise<void> {
-  const only = process.env['BENCH_ONLY']
-  if (only !== 'ssh') await main()
-  if (only === undefined || only === '' || only === 'ssh') await runSideBySide()
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then((code) => process.exit(code), (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exit(1)
+  })
 }
-
-all().then(() => process.exit(0), (err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exit(1)
-})

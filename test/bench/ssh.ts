@@ -8,18 +8,7 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { freePortRange } from '../e2e/harness/tcp.js'
 
-const SSHD = '/usr/sbin/sshd'
 const READY_MS = 10_000
-
-/** Why the ssh columns cannot run here (naming the Debian package), or null. */
-export function sshMissing(): string | null {
-  if (!existsSync(SSHD)) return 'sshd not found: apt-get install -y openssh-server'
-  for (const bin of ['ssh', 'ssh-keygen']) {
-    try { execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }) } catch { return `${bin} not found: apt-get install -y openssh-client` }
-  }
-  if (process.getuid?.() !== 0) return 'sshd needs root here (privilege separation; run the bench as root)'
-  return null
-}
 
 function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -49,14 +38,15 @@ function stop(child: ChildProcess): Promise<void> {
 export interface SshServer {
   port: number
   pid: number
-  /** Opens a remote forward to originPort; resolves with the forwarded port and the ssh client. */
-  forward(originPort: number, mode: '-N' | '-tt'): Promise<SshForward>
+  /** One ssh client with a remote forward to each origin port; resolves with the forwarded ports (same order). */
+  forward(originPorts: number[], mode: '-N' | '-tt'): Promise<SshForward>
   close(): Promise<void>
 }
 
-export interface SshForward { port: number; clientPid: number; close(): Promise<void> }
+export interface SshForward { ports: number[]; clientPid: number; close(): Promise<void> }
 
-export async function startSshd(): Promise<SshServer> {
+/** Starts `sshd` (the binary preflight found) on a free loopback port, with keys made for this run. */
+export async function startSshd(sshdBin: string): Promise<SshServer> {
   const dir = mkdtempSync(join(tmpdir(), 'porchlight-bench-ssh-'))
   const log: string[] = []
   const children: ChildProcess[] = []
@@ -82,7 +72,7 @@ export async function startSshd(): Promise<SshServer> {
       '',
     ].join('\n'))
     const { from: port } = await freePortRange(1)
-    const sshd = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config'), '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const sshd = spawn(sshdBin, ['-D', '-e', '-f', join(dir, 'sshd_config'), '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
     children.push(sshd)
     sshd.stderr?.setEncoding('utf8').on('data', (d: string) => log.push(d))
     const exited = new Promise<never>((_, reject) => sshd.once('exit', (code) => reject(new Error(`sshd exited (${String(code)}): ${log.join('')}`))))
@@ -91,11 +81,14 @@ export async function startSshd(): Promise<SshServer> {
     const server: SshServer = {
       port,
       pid: sshd.pid!,
-      async forward(originPort, mode) {
-        const { from: rport } = await freePortRange(1)
-        const args = [mode, '-R', `127.0.0.1:${rport}:127.0.0.1:${originPort}`,
+      async forward(originPorts, mode) {
+        const { from } = await freePortRange(originPorts.length)
+        const rports = originPorts.map((_, i) => from + i)
+        const args: string[] = [mode]
+        originPorts.forEach((originPort, i) => args.push('-R', `127.0.0.1:${rports[i]!}:127.0.0.1:${originPort}`))
+        args.push(
           '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ExitOnForwardFailure=yes',
-          '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', join(dir, 'user_ed25519'), '-p', String(port), `${user}@127.0.0.1`]
+          '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', join(dir, 'user_ed25519'), '-p', String(port), `${user}@127.0.0.1`)
         // -tt needs a remote command to hold the session open; stdin stays an open pipe.
         if (mode === '-tt') args.push('exec sleep 86400')
         const ssh = spawn('ssh', args, { stdio: ['pipe', 'ignore', 'pipe'] })
@@ -104,8 +97,8 @@ export async function startSshd(): Promise<SshServer> {
         ssh.stderr?.setEncoding('utf8').on('data', (d: string) => err.push(d))
         const sshExit = new Promise<never>((_, reject) => ssh.once('exit', (code) => reject(new Error(`ssh ${mode} -R exited (${String(code)}): ${err.join('')}`))))
         sshExit.catch(() => {})
-        await Promise.race([waitForPort(rport, READY_MS, `ssh ${mode} -R`), sshExit])
-        return { port: rport, clientPid: ssh.pid!, close: () => stop(ssh) }
+        for (const rport of rports) await Promise.race([waitForPort(rport, READY_MS, `ssh ${mode} -R`), sshExit])
+        return { ports: rports, clientPid: ssh.pid!, close: () => stop(ssh) }
       },
       async close() {
         for (const c of children.reverse()) await stop(c)

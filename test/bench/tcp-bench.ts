@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads'
 import { startAgent, startRelay } from '../e2e/harness/processes.js'
 import { freePort } from '../e2e/harness/ports.js'
 import { freePortRange } from '../e2e/harness/tcp.js'
+import type { Scope } from '../e2e/harness/scope.js'
 import { BenchScope } from './bench-scope.js'
 
 export interface BenchRow {
@@ -68,7 +69,7 @@ server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port
 parentPort.on('message', msg => { if (msg === 'close') server.close() })
 `
 
-async function startSinkSource(scope: BenchScope): Promise<number> {
+export async function startSinkSource(scope: Scope): Promise<number> {
   const worker = new Worker(SERVER_SOURCE, { eval: true, execArgv: [] })
   scope.teardown(async () => { worker.postMessage('close'); await worker.terminate() })
   return new Promise<number>((resolve, reject) => {
@@ -93,7 +94,7 @@ function command(mode: 'U' | 'D', bytes: number): Buffer {
 }
 
 /** Runs one transfer and resolves with MB/s (1 MB = 10^6 bytes, as run.ts reports). */
-async function transfer(port: number, mode: 'U' | 'D', bytes: number, what: string): Promise<number> {
+export async function transfer(port: number, mode: 'U' | 'D', bytes: number, what: string): Promise<number> {
   const socket = await connectTo(port)
   const started = process.hrtime.bigint()
   const done = new Promise<number>((resolve, reject) => {

@@ -1,6 +1,8 @@
 // Runs Debian's `wrk` (one thread, so it takes as little of a 2-core machine as it can) and parses
 // its summary: req/s, the --latency percentiles, bytes read.
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 export interface WrkResult {
   rps: number
@@ -11,15 +13,6 @@ export interface WrkResult {
   seconds: number
   /** Socket errors (connect/read/write/timeout) plus non-2xx/3xx responses. */
   errors: number
-}
-
-/** Null when wrk runs, else the Debian package to install. */
-export function wrkMissing(): string | null {
-  try { execFileSync('wrk', ['--version'], { stdio: 'ignore' }) } catch (err) {
-    // wrk --version prints its banner and exits 1; only ENOENT means it is not installed.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'wrk'
-  }
-  return null
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
@@ -51,10 +44,30 @@ export function parseWrk(out: string): WrkResult {
   }
 }
 
-export interface WrkOptions { port: number; path: string; connections: number; durationS: number; host: string }
+export interface WrkOptions {
+  port: number
+  path: string
+  connections: number
+  durationS: number
+  host: string
+  /** Extra request headers, e.g. 'Connection: close' (a new connection per request). */
+  headers?: string[]
+  /** A wrk Lua script (postScript() writes one). */
+  script?: string
+}
+
+/** Writes a wrk Lua script into `dir` that POSTs `bytes` bytes; returns its path. */
+export function postScript(dir: string, bytes: number): string {
+  const file = join(dir, `post-${bytes}.lua`)
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = string.rep("z", ${bytes})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`)
+  return file
+}
 
 export function runWrk(o: WrkOptions): Promise<WrkResult> {
-  const args = ['-t1', `-c${o.connections}`, `-d${o.durationS}s`, '--timeout', '10s', '--latency', '-H', `Host: ${o.host}`, `http://127.0.0.1:${o.port}${o.path}`]
+  const args = ['-t1', `-c${o.connections}`, `-d${o.durationS}s`, '--timeout', '10s', '--latency', '-H', `Host: ${o.host}`]
+  for (const h of o.headers ?? []) args.push('-H', h)
+  if (o.script) args.push('-s', o.script)
+  args.push(`http://127.0.0.1:${o.port}${o.path}`)
   return new Promise((resolve, reject) => {
     execFile('wrk', args, { timeout: (o.durationS + 20) * 1000 }, (err, stdout, stderr) => {
       if (err) { reject(new Error(`wrk ${args.join(' ')}: ${err.message}\n${stderr}`)); return }

@@ -8,20 +8,21 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const READY_MS = 10_000
 
 /**
- * Starts the design floor (relay.mjs + agent.mjs in this folder) in front of an origin; resolves
- * with the floor's public port once its agent is linked. Both stop with the scope.
+ * 'per-connection': the floor under rule 2 as a property (one mux stream per visitor connection,
+ * the agent copies bytes to its own origin socket). 'per-request': the old floor (one stream per
+ * request, re-serialised by an HTTP client on the agent).
  */
-export async function startFloor(scope: Scope, originPort: number): Promise<number> {
-  return (await startFloorProcesses(scope, originPort)).port
-}
+export type FloorDesign = 'per-connection' | 'per-request'
 
-/** startFloor, also giving the pids of the floor's relay and agent (for CPU per request). */
-export async function startFloorProcesses(scope: Scope, originPort: number): Promise<{ port: number; pids: number[] }> {
+export interface Floor { port: number; pids: number[] }
+
+/** Starts a floor's relay and agent in front of an origin; resolves once its agent is linked. Both stop with the scope. */
+export async function startFloor(scope: Scope, originPort: number, design: FloorDesign = 'per-connection'): Promise<Floor> {
   const spawnFloor = (label: string, script: string, args: string[]): ChildHandle =>
     new ChildHandle(scope, { label, ...nodeCommand(join(HERE, script), args), env: process.env, cwd: ROOT })
-  const relay = spawnFloor('floor relay', 'relay.mjs', [])
+  const relay = spawnFloor(`floor relay (${design})`, `${design}-relay.mjs`, [])
   const ports = JSON.parse(await relay.waitForLine('stdout', /^\{"public"/, READY_MS, 'floor relay ports')) as { public: number; agents: number }
-  const agent = spawnFloor('floor agent', 'agent.mjs', [String(ports.agents), String(originPort)])
+  const agent = spawnFloor(`floor agent (${design})`, `${design}-agent.mjs`, [String(ports.agents), String(originPort)])
   await agent.waitForLine('stdout', /^connected$/, READY_MS, 'floor agent link')
   return { port: ports.public, pids: [relay.pid, agent.pid] }
 }

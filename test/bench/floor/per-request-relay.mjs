@@ -1,8 +1,7 @@
-// The design floor's relay, for `npm run bench` only: what SECURITY.md rule 2 obliges any relay to
-// do per request and nothing more. Node's parser reads the visitor's request, one mux stream
-// carries it as a framed head (the product's own mux and framing), the reply head is written
-// back with Node's ServerResponse. No routing, policy, access rules, limits, logs or metrics.
-// Prints {"public":PORT,"agents":PORT} when listening.
+// The OLD design floor's relay (one mux stream per request, as rule 2 used to demand), kept as a
+// labelled column of `npm run bench`: Node's parser reads the visitor's request, one mux stream
+// per request carries it as a framed head, the reply head is written back with Node's
+// ServerResponse. No routing, policy, limits, logs or metrics. Prints {"public":PORT,"agents":PORT}.
 import http from 'node:http'
 import { WebSocketServer } from 'ws'
 import { MuxSession, websocketDuplex } from '@porchlight/shared/mux'

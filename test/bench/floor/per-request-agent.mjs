@@ -1,6 +1,7 @@
-// The design floor's agent, for `npm run bench` only: reads each stream's framed head, sends the
-// request to the origin with undici (the product's client), answers with a framed reply head and
-// the body. No policy, header rules, logs or reconnects. Usage: agent.mjs AGENTS_PORT ORIGIN_PORT
+// The OLD design floor's agent (rule 2 as the mechanism it used to state: one mux stream per
+// request, re-serialised by an HTTP client), kept as a labelled column of `npm run bench`: reads
+// each stream's framed head, sends the request to the origin with undici, answers with a framed
+// reply head and the body. Usage: per-request-agent.mjs AGENTS_PORT ORIGIN_PORT
 import WebSocket from 'ws'
 import { Pool } from 'undici'
 import { MuxSession, websocketDuplex } from '@porchlight/shared/mux'
