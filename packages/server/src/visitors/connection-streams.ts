@@ -85,7 +85,7 @@ class ConnectionStreamAgent extends http.Agent {
     private readonly openTimeoutMs: number,
   ) {
     // One stream: requests of one visitor connection go one after another, as the visitor sent them.
-    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, maxTotalSockets: 1 })
+    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
     // A stopping agent waits for its streams: close the idle one now and the busy one after its response.
     this.forgetLeaving = session.whenLeaving?.(() => this.retire()) ?? ignore
   }
