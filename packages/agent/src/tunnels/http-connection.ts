@@ -13,7 +13,7 @@ const CONNECT_TIMEOUT_MS = 10_000
 
 /**
  * One visitor connection of an http tunnel (an `http-conn` stream): dial the tunnel's own local
- * server, answer {t:'ok'}, then pipe bytes both ways. The relay's HTTP client wrote every byte
+ * server, then pipe bytes both ways (the relay's first request is already waiting in the stream). The relay's HTTP client wrote every byte
  * that arrives here from its own parse of the visitor's requests, and the relay parses every
  * response before a visitor sees it, so the agent does no HTTP work on this path. One stream is
  * one origin connection: nothing here is shared between visitor connections.
@@ -34,7 +34,7 @@ export function handleHttpConnection(stream: Duplex, head: HttpConnectionHead, t
         socket.destroy()
         return
       }
-      writeHead(stream, { t: 'ok' })
+      // No reply on success: the origin's bytes are the answer (the relay wrote the request already).
       // Someone watches (inspector, terminal view): copies of both directions are parsed for them.
       if (deps.traffic != null) captureConnection(deps.traffic, tunnel.id, head.host, stream, socket)
       pipeBoth(stream, socket, (err) => {

@@ -1,9 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { OriginSpec } from '@porchlight/shared/protocol'
 import type { HttpRoute } from '../agents/registry.js'
-import { ConnectionStreamError, connectionStreamAgent } from './connection-streams.js'
+import { ConnectionStreamError, agentErrorOf, connectionStreamAgent } from './connection-streams.js'
 import { responseHeadersForVisitor } from './headers.js'
 import { forwardRequestBody } from './request-body.js'
 import { pipeReplyBody } from './reply-body.js'
@@ -46,7 +47,7 @@ export interface ConnectionExchangeOptions {
  * or ends with one error code; the caller's res 'close' handler accounts for the request.
  */
 export function sendOverConnection(o: ConnectionExchangeOptions, retried = false): void {
-  const agent = connectionStreamAgent(o.req.socket as Socket, o.route, o.originTimeoutMs)
+  const agent = connectionStreamAgent(o.req.socket as Socket, o.route)
   if (agent === null) {
     o.onFailure('PL_ERR_HTTP_TUNNEL_OFFLINE')
     return
@@ -71,6 +72,8 @@ export function sendOverConnection(o: ConnectionExchangeOptions, retried = false
     return
   }
   o.track(request)
+  let stream: Duplex | null = null
+  request.once('socket', (socket: Duplex) => { stream = socket })
   let answered = false
   const timer = setTimeout(() => request.destroy(new ConnectionStreamError('PL_ERR_HTTP_ORIGIN_TIMEOUT', 'no response in time')), o.originTimeoutMs)
   request.on('error', (err: NodeJS.ErrnoException) => {
@@ -84,7 +87,7 @@ export function sendOverConnection(o: ConnectionExchangeOptions, retried = false
     }
     // Decided a turn later: a link that died destroys its streams first and reports itself
     // closed a tick after, and that is the tunnel going offline, not a broken origin.
-    setImmediate(() => { if (!o.res.writableEnded && !o.res.destroyed) o.onFailure(failureCode(err, o.route)) })
+    setImmediate(() => { if (!o.res.writableEnded && !o.res.destroyed) o.onFailure(agentErrorOf(stream) ?? failureCode(err, o.route)) })
   })
   request.on('response', (reply) => {
     clearTimeout(timer)

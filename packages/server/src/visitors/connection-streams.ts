@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
-import { parseReplyHead, readHead, writeHead } from '@porchlight/shared/protocol'
+import { MessageDecoder, parseReplyHead, writeHead } from '@porchlight/shared/protocol'
 import type { HttpRoute, SessionRef } from '../agents/registry.js'
 
 /**
@@ -39,7 +39,7 @@ const byVisitor = new WeakMap<Socket, Map<string, Entry>>()
  * session, made on first use; the streams close with the visitor's connection. Null when the
  * tunnel has no live session.
  */
-export function connectionStreamAgent(visitor: Socket, route: HttpRoute, openTimeoutMs: number): http.Agent | null {
+export function connectionStreamAgent(visitor: Socket, route: HttpRoute): http.Agent | null {
   const session = route.session
   if (session === null || session.isClosed) return null
   let entries = byVisitor.get(visitor)
@@ -66,7 +66,7 @@ export function connectionStreamAgent(visitor: Socket, route: HttpRoute, openTim
       oldest.agent.destroy()
       entries.delete(oldestKey)
     }
-    entry = { session, agent: new ConnectionStreamAgent(session, route.tunnelId, route.host, openTimeoutMs) }
+    entry = { session, agent: new ConnectionStreamAgent(session, route.tunnelId, route.host) }
     entries.set(key, entry)
   }
   return entry.agent
@@ -82,7 +82,6 @@ class ConnectionStreamAgent extends http.Agent {
     private readonly session: SessionRef,
     private readonly tunnel: string,
     private readonly host: string,
-    private readonly openTimeoutMs: number,
   ) {
     // One stream: requests of one visitor connection go one after another, as the visitor sent them.
     super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
@@ -100,13 +99,18 @@ class ConnectionStreamAgent extends http.Agent {
     for (const sockets of Object.values(this.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
   }
 
-  /** Node's Agent accepts a socket handed to the callback later (the agent dials its origin first). */
-  override createConnection(_options: unknown, callback: (err: Error | null, socket?: Duplex) => void): undefined {
-    openConnectionStream(this.session, this.tunnel, this.host, this.openTimeoutMs).then(
-      (stream) => callback(null, stream),
-      (err: Error) => callback(err),
-    )
-    return undefined
+  /**
+   * The stream, at once: the request goes out behind the head without waiting for the agent's dial
+   * (it sends nothing back on success; the origin's bytes follow). A failure to open is handed to
+   * the callback, which fails the request with the code.
+   */
+  override createConnection(_options: unknown, callback: (err: Error | null, socket?: Duplex) => void): Duplex | undefined {
+    try {
+      return openConnectionStream(this.session, this.tunnel, this.host)
+    } catch (err) {
+      process.nextTick(callback, err)
+      return undefined
+    }
   }
 
   override keepSocketAlive(socket: Socket): boolean {
@@ -135,7 +139,7 @@ function closeOnStrayBytes(this: Duplex): void {
   this.destroy()
 }
 
-async function openConnectionStream(session: SessionRef, tunnel: string, host: string, timeoutMs: number): Promise<Duplex> {
+function openConnectionStream(session: SessionRef, tunnel: string, host: string): Duplex {
   if (session.isClosed) throw new ConnectionStreamError('PL_ERR_HTTP_TUNNEL_OFFLINE', 'tunnel offline')
   let stream: Duplex
   try {
@@ -147,22 +151,36 @@ async function openConnectionStream(session: SessionRef, tunnel: string, host: s
   // Errors reach the request through Node's client once it owns the stream; until then, here.
   stream.on('error', ignore)
   writeHead(stream, { t: 'http-conn', tunnel, host })
+  // Registered before Node's client listens: sees the first bytes before its parser does.
+  stream.once('data', (first: Buffer) => noteAgentError(stream, first))
+  return asClientSocket(stream)
+}
+
+/**
+ * What the agent answered instead of the origin's bytes: a framed error head (its dial failed, or
+ * it does not publish that tunnel). An HTTP response starts with "H"; a framed head with the
+ * high byte of its length, 0. Node's parser then fails on those bytes, and failureCode() names
+ * the agent's reason instead of an invalid response.
+ */
+const agentErrors = new WeakMap<Duplex, ErrorCode>()
+
+function noteAgentError(stream: Duplex, first: Buffer): void {
+  if (first.length < 5 || first[0] !== 0) return
   let reply
   try {
-    reply = parseReplyHead(await readHead(stream, timeoutMs))
-  } catch (err) {
-    stream.destroy()
-    if (session.isClosed) throw new ConnectionStreamError('PL_ERR_HTTP_TUNNEL_OFFLINE', 'tunnel offline')
-    if ((err as { code?: string }).code === 'PL_ERR_PROTO_HEAD_TIMEOUT') throw new ConnectionStreamError('PL_ERR_HTTP_ORIGIN_TIMEOUT', 'no answer from the agent in time')
-    throw new ConnectionStreamError('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', 'invalid answer from the agent')
+    const [message] = new MessageDecoder().push(first, 1)
+    if (message === undefined) return
+    reply = parseReplyHead(message)
+  } catch {
+    return
   }
-  if (reply.t !== 'ok') {
-    stream.destroy()
-    const code = reply.t === 'error' ? reply.code : ''
-    const passOn = code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' || code === 'PL_ERR_HTTP_TUNNEL_OFFLINE'
-    throw new ConnectionStreamError(passOn ? code : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', reply.t === 'error' ? reply.message : 'unexpected reply head')
-  }
-  return asClientSocket(stream)
+  const code = reply.t === 'error' ? reply.code : ''
+  agentErrors.set(stream, code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' || code === 'PL_ERR_HTTP_TUNNEL_OFFLINE' ? code : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
+}
+
+/** The agent's reason for a stream it refused, if it sent one. */
+export function agentErrorOf(stream: Duplex | null): ErrorCode | undefined {
+  return stream === null ? undefined : agentErrors.get(stream)
 }
 
 /**

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { parseReplyHead, readHead, writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
+import { parseReplyHead, readHead, writeHead, type HttpRequestHead, type OriginSpec, type ReplyHead } from '@porchlight/shared/protocol'
 import { codes, isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { pipeBoth } from '@porchlight/shared/net'
 import { REDACT_PATHS, redactUrl, type Logger } from '@porchlight/shared/log'
@@ -12,9 +12,9 @@ import { SHARE_PARAM, stripShareParam } from '../access/links.js'
 import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
 import { requestHeadersForOrigin, responseHeadersForVisitor, type ForwardedInfo } from './headers.js'
-import { sendOverConnection } from './connection-exchange.js'
+import { sendOverConnection, type ConnectionExchangeOptions } from './connection-exchange.js'
 import { sendPage, writeRawPage } from './pages.js'
-import { checkVisitorAccess, openSiteGate } from './access-gate.js'
+import { checkVisitorAccess, openSiteGate, type GateResult } from './access-gate.js'
 import { VisitorConnections } from './client-errors.js'
 import { forwardRequestBody } from './request-body.js'
 import { pipeReplyBody } from './reply-body.js'
@@ -118,6 +118,24 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     return { code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
   }
 
+  /** One visitor request on its way: what every stage reads and the final accounting sums up. */
+  interface Visit {
+    req: IncomingMessage
+    res: ServerResponse
+    accept: string | undefined
+    exchange: ReturnType<typeof connections.begin>
+    bytesIn: number
+    bytesOut: number
+    agent: string | undefined
+    host: string | undefined
+    meter: typeof ctx.metrics.http.unrouted
+  }
+
+  /**
+   * A request's stages: route -> gate -> (answers of the relay's own) -> the exchange with the
+   * origin (a connection stream, or one stream per request: open -> send -> await reply -> pipe).
+   * Each stage either hands on or answers the visitor itself; finish() accounts once, on close.
+   */
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (isOverConnectionCap(req.socket)) {
       // Counted and logged (in summary) when the connection arrived; answered here, then closed.
@@ -125,95 +143,126 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_TOO_MANY_CONNECTIONS', req.headers.accept, { headers: { 'retry-after': '1' } })
       return
     }
-    const exchange = connections.begin(req, res)
+    const v: Visit = { req, res, accept: req.headers.accept, exchange: connections.begin(req, res), bytesIn: 0, bytesOut: 0, agent: undefined, host: undefined, meter: ctx.metrics.http.unrouted }
     const started = performance.now()
-    const accept = req.headers.accept
-    let bytesIn = 0
-    let bytesOut = 0
-    let agent: string | undefined
-    let host: string | undefined
-    let meter = ctx.metrics.http.unrouted
     res.on('close', () => {
-      connections.finish(exchange)
-      finish({ meter, agent, host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn, bytesOut })
+      connections.finish(v.exchange)
+      finish({ meter: v.meter, agent: v.agent, host: v.host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn: v.bytesIn, bytesOut: v.bytesOut })
     })
     if (opts.beforeRouting?.(req, res) === true) return
+    const r = routeStage(v)
+    if (r === null) return
+    const gate = await gateStage(v, r)
+    if (gate === null || answeredByRelay(v)) return
+    const origin = r.route.origin
+    // The agent pipes a stream per visitor connection; the relay's client writes and parses.
+    if (origin !== undefined && req.httpVersionMajor === 1) sendOverConnection(connectionExchange(v, r, gate, origin))
+    else await perRequestExchange(v, r, gate)
+  }
+
+  /** Route by Host; a visitor on plain HTTP of an HTTPS site is redirected. Null: answered. */
+  function routeStage(v: Visit): Routed | null {
+    const { req, res, accept } = v
     const r = route(req, accept)
     if (!r.ok) {
       if (r.code === 'PL_ERR_HTTP_BAD_REQUEST') res.shouldKeepAlive = false
       sendPage(res, r.code, accept, pageOptions(r))
-      return
+      return null
     }
-    agent = r.route.agent
-    host = r.host
-    meter = ctx.metrics.http.forRoute(r.route)
+    v.agent = r.route.agent
+    v.host = r.host
+    v.meter = ctx.metrics.http.forRoute(r.route)
     if (!opts.https && ctx.config.redirect_http && ctx.config.listen.public_tls && ctx.publicUrl(r.host).startsWith('https:')) {
       // Visitors belong on HTTPS; publicUrl() already names the HTTPS listener's scheme and port.
       res.shouldKeepAlive = false
       res.writeHead(308, { location: `${ctx.publicUrl(r.host).replace(/\/$/, '')}${originForm(req.url ?? '/')}`, 'content-length': 0 })
       res.end()
-      return
+      return null
     }
+    return r
+  }
+
+  /** The site's access rules (share link, basic auth, IP list, certificates). Null: answered. */
+  async function gateStage(v: Visit, r: Routed): Promise<Extract<GateResult, { action: 'allow' }> | null> {
+    const { req, res, accept } = v
     const gate = openSiteGate(r.route, req) ?? await checkVisitorAccess(ctx, r.route, req, r.clientIp, opts.https, basicLimiter)
     if (gate.action === 'redirect') {
       res.writeHead(302, { location: gate.location, 'set-cookie': gate.setCookie, 'cache-control': 'no-store', 'content-length': 0 })
       res.end()
-      return
+      return null
     }
     if (gate.action === 'deny') {
-      log.info({ agent, host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
+      log.info({ agent: v.agent, host: v.host, code: gate.code, reason: gate.reason, ip: r.clientIp }, 'visitor denied')
       if (gate.status === 429) ctx.metrics.limitRefused('basic_auth_failures')
       // A denied request's body is never read: close rather than drain it. Without a body the
       // connection stays usable (a browser retries with credentials; pipelined requests go on).
       if (hasBody(req)) res.shouldKeepAlive = false
       sendPage(res, gate.code, accept, { status: gate.status, headers: gate.headers })
-      return
+      return null
     }
+    return gate
+  }
+
+  /** `OPTIONS *` and a declared body over the limit are answered here; nothing reaches the agent. */
+  function answeredByRelay(v: Visit): boolean {
+    const { req, res } = v
     if (req.url === '*') {
       // `OPTIONS *` asks about the server, which is the relay; no local server is sent a '*' target.
       res.writeHead(204, { allow: ALLOWED_METHODS })
       res.end()
-      return
+      return true
     }
     const maxBody = ctx.config.limits.max_body_bytes
     if (maxBody !== null && Number(req.headers['content-length'] ?? 0) > maxBody) {
       // Refused on its declared length: the body is never read (and no 100 Continue was sent).
-      res.shouldKeepAlive = false
-      ctx.metrics.limitRefused('max_body_bytes')
-      sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
-      return
+      bodyTooLarge(v)
+      return true
     }
-    const origin = r.route.origin
-    if (origin !== undefined && req.httpVersionMajor === 1) {
-      // The agent pipes a stream per visitor connection; the relay's client writes and parses.
-      if (expectsContinue(req)) res.writeContinue()
-      sendOverConnection({
-        req,
-        res,
-        route: { ...r.route, origin },
-        headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
-        url: originUrl(req.url ?? '/'),
-        hasBody: hasBody(req),
-        originTimeoutMs: ctx.config.limits.origin_timeout_ms,
-        stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
-        maxBodyBytes: maxBody,
-        onBytesIn: (n) => { bytesIn += n },
-        onBytesOut: (n) => { bytesOut += n },
-        onStall: (blockedMs, sent) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut: sent }, 'visitor stopped reading; connection closed'),
-        onBodyTooLarge: () => {
-          res.shouldKeepAlive = false
-          ctx.metrics.limitRefused('max_body_bytes')
-          sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
-        },
-        onFailure: (code) => {
-          if (code === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
-          if (!res.headersSent) sendPage(res, code, accept)
-          else res.destroy()
-        },
-        track: (request) => { exchange.stream = request },
-      })
-      return
+    return false
+  }
+
+  function bodyTooLarge(v: Visit): void {
+    v.res.shouldKeepAlive = false
+    ctx.metrics.limitRefused('max_body_bytes')
+    sendPage(v.res, 'PL_ERR_HTTP_BODY_TOO_LARGE', v.accept)
+  }
+
+  function logStall(v: Visit, blockedMs: number, bytesOut: number): void {
+    log.info({ agent: v.agent, host: v.host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed')
+  }
+
+  /** The connection-stream exchange (connection-exchange.ts) for this request. */
+  function connectionExchange(v: Visit, r: Routed, gate: Extract<GateResult, { action: 'allow' }>, origin: OriginSpec): ConnectionExchangeOptions {
+    const { req, res, accept } = v
+    // The visitor sent Expect: 100-continue and passed every check: now it may send the body.
+    if (expectsContinue(req)) res.writeContinue()
+    return {
+      req,
+      res,
+      route: { ...r.route, origin },
+      headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      url: originUrl(req.url ?? '/'),
+      hasBody: hasBody(req),
+      originTimeoutMs: ctx.config.limits.origin_timeout_ms,
+      stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
+      maxBodyBytes: ctx.config.limits.max_body_bytes,
+      onBytesIn: (n) => { v.bytesIn += n },
+      onBytesOut: (n) => { v.bytesOut += n },
+      onStall: (blockedMs, sent) => logStall(v, blockedMs, sent),
+      onBodyTooLarge: () => bodyTooLarge(v),
+      onFailure: (code) => {
+        if (code === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
+        if (!res.headersSent) sendPage(res, code, accept)
+        else res.destroy()
+      },
+      track: (request) => { v.exchange.stream = request },
     }
+  }
+
+  /** One mux stream for this request (HTTP/2 visitors, agents without connection streams). */
+  async function perRequestExchange(v: Visit, r: Routed, gate: Extract<GateResult, { action: 'allow' }>): Promise<void> {
+    const { req, res, accept } = v
+    // open
     const stream = openStream(r.route)
     if (typeof stream === 'string') {
       if (stream === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
@@ -221,28 +270,21 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       return
     }
     stream.on('error', () => { /* handled through the reply/pipe paths below */ })
-    exchange.stream = stream
+    v.exchange.stream = stream
+    // send
     const head: HttpRequestHead = { ...buildHead(req, r, gate, false), has_body: hasBody(req) }
     writeHead(stream, head)
     // The visitor sent Expect: 100-continue and passed every check: now it may send the body.
     if (expectsContinue(req)) res.writeContinue()
     if (head.has_body === true) {
-      forwardRequestBody(req, stream, {
-        maxBytes: maxBody,
-        onBytes: (n) => { bytesIn += n },
-        onTooLarge: () => {
-          res.shouldKeepAlive = false
-          ctx.metrics.limitRefused('max_body_bytes')
-          sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
-        },
-      })
+      forwardRequestBody(req, stream, { maxBytes: ctx.config.limits.max_body_bytes, onBytes: (n) => { v.bytesIn += n }, onTooLarge: () => bodyTooLarge(v) })
     } else {
       // No body: FIN right behind the head, so SYN, head and FIN leave in one mux flush.
       stream.end()
     }
     // A visitor who goes away aborts the origin request too (RST on the stream).
     res.on('close', () => { if (!res.writableFinished) stream.destroy() })
-
+    // await reply
     const answer = await awaitResponse(stream, r)
     // Already answered: a body over the limit, or a body that broke HTTP framing (onClientError).
     if (res.writableEnded) return
@@ -261,10 +303,11 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE', accept)
       return
     }
+    // pipe
     pipeReplyBody(stream, res, {
       stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
-      onBytes: (n) => { bytesOut += n },
-      onStall: (blockedMs) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut }, 'visitor stopped reading; connection closed'),
+      onBytes: (n) => { v.bytesOut += n },
+      onStall: (blockedMs) => logStall(v, blockedMs, v.bytesOut),
     })
   }
 

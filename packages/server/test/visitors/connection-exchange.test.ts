@@ -44,10 +44,8 @@ const fakeAgent = createServer((stream) => {
       stream.end()
       return
     }
-    const local = connect(originPort, '127.0.0.1', () => {
-      writeHead(stream, { t: 'ok' })
-      stream.pipe(local).pipe(stream)
-    })
+    // Nothing back on success: the origin's bytes are the answer.
+    const local = connect(originPort, '127.0.0.1', () => stream.pipe(local).pipe(stream))
     local.on('error', () => stream.destroy())
   }, () => stream.destroy())
 })
