@@ -19,15 +19,14 @@ export interface MemoryRow {
 }
 
 const MiB = 1024 * 1024
-const FULL = { idleAgents: 1000, transferBytes: 1024 * MiB, streams: 10_000 }
-const QUICK = { idleAgents: 100, transferBytes: 128 * MiB, streams: 1_000 }
+const FULL = { idleAgents: 1000, transferBytes: 1024 * MiB, streams: 10_000, settleMs: 2000 }
+const QUICK = { idleAgents: 100, transferBytes: 128 * MiB, streams: 1_000, settleMs: 1000 }
 /** TCP tunnels the streams are spread over (the relay takes at most 1,024 connections per port). */
 const STREAM_TUNNELS = 10
 /** Connections being opened at once while the streams ramp up (the listen backlog is 511). */
 const STREAM_RAMP = 200
 /** Time for all streams to be open at once and then to finish; past it, the rest count as failed. */
 const STREAMS_TIMEOUT_MS = { full: 90_000, quick: 15_000 }
-const SETTLE_MS = 2000
 const SAMPLE_EVERY_MS = 100
 
 /** VmRSS of a process in bytes (0 once it is gone). */
@@ -70,12 +69,12 @@ export async function measureMemory(opts: { quick: boolean }, log: (line: string
     echo = echoServer.child
     const tcpTunnels = Array.from({ length: STREAM_TUNNELS }, (_, k) => ({ tcp: ports.from + k, to: `127.0.0.1:${echoServer.port}` }))
     const agent = await startAgent(scope, relay, { name: 'laptop', tunnels: [{ http: 'big', to: origin.url }, ...tcpTunnels], forwarding: 1 + STREAM_TUNNELS })
-    await sleep(SETTLE_MS)
+    await sleep(size.settleMs)
     const relayIdle = rssBytes(relay.pid)
     const agentIdle = rssBytes(agent.pid)
     log(`idle: relay ${(relayIdle / MiB).toFixed(1)} MiB, agent ${(agentIdle / MiB).toFixed(1)} MiB`)
 
-    const perAgent = await relayPerIdleAgent(relay, size.idleAgents, log)
+    const perAgent = await relayPerIdleAgent(relay, size.idleAgents, size.settleMs, log)
     const transfer = await transferPeaks(relay, agent, size.transferBytes, log)
     const streams = await concurrentStreams(relay, agent, ports.from, size.streams, opts.quick ? STREAMS_TIMEOUT_MS.quick : STREAMS_TIMEOUT_MS.full, log)
     return [
@@ -97,13 +96,13 @@ export async function measureMemory(opts: { quick: boolean }, log: (line: string
 }
 
 /** Relay RSS added per agent while `count` idle agents are linked (measured, then they leave). */
-async function relayPerIdleAgent(relay: RelayProcess, count: number, log: (line: string) => void): Promise<number> {
+async function relayPerIdleAgent(relay: RelayProcess, count: number, settleMs: number, log: (line: string) => void): Promise<number> {
   const before = rssBytes(relay.pid)
   const fleet = await connectIdleAgents({ agentsUrl: relay.agentsUrl, token: relay.tokens['fleet']!, count, hostPrefix: 'fleet' })
-  await sleep(SETTLE_MS)
+  await sleep(settleMs)
   const after = rssBytes(relay.pid)
   await fleet.close()
-  await sleep(SETTLE_MS)
+  await sleep(settleMs)
   log(`${fleet.count} idle agents: relay ${(before / MiB).toFixed(1)} -> ${(after / MiB).toFixed(1)} MiB`)
   return Math.max(0, after - before) / count
 }
