@@ -8,12 +8,16 @@ import { startAgent, startRelay } from './harness/processes.js'
 import { visitStream } from './harness/visitor.js'
 
 const GB = 1024 * 1024 * 1024
+const MiB = 1024 * 1024
 /**
- * The issue asks for "~150 MB"; measured peaks are 121-148 MB (idle 80-92 MB). 160 MB leaves
- * room for GC timing on a loaded CI machine and still fails if a stream buffers its data.
+ * Issue 11: RSS during a 1 GiB transfer at most idle + 64 MiB on both sides. Measured +30 to +40
+ * MiB (peaks 110-120 MiB, idle 74-82 MiB) once dead read buffers are collected every few MiB
+ * (packages/shared/src/mux/scavenge.ts); before, they waited for V8's 64 MiB external-memory
+ * limit and the relay rose by 55-65 MiB to 164-170 MiB.
  */
-const RSS_LIMIT_MB = 160
-const RSS_LIMIT_BYTES = RSS_LIMIT_MB * 1024 * 1024
+const GROWTH_LIMIT_MIB = 64
+/** And an absolute cap (was 160), which also catches a process that is already too big at idle. */
+const RSS_LIMIT_MIB = 150
 const SAMPLE_EVERY_MS = 200
 /** How long the visitor stops reading mid-transfer, so buffering anywhere would show up. */
 const STALL_MS = 3000
@@ -29,7 +33,7 @@ function rssBytes(pid: number): number | null {
 }
 
 // SECURITY E3: slow-reader download, RSS bounded by the stream windows.
-t.test('1 GB download with a stalled reader stays under 160 MB RSS per process', { timeout: 300_000 }, async t => {
+t.test('1 GiB download with a stalled reader: RSS stays within idle + 64 MiB and under 150 MiB per process', { timeout: 300_000 }, async t => {
   const origin = await startHttpOrigin(t)
   const relay = await startRelay(t)
   const agent = await startAgent(t, relay, { tunnels: [{ http: 'big', to: origin.url }] })
@@ -59,11 +63,14 @@ t.test('1 GB download with a stalled reader stays under 160 MB RSS per process',
   }
   const ms = Date.now() - started
   clearInterval(sampler)
-  const mb = (n: number): string => (n / 1024 / 1024).toFixed(1)
-  t.comment(`1 GiB in ${ms} ms (${(GB / 1024 / 1024 / (ms / 1000)).toFixed(1)} MiB/s incl. ${STALL_MS} ms stall); peak RSS relay ${mb(peak.relay)} MB (idle ${mb(idle.relay)}), agent ${mb(peak.agent)} MB (idle ${mb(idle.agent)}); ${samples} samples`)
+  const mb = (n: number): string => (n / MiB).toFixed(1)
+  t.comment(`1 GiB in ${ms} ms (${(GB / MiB / (ms / 1000)).toFixed(1)} MiB/s incl. ${STALL_MS} ms stall); peak RSS relay ${mb(peak.relay)} MiB (idle ${mb(idle.relay)}, +${mb(peak.relay - idle.relay)}), agent ${mb(peak.agent)} MiB (idle ${mb(idle.agent)}, +${mb(peak.agent - idle.agent)}); ${samples} samples`)
   t.equal(verifier.receivedBytes, GB, 'every byte arrived')
   t.equal(verifier.firstMismatchAt, -1, 'bytes in order and intact')
   t.ok(samples >= 10, `sampled RSS ${samples} times`)
-  t.ok(peak.relay > 0 && peak.relay < RSS_LIMIT_BYTES, `relay peak RSS ${mb(peak.relay)} MB < ${RSS_LIMIT_MB} MB`)
-  t.ok(peak.agent > 0 && peak.agent < RSS_LIMIT_BYTES, `agent peak RSS ${mb(peak.agent)} MB < ${RSS_LIMIT_MB} MB`)
+  for (const side of ['relay', 'agent'] as const) {
+    t.ok(idle[side] > 0 && peak[side] > 0, `${side} RSS was read`)
+    t.ok(peak[side] - idle[side] <= GROWTH_LIMIT_MIB * MiB, `${side} peak RSS grew ${mb(peak[side] - idle[side])} MiB <= ${GROWTH_LIMIT_MIB} MiB over idle`)
+    t.ok(peak[side] < RSS_LIMIT_MIB * MiB, `${side} peak RSS ${mb(peak[side])} MiB < ${RSS_LIMIT_MIB} MiB`)
+  }
 })

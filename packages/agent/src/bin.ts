@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sets V8's young-generation growth before any other module allocates (see heap.ts).
+import '@porchlight/shared/heap'
 import { Command, CommanderError, Option } from 'commander'
 import type { Logger } from '@porchlight/shared/log'
 import { exitCodeOf, processIo, reportError } from './cli-io.js'

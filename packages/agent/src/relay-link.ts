@@ -14,6 +14,12 @@ import { connectThroughProxy, proxyFor } from './proxy.js'
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Explicit, far below ws's 100 MiB default (SECURITY.md A11). */
 export const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+/**
+ * Streams the relay may have open on this agent at once. The relay's `limits.max_streams_per_agent`
+ * is the operator's cap (1,024 by default); this one only keeps a broken relay from opening
+ * without end, and must not undercut a relay configured for more (10,000 concurrent visitors).
+ */
+export const AGENT_MAX_STREAMS = 65_536
 export const KEEPALIVE_INTERVAL_MS = 10_000
 export const KEEPALIVE_TIMEOUT_MS = 20_000
 
@@ -187,6 +193,7 @@ function startSession(ws: WebSocket, options: RelayLinkOptions): MuxSession {
   const duplex = websocketDuplex(ws, { maxMessageBytes: MAX_PAYLOAD_BYTES })
   return new MuxSession(duplex, {
     role: 'client',
+    maxStreams: AGENT_MAX_STREAMS,
     keepAliveIntervalMs: options.keepAliveIntervalMs ?? KEEPALIVE_INTERVAL_MS,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS,
   })

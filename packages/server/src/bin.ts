@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sets V8's young-generation growth before any other module allocates (see heap.ts).
+import '@porchlight/shared/heap'
 import { Command, CommanderError } from 'commander'
 import { formatForCli, PorchlightError } from '@porchlight/shared/errors'
 import { runServe } from './commands/serve.js'

@@ -23,7 +23,7 @@ import { createVisitorH2Server, routeH2Connections } from './visitors/h2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
-import { buildAdmin, type AdminApp } from './admin/plugin.js'
+import type { AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
@@ -246,6 +246,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           started.push(agentServer)
         }
         if (config.listen.admin) {
+          // fastify and the dashboard (~15 MiB of RSS) load only for a relay that serves them.
+          const { buildAdmin } = await import('./admin/plugin.js')
           admin = await buildAdmin(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
         }

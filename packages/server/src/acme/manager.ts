@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import tls, { type SecureContext } from 'node:tls'
-import acme from 'acme-client'
+import type acme from 'acme-client'
 import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client'
 import type { AcmeChallenge, RelayAcme } from '@porchlight/shared/config'
 import { isLoopbackHost } from '@porchlight/shared/config'
@@ -10,6 +10,13 @@ import type { Logger } from '@porchlight/shared/log'
 import { ChallengeAnswers, runDnsHook } from './challenges.js'
 import { orderSlot, renewAt, retryDelayMs } from './schedule.js'
 import { AcmeStore } from './store.js'
+
+/**
+ * acme-client and what it pulls in (axios, an X.509 library) are ~20 MiB of RSS: loaded at the
+ * first order, so a relay without ACME, or with every certificate already stored, never carries them.
+ */
+let acmeClient: Promise<typeof acme> | null = null
+const loadAcmeClient = (): Promise<typeof acme> => (acmeClient ??= import('acme-client').then((m) => m.default))
 
 /** Most names whose expiry `porchlight_acme_certificate_expiry_seconds{name}` shows. */
 const EXPIRY_LABEL_CAP = 200
@@ -253,7 +260,8 @@ export class AcmeManager {
     this.log.info({ host: name, challenge }, 'acme: ordering a certificate')
     try {
       const client = await this.accountClient()
-      const [key, csr] = await acme.crypto.createCsr({ altNames: [name] }, await acme.crypto.createPrivateEcdsaKey())
+      const lib = await loadAcmeClient()
+      const [key, csr] = await lib.crypto.createCsr({ altNames: [name] }, await lib.crypto.createPrivateEcdsaKey())
       const cert = await client.auto({
         csr,
         email: this.deps.acme().email,
@@ -285,18 +293,19 @@ export class AcmeManager {
 
   private async accountClient(): Promise<acme.Client> {
     if (this.client) return this.client
+    const lib = await loadAcmeClient()
     const settings = this.deps.acme()
     if (settings.directory_ca) {
       // acme-client talks through its own axios instance; trust the extra CA for the directory only.
-      acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
+      lib.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
     }
     let accountKey = this.store.readAccountKey()
     if (!accountKey) {
-      accountKey = await acme.crypto.createPrivateEcdsaKey()
+      accountKey = await lib.crypto.createPrivateEcdsaKey()
       this.store.writeAccountKey(accountKey)
       this.log.info({ dir: this.store.dir }, 'acme: new account key written')
     }
-    const client = new acme.Client({ directoryUrl: settings.directory, accountKey, backoffAttempts: 15, backoffMin: 1000, backoffMax: 10_000 })
+    const client = new lib.Client({ directoryUrl: settings.directory, accountKey, backoffAttempts: 15, backoffMin: 1000, backoffMax: 10_000 })
     await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:${settings.email}`] })
     this.log.info({ directory: settings.directory, account: client.getAccountUrl() }, 'acme: account ready')
     this.client = client
@@ -307,7 +316,7 @@ export class AcmeManager {
     const host = authz.identifier.value
     if (challenge.type === 'http-01') this.answers.addHttp(host, challenge.token, keyAuthorization)
     else if (challenge.type === 'tls-alpn-01') {
-      const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization)
+      const [key, cert] = await (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization)
       this.answers.addAlpn(host, tls.createSecureContext({ key, cert }))
     } else if (challenge.type === 'dns-01') {
       const hook = this.deps.acme().dns_hook

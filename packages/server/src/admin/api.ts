@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { PorchlightError, isPorchlightError } from '@porchlight/shared/errors'
-import { listCerts, revokeCert } from '@porchlight/shared/pki'
 import type { RelayContext } from '../context.js'
+
+/** The certificate store loads node-forge (~10 MiB of RSS): only when the certificates API is called. */
+const pkiStore = () => import('@porchlight/shared/pki')
 
 /** Access-log entries the API hands out (the ring holds more for nobody; see Activity). */
 const ACCESS_LOG_PAGE = 200
@@ -52,7 +54,7 @@ export function registerApi(api: FastifyInstance, ctx: RelayContext): void {
   api.get('/api/certs', async () => {
     const pki = ctx.config.pki
     if (!pki) return { pki: false, certs: [] }
-    return { pki: true, certs: await listCerts(pki) }
+    return { pki: true, certs: await (await pkiStore()).listCerts(pki) }
   })
   /** Revokes one certificate by serial; the revocation watcher cuts a connected agent off within a second or two. */
   api.post<{ Params: { serial: string } }>('/api/certs/:serial/revoke', async (req, reply) => {
@@ -60,7 +62,7 @@ export function registerApi(api: FastifyInstance, ctx: RelayContext): void {
     const serial = req.params.serial
     if (!pki || !SERIAL.test(serial)) return reply.code(404).send({ code: 'PL_ERR_NOT_FOUND', message: new PorchlightError('PL_ERR_NOT_FOUND', [`certificate ${serial.slice(0, 64)}`]).message })
     try {
-      const serials = await revokeCert({ dir: pki, nameOrSerial: serial })
+      const serials = await (await pkiStore()).revokeCert({ dir: pki, nameOrSerial: serial })
       ctx.log.warn({ component: 'admin', serial }, 'certificate revoked by the operator')
       return { revoked: serials }
     } catch (err) {

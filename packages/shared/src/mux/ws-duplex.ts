@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
+import { noteBytesMoved } from './scavenge.js'
 
 export interface WebSocketDuplexOptions {
   /** Largest WebSocket message sent; a batch of writes is packed into messages up to this. */
@@ -54,7 +55,9 @@ class WebSocketDuplex extends Duplex {
   }
 
   private readonly onMessage = (data: RawData): void => {
-    if (!this.push(toBuffer(data))) this.ws.pause()
+    const bytes = toBuffer(data)
+    noteBytesMoved(bytes.length)
+    if (!this.push(bytes)) this.ws.pause()
   }
 
   private readonly onClose = (): void => {
@@ -102,6 +105,9 @@ class WebSocketDuplex extends Duplex {
       return
     }
     const max = this.maxMessageBytes
+    let moved = 0
+    for (const chunk of chunks) moved += chunk.length
+    noteBytesMoved(moved)
     let batch: Buffer[] = []
     let batchBytes = 0
     const flush = (): void => {

@@ -1,0 +1,39 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const HEAP_MODULE = fileURLToPath(new URL('../src/heap.ts', import.meta.url))
+const MiB = 1024 * 1024
+
+/**
+ * A fresh process allocating the way a busy relay does (short-lived objects, some of which
+ * survive a scavenge), then reporting its young generation's size in bytes.
+ */
+function youngGenerationAfterChurn(importHeap: boolean): Promise<number> {
+  const source = `
+    ${importHeap ? `await import(${JSON.stringify(HEAP_MODULE)})` : ''}
+    const v8 = await import('node:v8')
+    let keep = []
+    const held = []
+    for (let i = 0; i < 3e6; i++) {
+      keep.push({ i, s: 'x' + i })
+      if (keep.length === 50000) { held.push(keep); if (held.length > 4) held.shift(); keep = [] }
+    }
+    process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size))
+  `
+  return new Promise((resolve, reject) => {
+    // Only tsx (to import heap.ts): tap's own loaders would have grown the young generation first.
+    execFile(process.execPath, ['--import=tsx', '--input-type=module', '-e', source], { timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } }, (err, stdout) => {
+      if (err) reject(err)
+      else resolve(Number(stdout))
+    })
+  })
+}
+
+t.test('heap.ts keeps the young generation at its initial size; without it, it grows', async (t) => {
+  const [kept, grown] = await Promise.all([youngGenerationAfterChurn(true), youngGenerationAfterChurn(false)])
+  t.comment(`new space after the same churn: ${(kept / MiB).toFixed(1)} MiB with heap.ts, ${(grown / MiB).toFixed(1)} MiB without`)
+  // 4 MiB: tsx's own start, before heap.ts runs, already doubled the initial 2 MiB once.
+  t.ok(kept > 0 && kept <= 4 * MiB, `with heap.ts: ${(kept / MiB).toFixed(1)} MiB <= 4 MiB`)
+  t.ok(grown >= 16 * MiB, `without: ${(grown / MiB).toFixed(1)} MiB >= 16 MiB`)
+})
