@@ -67,7 +67,7 @@ t.test('quick http: prints Forwarding, serves, rejected names exit 1, SIGTERM ex
   const agent = spawnCli(t, ['http', String(origin.port), '--name', 'blog', '--host-header', 'blog.local', '--relay', relay.url], env)
   const line = await agent.waitForStdout(/^Forwarding /)
   t.equal(line, `Forwarding http://blog.localhost:${relay.port} -> http://127.0.0.1:${origin.port}`)
-  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog' }] })
+  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog', origin: { host: 'blog.local', path: '' } }] }, 'the Host the relay writes is --host-header')
   const logs = agent.stderr.map((l) => JSON.parse(l) as Record<string, unknown>)
   t.ok(logs.some((l) => l['msg'] === 'connected'), 'JSON logs on stderr')
   agent.child.kill('SIGTERM')

@@ -1,7 +1,8 @@
 import http from 'node:http'
 import https from 'node:https'
 import { isIP } from 'node:net'
-import { Pool } from 'undici'
+import { createRequire } from 'node:module'
+import type { Pool } from 'undici'
 
 /** What the origin code needs from an `http:` tunnel of the agent config. */
 export interface HttpTunnelTarget {
@@ -50,7 +51,7 @@ export class OriginAgents {
     const key = `${target.origin}|${target.tls.servername ?? ''}`
     let pool = this.pools.get(key)
     if (pool === undefined) {
-      pool = new Pool(target.origin, {
+      pool = new (undiciPool())(target.origin, {
         connections: MAX_CONNECTIONS_PER_ORIGIN,
         pipelining: 1,
         // The relay bounds how long an origin may take (limits.origin_timeout_ms) and resets the
@@ -72,6 +73,16 @@ export class OriginAgents {
     for (const pool of this.pools.values()) void pool.destroy().catch(() => undefined)
     this.pools.clear()
   }
+}
+
+/**
+ * undici (about 8 MiB of RSS) loads on the first per-request exchange: connection streams, the
+ * common path, never use it, so an agent that only serves those never loads it.
+ */
+let PoolClass: typeof Pool | null = null
+function undiciPool(): typeof Pool {
+  PoolClass ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool
+  return PoolClass
 }
 
 const NODE_AGENT_OPTIONS = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: MAX_CONNECTIONS_PER_ORIGIN, maxFreeSockets: MAX_CONNECTIONS_PER_ORIGIN, noDelay: true }
