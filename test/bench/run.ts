@@ -83,7 +83,8 @@ async function main(): Promise<number> {
     say(`side by side: ${columns.join(', ')}; ${settings.rounds} round(s); workloads ${settings.workloads.join(', ')}${settings.quick ? ' (quick)' : ''}`)
     // Quick mode is for tests: its numbers are not comparable anyway, so it skips the warm-up.
     if (!settings.quick) await warmUp(paths)
-    const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say })
+    const failures: string[] = []
+    const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say, failures })
     await scope.close()
     // 20 s kept back for the report and teardown.
     const memory = await measureMemory(settings, skipped, started + settings.watchdogMs - 20_000 - Date.now())
@@ -101,6 +102,7 @@ async function main(): Promise<number> {
       columns,
       workloads: settings.workloads,
       rounds,
+      failures,
       memory,
       medians,
       targets: judgeTargets(medians, memory, settings.workloads.includes('cpu') ? settings.fixedRate.rate : undefined),

@@ -79,10 +79,11 @@ t.test('the report from fixed rounds: medians, per-round ratios, targets met and
   t.match(svg, '100.0 µs')
 })
 
-t.test('no memory rows: the table says why and the memory targets are not measured', async t => {
-  const r = { ...fixtureResult(), memory: null, skipped: { memory: 'test/bench/memory.ts missing' } }
+t.test('no memory rows: the table says why and the memory targets are not measured; failures are listed', async t => {
+  const r = { ...fixtureResult(), memory: null, skipped: { memory: 'test/bench/memory.ts missing' }, failures: ['tcp via sshN (round 2): 3 of 4 bytes arrived'] }
   r.targets = judgeTargets(r.medians, null)
   const md = renderMarkdown(r)
+  t.match(md, 'Failed in this run (left out of the medians): tcp via sshN (round 2): 3 of 4 bytes arrived.')
   t.match(md, 'Not measured: test/bench/memory.ts missing.')
   t.match(md, '| RSS during a 1 GiB transfer | ≤ idle + 64 MiB on both sides | relay +– MiB, agent +– MiB | not measured |')
 })
