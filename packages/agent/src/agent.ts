@@ -16,6 +16,7 @@ import { localTarget, toTunnelSpecs } from './tunnels/specs.js'
 import { AGENT_VERSION } from './version.js'
 import { CaptureStore } from './inspector/capture.js'
 import { TrafficMonitor, type TunnelTraffic } from './inspector/traffic.js'
+import { canCaptureConnections } from './inspector/connection-capture.js'
 
 export const DEFAULT_GRACE_MS = 10_000
 
@@ -284,8 +285,11 @@ export class Agent extends EventEmitter {
   /** What to publish: the config's tunnels; a relay-named one asks for its earlier name, else for any ("*"). */
   private tunnelSpecs(): TunnelSpec[] {
     const picks = this.deps.relayPicksName
-    if (picks === undefined || picks.size === 0) return toTunnelSpecs(this.config.tunnels)
-    return toTunnelSpecs(this.config.tunnels).map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
+    // Watched connection streams are read on the side (connection-capture.ts); without Node's
+    // parser for that, watched exchanges keep the per-request streams the agent parses itself.
+    const specs = toTunnelSpecs(this.config.tunnels, { connectionStreams: canCaptureConnections || !this.watching() })
+    if (picks === undefined || picks.size === 0) return specs
+    return specs.map((s) => (s.kind === 'http' && picks.has(s.id) ? { ...s, host: this.pickedHosts.get(s.id) ?? '*' } : s))
   }
 
   /** The inspector or the terminal view is up: exchanges are counted (and captured). */

@@ -5,6 +5,7 @@ import type { Logger } from '@porchlight/shared/log'
 import { parseStreamHead, readHead, writeHead } from '@porchlight/shared/protocol'
 import { handleHttpStream, type OriginAgents } from './tunnels/http.js'
 import { handleTcpStream } from './tunnels/tcp.js'
+import { handleHttpConnection } from './tunnels/http-connection.js'
 import type { TrafficHook } from './inspector/traffic.js'
 
 export type HttpTunnel = Extract<AgentTunnel, { kind: 'http' }>
@@ -56,19 +57,20 @@ export async function serveInboundStream(stream: Duplex, deps: InboundDeps): Pro
   }
   const head = parsed.head
   if (deps.stopping === true) {
-    if (head.t === 'http') rejectStream(stream, 'PL_ERR_HTTP_TUNNEL_OFFLINE', 'the agent is stopping')
+    if (head.t === 'http' || head.t === 'http-conn') rejectStream(stream, 'PL_ERR_HTTP_TUNNEL_OFFLINE', 'the agent is stopping')
     else stream.destroy()
     return
   }
   const routes = deps.routes()
-  if (head.t === 'http') {
+  if (head.t === 'http' || head.t === 'http-conn') {
     const route = routes.http.get(head.tunnel)
     if (route === undefined || route.acceptedHost === null || normalizeHost(head.host) !== route.acceptedHost) {
       deps.log.warn({ tunnel: head.tunnel, host: head.host }, 'relay asked for an http tunnel this agent does not publish')
       rejectStream(stream, 'PL_ERR_POLICY_NOT_PUBLISHED', `the agent does not publish ${head.host}`)
       return
     }
-    handleHttpStream(stream, head, route.tunnel, { log: deps.log, agents: deps.origins, traffic: deps.traffic ?? null })
+    if (head.t === 'http-conn') handleHttpConnection(stream, head, route.tunnel, { log: deps.log, traffic: deps.traffic ?? null })
+    else handleHttpStream(stream, head, route.tunnel, { log: deps.log, agents: deps.origins, traffic: deps.traffic ?? null })
     return
   }
   if (head.t === 'tcp') {

@@ -58,7 +58,7 @@ t.test('connects, says hello, publishes, and serves a visitor request end to end
   const hello = session.messages[0]
   t.equal(hello?.type, 'hello')
   t.equal(hello?.type === 'hello' && hello.version, 1)
-  t.same(session.messages[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog' }] })
+  t.same(session.messages[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog', origin: { host: 'blog.local', path: '' } }] })
 
   const stream = session.openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/hello', headers: [], upgrade: false })
   stream.end()
@@ -207,7 +207,8 @@ t.test('reload: re-publishes the new set on the same session; kept tunnels keep 
   await relay.waitForPublishes(2)
   t.equal(relay.sessions.length, 1, 'same session')
   const publishes = relay.lastSession().messages.filter((m) => m.type === 'publish')
-  t.same(publishes[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog' }, { id: 'docs', kind: 'http', host: 'docs' }] })
+  const originSpec = { host: new URL(origin.url).host, path: '' }
+  t.same(publishes[1], { type: 'publish', tunnels: [{ id: 'blog', kind: 'http', host: 'blog', origin: originSpec }, { id: 'docs', kind: 'http', host: 'docs', origin: originSpec }] })
   await until(() => agent.status().tunnels.every((s) => s.state === 'ready'))
   for (const name of ['blog', 'docs']) {
     const stream = relay.lastSession().openStream({ t: 'http', tunnel: name, host: `${name}.localhost`, method: 'GET', url: '/hello', headers: [], upgrade: false })

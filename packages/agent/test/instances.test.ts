@@ -57,10 +57,10 @@ t.test('a relay-named quick share asks for "*" first and for the name it got on 
   const { agent } = start(t, config(relay, [http('quick')]), new Set(['quick']))
   await agent.start()
   await relay.waitForPublishes(1)
-  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'quick', kind: 'http', host: '*' }] })
+  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'quick', kind: 'http', host: '*', origin: { host: '127.0.0.1:9', path: '' } }] })
   relay.lastSession().mux.close()
   await relay.waitForPublishes(2)
-  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'quick', kind: 'http', host: 'calm-heron-0a1b.laptop.example.com' }] }, 'the same public name after a reconnect')
+  t.same(relay.lastSession().messages[1], { type: 'publish', tunnels: [{ id: 'quick', kind: 'http', host: 'calm-heron-0a1b.laptop.example.com', origin: { host: '127.0.0.1:9', path: '' } }] }, 'the same public name after a reconnect')
 })
 
 t.test('a taken status API port falls back to the next free one and says so', async (t) => {

@@ -49,6 +49,7 @@ export const codes = {
   PL_ERR_PROTO_FRAME_TOO_LARGE: { msg: 'frame of %s bytes exceeds the %s byte limit', retry: false },
   PL_ERR_PROTO_BAD_FRAME: { msg: 'protocol error: %s', retry: false },
   PL_ERR_PROTO_BAD_MESSAGE: { msg: 'invalid control message: %s', retry: false },
+  PL_ERR_PROTO_HEAD_TIMEOUT: { msg: 'stream head timed out after %s ms', retry: true },
   PL_ERR_MUX_CLOSED: { msg: 'multiplexer session closed', retry: true },
   PL_ERR_MUX_GOAWAY: { msg: 'peer is going away; no new streams', retry: true },
   PL_ERR_MUX_STREAM_LIMIT: { msg: 'too many concurrent streams (limit %s)', status: 503, retry: true },

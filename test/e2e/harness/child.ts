@@ -187,7 +187,9 @@ export class ChildHandle {
  * time. `env -u` drops it again just before node starts, so tests measure the product alone.
  */
 export function nodeCommand(script: string, args: string[]): { command: string; args: string[] } {
-  return { command: '/usr/bin/env', args: ['-u', 'NODE_OPTIONS', process.execPath, script, ...args] }
+  // PORCHLIGHT_E2E_NODE_ARGS: extra node flags for every child (profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+  const nodeArgs = (process.env['PORCHLIGHT_E2E_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
+  return { command: '/usr/bin/env', args: ['-u', 'NODE_OPTIONS', process.execPath, ...nodeArgs, script, ...args] }
 }
 
 const PROXY_VARIABLES = new Set(['http_proxy', 'https_proxy', 'no_proxy', 'all_proxy'])

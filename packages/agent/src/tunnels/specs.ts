@@ -1,15 +1,20 @@
 import { formatAddress, type AccessConfig, type AgentTunnel } from '@porchlight/shared/config'
-import type { AccessSpec, TunnelSpec } from '@porchlight/shared/protocol'
+import type { AccessSpec, OriginSpec, TunnelSpec } from '@porchlight/shared/protocol'
+import { originTarget } from './origins.js'
 
 /**
  * The `publish` payload for the agent's http and tcp tunnels (forwards are agent-side listeners
  * and are never published). Empty or default fields are left out so the relay applies its defaults.
+ * `connectionStreams`: http tunnels take one piped stream per visitor connection (their `origin`
+ * tells the relay the Host and path prefix to write); false while the agent must see each
+ * exchange (inspector, terminal view), which needs one parsed stream per request.
  */
-export function toTunnelSpecs(tunnels: ReadonlyArray<AgentTunnel>): TunnelSpec[] {
+export function toTunnelSpecs(tunnels: ReadonlyArray<AgentTunnel>, opts: { connectionStreams: boolean } = { connectionStreams: true }): TunnelSpec[] {
   const specs: TunnelSpec[] = []
   for (const t of tunnels) {
     if (t.kind === 'http') {
-      specs.push({ id: t.id, kind: 'http', host: t.http, ...(t.access !== null ? { access: toAccessSpec(t.access) } : {}) })
+      const origin = opts.connectionStreams ? originSpec(t) : null
+      specs.push({ id: t.id, kind: 'http', host: t.http, ...(t.access !== null ? { access: toAccessSpec(t.access) } : {}), ...(origin !== null ? { origin } : {}) })
     } else if (t.kind === 'tcp') {
       specs.push({
         id: t.id,
@@ -21,6 +26,17 @@ export function toTunnelSpecs(tunnels: ReadonlyArray<AgentTunnel>): TunnelSpec[]
     }
   }
   return specs
+}
+
+/** Host header and path prefix for the relay's requests; null for an unusable `to` (per-request path). */
+export function originSpec(tunnel: Extract<AgentTunnel, { kind: 'http' }>): OriginSpec | null {
+  const target = originTarget(tunnel)
+  if (target instanceof Error) return null
+  const host = tunnel.host_header ?? target.host
+  const path = target.pathname.replace(/\/$/, '')
+  // The same bounds the relay's schema applies; anything else keeps the per-request path.
+  if (!/^[\x21-\x7e]{1,255}$/.test(host) || !/^(\/[\x21-\x7e]*)?$/.test(path) || path.length > 2048) return null
+  return { host, path }
 }
 
 export function toAccessSpec(access: AccessConfig): AccessSpec {

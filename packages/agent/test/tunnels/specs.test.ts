@@ -15,12 +15,26 @@ const tunnels: AgentTunnel[] = [
 ]
 
 t.test('publish specs: http and tcp only, defaults left out', async (t) => {
-  t.same(toTunnelSpecs(tunnels), [
+  t.same(toTunnelSpecs(tunnels, { connectionStreams: false }), [
     { id: 'blog', kind: 'http', host: 'blog' },
     { id: 'docs.example.org', kind: 'http', host: 'docs.example.org', access: { links: true, basic: { user: 'alice', password_hash: 'scrypt:x' }, allow_ips: ['203.0.113.0/24'], client_certs: false } },
     { id: 'open', kind: 'http', host: 'open', access: { links: true, client_certs: false } },
     { id: 'tcp:2222', kind: 'tcp', remote_port: 2222 },
     { id: 'tcp:5432', kind: 'tcp', allow_ips: ['10.0.0.0/8'], proxy_protocol: 'v2' },
+  ])
+})
+
+t.test('connection-stream specs tell the relay the Host and path prefix to write', async (t) => {
+  const withPath: AgentTunnel = { kind: 'http', id: 'app', http: 'app', to: 'http://[::1]:8080/app/', host_header: null, access: null }
+  const badHost: AgentTunnel = { kind: 'http', id: 'odd', http: 'odd', to: 'http://127.0.0.1:80', host_header: 'has space', access: null }
+  const specs = toTunnelSpecs([...tunnels, withPath, badHost])
+  t.same(specs.filter((s) => s.kind === 'http').map((s) => [s.id, s.kind === 'http' ? s.origin : null]), [
+    ['blog', { host: 'blog.local', path: '' }],
+    ['docs.example.org', { host: '127.0.0.1:3000', path: '' }],
+    ['open', { host: '127.0.0.1:81', path: '' }],
+    ['app', { host: '[::1]:8080', path: '/app' }],
+    // A Host the relay could not write keeps the per-request path (no origin).
+    ['odd', undefined],
   ])
 })
 

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import type { AccessSpec } from '@porchlight/shared/protocol'
+import type { AccessSpec, OriginSpec } from '@porchlight/shared/protocol'
 
 /**
  * What the registry and the TCP ports need of a session: who it is and a way to open a stream.
@@ -13,6 +13,8 @@ export interface SessionRef {
   readonly isClosed: boolean
   /** Opens a stream for visitor traffic; throws a PorchlightError if the link is gone. */
   openStream(): Duplex
+  /** Runs `fn` once the agent says it is stopping (it takes no new streams, its idle ones should close); returns the undo. */
+  whenLeaving?(fn: () => void): () => void
 }
 
 /** One published HTTP hostname and who serves it. */
@@ -23,6 +25,8 @@ export interface HttpRoute<S extends SessionRef = SessionRef> {
   instance: string
   tunnelId: string
   access: AccessSpec | null
+  /** Present when the agent takes one piped stream per visitor connection (see OriginSpec). */
+  origin?: OriginSpec
   /** The relay picked this name for a quick share (released when its process leaves). */
   picked?: boolean
   /** The live session, or null while the owning process is offline (visitors get 503). */
@@ -97,7 +101,7 @@ export class Registry<S extends SessionRef = SessionRef> {
    * Replaces everything `session`'s instance publishes over HTTP with `routes`. Callers check
    * claimRefusal first; a route taken over from a gone instance changes hands here.
    */
-  setRoutes(session: S, routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access' | 'picked'>>): void {
+  setRoutes(session: S, routes: Array<Pick<HttpRoute, 'host' | 'tunnelId' | 'access' | 'picked' | 'origin'>>): void {
     for (const [host, route] of this.routes) {
       if (route.agent === session.agent && (route.instance === session.instance || route.session === session)) this.routes.delete(host)
     }

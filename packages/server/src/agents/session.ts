@@ -43,6 +43,7 @@ export class AgentSession {
   private control: MuxStream | null = null
   private closed = false
   private readonly onClosed: Array<() => void> = []
+  private readonly onLeavingFns = new Set<() => void>()
 
   constructor(
     readonly agent: string,
@@ -63,7 +64,12 @@ export class AgentSession {
       onStream: (stream) => this.onStream(stream),
     })
     this.mux.on('close', (err?: Error) => this.close(err))
-    this.mux.on('goaway', () => { this.leaving = true })
+    this.mux.on('goaway', () => {
+      this.leaving = true
+      const fns = [...this.onLeavingFns]
+      this.onLeavingFns.clear()
+      for (const fn of fns) fn()
+    })
     this.mux.on('throttled', (perSecond: number) => {
       this.log.warn({ code: 'PL_ERR_MUX_OPEN_RATE', perSecond }, 'agent opens streams faster than allowed; refusing the excess')
     })
@@ -86,6 +92,16 @@ export class AgentSession {
         () => { clearTimeout(timer); resolve(false) },
       )
     })
+  }
+
+  /** Runs `fn` when the agent says it is stopping (GoAway), or at once if it already did; returns the undo. */
+  whenLeaving(fn: () => void): () => void {
+    if (this.leaving || this.closed) {
+      fn()
+      return () => undefined
+    }
+    this.onLeavingFns.add(fn)
+    return () => { this.onLeavingFns.delete(fn) }
   }
 
   whenClosed(fn: () => void): void {

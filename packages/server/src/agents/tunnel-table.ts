@@ -109,7 +109,7 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
         continue
       }
       seenHosts.add(decision.host)
-      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null, ...(spec.host === RANDOM_HOST || this.wasPicked(session, decision.host) ? { picked: true } : {}) })
+      routes.push({ host: decision.host, tunnelId: spec.id, access: spec.access ?? null, ...(spec.origin !== undefined ? { origin: spec.origin } : {}), ...(spec.host === RANDOM_HOST || this.wasPicked(session, decision.host) ? { picked: true } : {}) })
       results.push({ id: spec.id, ok: true, url: this.deps.publicUrl(decision.host) })
     }
 

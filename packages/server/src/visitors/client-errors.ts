@@ -1,14 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
 import { sendPage, writeRawPage, type PageOptions } from './pages.js'
 
 /** One visitor request on its way: what onClientError must finish or reset. */
 export interface Exchange {
   req: IncomingMessage
   res: ServerResponse
-  /** The request's mux stream, once opened. */
-  stream: Duplex | null
+  /** The request's mux stream (or its origin request on a connection stream), once opened. */
+  stream: { destroy(): void } | null
 }
 
 /**

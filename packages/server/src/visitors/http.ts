@@ -11,7 +11,8 @@ import type { RateLimiter } from '../access/rate-limit.js'
 import { SHARE_PARAM, stripShareParam } from '../access/links.js'
 import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
-import { requestHeadersForOrigin, responseHeadersForVisitor } from './headers.js'
+import { requestHeadersForOrigin, responseHeadersForVisitor, type ForwardedInfo } from './headers.js'
+import { sendOverConnection } from './connection-exchange.js'
 import { sendPage, writeRawPage } from './pages.js'
 import { checkVisitorAccess, openSiteGate } from './access-gate.js'
 import { VisitorConnections } from './client-errors.js'
@@ -63,6 +64,26 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
 
   type Routed = Extract<ReturnType<typeof route>, { ok: true }>
 
+  /**
+   * The one place a request or upgrade is finished, when its connection or response closes: the
+   * access line, its metrics and the dashboard's tail. For an upgrade, the time is to the answer
+   * and the bytes are those that flowed while it was open.
+   */
+  function finish(x: { meter: typeof ctx.metrics.http.unrouted; agent: string | undefined; host: string | undefined; method: string | undefined; rawUrl: string | undefined; status: number; elapsedMs: number; bytesIn: number; bytesOut: number }): void {
+    const time = Date.now()
+    const url = redactUrl(x.rawUrl ?? '')
+    const ms = Math.round(x.elapsedMs)
+    const { status, bytesIn, bytesOut } = x
+    ctx.metrics.countStatus(status)
+    x.meter.finish(status, x.elapsedMs / 1000, bytesIn, bytesOut, time)
+    accessLog.info({ agent: x.agent, host: x.host, method: x.method, url, status, bytesIn, bytesOut, ms }, 'request')
+    ctx.activity.request({ time, agent: x.agent ?? null, host: x.host ?? null, method: x.method ?? '', url, status, bytesIn, bytesOut, ms })
+  }
+
+  function forwardedInfo(r: Routed): ForwardedInfo {
+    return { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }
+  }
+
   /** The head for one visitor request (or upgrade); the same for both entry paths. */
   function buildHead(req: IncomingMessage, r: Routed, gate: { dropAuthorization: boolean; cookie: string | null | undefined }, upgrade: boolean): HttpRequestHead {
     return {
@@ -71,7 +92,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       host: r.host,
       method: req.method ?? 'GET',
       url: originUrl(req.url ?? '/'),
-      headers: requestHeadersForOrigin(req.rawHeaders, { clientIp: r.clientIp, peerIp: r.peerIp, trustedChain: r.trustedChain, proto: opts.https ? 'https' : 'http', host: r.host }, { upgrade, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+      headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
       upgrade,
     }
   }
@@ -87,7 +108,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       // A link that died (its heartbeat's own "timed out" included) is the tunnel going offline,
       // not a slow local server: check the session before the head's timeout.
       if (r.route.session?.isClosed !== false) return { code: 'PL_ERR_HTTP_TUNNEL_OFFLINE' }
-      if ((err as Error).message.includes('timed out')) return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
+      if ((err as { code?: string }).code === 'PL_ERR_PROTO_HEAD_TIMEOUT') return { code: 'PL_ERR_HTTP_ORIGIN_TIMEOUT' }
       return { code: 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' }
     }
     if (reply.t === 'response') return { reply }
@@ -112,18 +133,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let agent: string | undefined
     let host: string | undefined
     let meter = ctx.metrics.http.unrouted
-    // The one place a request is finished: the access line, its metrics and the dashboard's tail.
     res.on('close', () => {
       connections.finish(exchange)
-      const elapsedMs = performance.now() - started
-      const status = res.statusCode
-      const time = Date.now()
-      const url = redactUrl(req.url ?? '')
-      const ms = Math.round(elapsedMs)
-      ctx.metrics.countStatus(status)
-      meter.finish(status, elapsedMs / 1000, bytesIn, bytesOut, time)
-      accessLog.info({ agent, host, method: req.method, url, status, bytesIn, bytesOut, ms }, 'request')
-      ctx.activity.request({ time, agent: agent ?? null, host: host ?? null, method: req.method ?? '', url, status, bytesIn, bytesOut, ms })
+      finish({ meter, agent, host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn, bytesOut })
     })
     if (opts.beforeRouting?.(req, res) === true) return
     const r = route(req, accept)
@@ -169,6 +181,37 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       res.shouldKeepAlive = false
       ctx.metrics.limitRefused('max_body_bytes')
       sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+      return
+    }
+    const origin = r.route.origin
+    if (origin !== undefined && req.httpVersionMajor === 1) {
+      // The agent pipes a stream per visitor connection; the relay's client writes and parses.
+      if (expectsContinue(req)) res.writeContinue()
+      sendOverConnection({
+        req,
+        res,
+        route: { ...r.route, origin },
+        headers: requestHeadersForOrigin(req.rawHeaders, forwardedInfo(r), { upgrade: false, dropAuthorization: gate.dropAuthorization, cookie: gate.cookie }),
+        url: originUrl(req.url ?? '/'),
+        hasBody: hasBody(req),
+        originTimeoutMs: ctx.config.limits.origin_timeout_ms,
+        stallTimeoutMs: ctx.config.limits.stall_timeout_ms,
+        maxBodyBytes: maxBody,
+        onBytesIn: (n) => { bytesIn += n },
+        onBytesOut: (n) => { bytesOut += n },
+        onStall: (blockedMs, sent) => log.info({ agent, host, code: 'PL_ERR_HTTP_VISITOR_STALLED', blockedMs, bytesOut: sent }, 'visitor stopped reading; connection closed'),
+        onBodyTooLarge: () => {
+          res.shouldKeepAlive = false
+          ctx.metrics.limitRefused('max_body_bytes')
+          sendPage(res, 'PL_ERR_HTTP_BODY_TOO_LARGE', accept)
+        },
+        onFailure: (code) => {
+          if (code === 'PL_ERR_MUX_STREAM_LIMIT') ctx.metrics.limitRefused('mux_streams')
+          if (!res.headersSent) sendPage(res, code, accept)
+          else res.destroy()
+        },
+        track: (request) => { exchange.stream = request },
+      })
       return
     }
     const stream = openStream(r.route)
@@ -249,12 +292,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     let host: string | null = null
     socket.once('close', () => {
       if (status === 0) return
-      const time = Date.now()
       const bytesIn = upgraded ? socket.bytesRead : 0
       const bytesOut = upgraded ? socket.bytesWritten : 0
-      ctx.metrics.countStatus(status)
-      meter.finish(status, answeredMs / 1000, bytesIn, bytesOut, time)
-      ctx.activity.request({ time, agent, host, method: req.method ?? 'GET', url: redactUrl(req.url ?? ''), status, bytesIn, bytesOut, ms: Math.round(answeredMs) })
+      finish({ meter, agent: agent ?? undefined, host: host ?? undefined, method: req.method ?? 'GET', rawUrl: req.url, status, elapsedMs: answeredMs, bytesIn, bytesOut })
     })
     const answered = (code: number): void => {
       status = code
@@ -320,7 +360,6 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     socket.write(`HTTP/1.1 101 ${statusText || 'Switching Protocols'}\r\n${lines.join('')}\r\n`)
     if (headBytes.length > 0) stream.write(headBytes)
     pipeBoth(socket, stream)
-    log.info({ agent: r.route.agent, host: r.host, method: req.method, url: redactUrl(req.url ?? ''), status: 101 }, 'request')
   }
 
   return {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { StallWatch } from './stall-watch.js'
 
 export interface ReplyBodyOptions {
@@ -11,12 +11,12 @@ export interface ReplyBodyOptions {
 }
 
 /**
- * Copies the origin's response body from the mux stream to the visitor, pausing the stream while
+ * Copies the origin's response body (a mux stream, or Node's client response) to the visitor, pausing the stream while
  * the visitor's socket is full (backpressure through the mux window to the origin). A body that
  * ends early (reset, agent gone) destroys the visitor's connection so the truncation shows.
  * pipe() by hand: one 'data' listener that also counts, instead of pipe's listener set per request.
  */
-export function pipeReplyBody(stream: Duplex, res: ServerResponse, opts: ReplyBodyOptions): void {
+export function pipeReplyBody(stream: Readable, res: ServerResponse, opts: ReplyBodyOptions): void {
   // Built at the first backpressure only: most responses never fill the visitor's socket.
   let stall: StallWatch | null = null
   const watchStall = (): StallWatch => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { Writable } from 'node:stream'
 
 export interface RequestBodyOptions {
   /** `limits.max_body_bytes`; null: no limit. */
@@ -10,11 +10,11 @@ export interface RequestBodyOptions {
 }
 
 /**
- * Streams a visitor's request body into its mux stream with backpressure, cutting it at the body
+ * Streams a visitor's request body into its mux stream (or the origin request) with backpressure, cutting it at the body
  * limit. A declared Content-Length over the limit never gets here (refused before the stream
  * opens); this catches chunked bodies, which only show their size as they arrive.
  */
-export function forwardRequestBody(req: IncomingMessage, stream: Duplex, opts: RequestBodyOptions): void {
+export function forwardRequestBody(req: IncomingMessage, stream: Writable, opts: RequestBodyOptions): void {
   let received = 0
   let refused = false
   req.on('data', (chunk: Buffer) => {

@@ -102,7 +102,8 @@ export function writeHead(stream: Writable, value: unknown): boolean {
 export function readHead(stream: Readable | Duplex, timeoutMs = 30_000, maxBytes = MAX_MESSAGE_BYTES): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const decoder = new MessageDecoder(maxBytes)
-    const timer = setTimeout(() => finish(new PorchlightError('PL_ERR_PROTO_BAD_FRAME', ['stream head timed out'])), timeoutMs)
+    // Its own code: callers tell a slow peer from a broken stream without reading messages.
+    const timer = setTimeout(() => finish(new PorchlightError('PL_ERR_PROTO_HEAD_TIMEOUT', [String(timeoutMs)])), timeoutMs)
     const onReadable = (): void => {
       let chunk: Buffer | null
       while ((chunk = stream.read() as Buffer | null) !== null) {

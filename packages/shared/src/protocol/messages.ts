@@ -18,8 +18,22 @@ export const AccessSpec = z.strictObject({
 })
 export type AccessSpec = z.infer<typeof AccessSpec>
 
+/**
+ * How the relay writes requests for an http tunnel whose agent takes connection streams: the Host
+ * the local server expects and the path prefix of its `to` URL. Printable ASCII, no spaces, so
+ * neither can break the request line or a header.
+ */
+export const OriginSpec = z.strictObject({
+  host: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/),
+  path: z.string().max(2048).regex(/^(\/[\x21-\x7e]*)?$/),
+})
+export type OriginSpec = z.infer<typeof OriginSpec>
+
 export const TunnelSpec = z.discriminatedUnion('kind', [
-  z.strictObject({ id: name, kind: z.literal('http'), host: name, access: AccessSpec.optional() }),
+  /** `origin` present: the agent pipes one connection stream per visitor connection to its local
+   *  server (HttpConnectionHead); absent: one stream per request (HttpRequestHead), which the agent
+   *  needs while its inspector or terminal view shows each exchange. */
+  z.strictObject({ id: name, kind: z.literal('http'), host: name, access: AccessSpec.optional(), origin: OriginSpec.optional() }),
   z.strictObject({
     id: name,
     kind: z.literal('tcp'),
@@ -87,6 +101,16 @@ export const HttpRequestHead = z.strictObject({
 })
 export type HttpRequestHead = z.infer<typeof HttpRequestHead>
 
+/**
+ * First message on a stream the relay opens for one visitor connection to an http tunnel that
+ * takes connection streams. The agent dials its local server, answers {t:'ok'} (or an error head)
+ * and then pipes bytes both ways: everything it passes on was written by the relay's HTTP client
+ * from the relay's own parse of the visitor's requests, and the relay parses every response
+ * before a visitor sees it (SECURITY.md rule 2). One stream never carries two visitor connections.
+ */
+export const HttpConnectionHead = z.strictObject({ t: z.literal('http-conn'), tunnel: name, host: name })
+export type HttpConnectionHead = z.infer<typeof HttpConnectionHead>
+
 /** First message on a stream the relay opens for one TCP connection to a reverse-TCP tunnel. */
 export const TcpHead = z.strictObject({
   t: z.literal('tcp'),
@@ -102,7 +126,7 @@ export type TcpHead = z.infer<typeof TcpHead>
 export const ForwardHead = z.strictObject({ t: z.literal('forward'), host: name, port: z.number().int().min(1).max(65535) })
 export type ForwardHead = z.infer<typeof ForwardHead>
 
-export const StreamHead = z.discriminatedUnion('t', [HttpRequestHead, TcpHead, ForwardHead])
+export const StreamHead = z.discriminatedUnion('t', [HttpRequestHead, HttpConnectionHead, TcpHead, ForwardHead])
 export type StreamHead = z.infer<typeof StreamHead>
 
 /** Reply head on a stream: the origin's response (http) or the dial outcome (tcp/forward). */

@@ -74,7 +74,7 @@ t.test('no reply within replyTimeoutMs: onNoReply with the readHead error, both 
   const { local, relayEnd, farEnd, calls } = await setup(t, 100)
   await readHead(farEnd, 2_000)
   await waitFor(() => calls.noReply.length > 0, 2_000, 'onNoReply')
-  t.equal((calls.noReply[0] as { code?: string }).code, 'PL_ERR_PROTO_BAD_FRAME')
+  t.equal((calls.noReply[0] as { code?: string }).code, 'PL_ERR_PROTO_HEAD_TIMEOUT')
   t.match((calls.noReply[0] as Error).message, /stream head timed out/)
   t.ok(local.destroyed && relayEnd.destroyed, 'both destroyed')
   t.same([calls.refused, calls.done], [[], []])
