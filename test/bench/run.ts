@@ -60,9 +60,16 @@ export function writeOutputs(result: BenchResult, outDir: string): void {
 }
 
 async function main(): Promise<number> {
+  let settings: Settings
+  try {
+    settings = settingsFrom(process.env, ROOT)
+  } catch (err) {
+    // A typo in a BENCH_* setting: one line, exit 2 like any usage error.
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 2
+  }
   const check = preflight(process.env, process.getuid?.() === 0)
   if (check.fatal) { process.stderr.write(`${check.fatal}\n`); return EXIT_MISSING_PACKAGE }
-  const settings = settingsFrom(process.env, ROOT)
   const skipped: Record<string, string> = {}
   if (check.sshSkip) {
     say(`ssh -N -R / ssh -tt -R columns: skipped (${check.sshSkip})`)

@@ -102,6 +102,14 @@ t.test('preflight: wrk missing stops the bench with exit 2 and one line naming t
   t.equal(res.stdout, '')
 })
 
+t.test('a typo in a BENCH_ setting is one line and exit 2', async t => {
+  const res = await runBench({ ...process.env, BENCH_WORKLOADS: 'rps50,nope' }, 20_000)
+  t.equal(res.code, 2)
+  t.equal(res.stderr, 'bench: BENCH_WORKLOADS: unknown nope (known: rps50, one, bulk, post, newconn, cpu, ws, tcp, memory)\n')
+  t.throws(() => settingsFrom({ BENCH_ROUNDS: '0' }, ROOT), { message: 'BENCH_ROUNDS: "0" is not a whole number from 1 to 20' })
+  t.equal(settingsFrom({ BENCH_RATE: '1500' }, ROOT).fixedRate.rate, 1500)
+})
+
 t.test('preflight: OpenSSH missing only skips the ssh columns, naming the package', async t => {
   const dir = t.testdir({})
   for (const name of ['wrk', 'sshd']) {
