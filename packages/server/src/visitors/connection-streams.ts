@@ -24,6 +24,11 @@ export class ConnectionStreamError extends Error {
 
 /** At most this many tunnels (Host names) per visitor connection keep an open stream. */
 const MAX_TUNNELS_PER_CONNECTION = 8
+/**
+ * An idle stream is closed after this long: it counts against limits.max_streams_per_agent, and
+ * local servers often close idle connections after 5 s (Node's default), which would race a reuse.
+ */
+const IDLE_STREAM_MS = 4_000
 
 interface Entry { session: SessionRef; agent: ConnectionStreamAgent }
 
@@ -80,7 +85,7 @@ class ConnectionStreamAgent extends http.Agent {
     private readonly openTimeoutMs: number,
   ) {
     // One stream: requests of one visitor connection go one after another, as the visitor sent them.
-    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, maxTotalSockets: 1 })
+    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
     // A stopping agent waits for its streams: close the idle one now and the busy one after its response.
     this.forgetLeaving = session.whenLeaving?.(() => this.retire()) ?? ignore
   }
@@ -108,16 +113,23 @@ class ConnectionStreamAgent extends http.Agent {
     if (this.retired || this.session.isClosed) return false
     // Typed void in @types/node; Node returns whether the socket may be kept.
     const keep = (super.keepSocketAlive(socket) as unknown) !== false
+    if (!keep) return false
     // Bytes while no request is pending come from a confused origin: never let them answer one.
-    if (keep) socket.on('data', closeOnStrayBytes)
-    return keep
+    socket.on('data', closeOnStrayBytes)
+    const idle = setTimeout(() => socket.destroy(), IDLE_STREAM_MS)
+    idle.unref()
+    idleTimers.set(socket, idle)
+    return true
   }
 
   override reuseSocket(socket: Socket, request: http.ClientRequest): void {
     socket.off('data', closeOnStrayBytes)
+    clearTimeout(idleTimers.get(socket))
     super.reuseSocket(socket, request)
   }
 }
+
+const idleTimers = new WeakMap<Socket, NodeJS.Timeout>()
 
 function closeOnStrayBytes(this: Duplex): void {
   this.destroy()

@@ -202,3 +202,16 @@ t.test('a visitor connection that closes drops its session listener (no growth o
   while (leavingFns.size > before && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 10))
   t.equal(leavingFns.size, before, 'every listener went with its visitor connection')
 })
+
+t.test('an idle stream closes after 4 s (it counts against max_streams_per_agent); the visitor connection stays', async (t) => {
+  const visitor = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => visitor.destroy())
+  t.equal((await ask(visitor, '/one')).status, 200)
+  const started = Date.now()
+  while (openStreams.size > 0 && Date.now() - started < 8000) await new Promise((r) => setTimeout(r, 50))
+  const ms = Date.now() - started
+  t.equal(openStreams.size, 0, `closed after ${ms} ms idle`)
+  t.ok(ms >= 3500 && ms < 8000, 'about 4 s')
+  t.same(await ask(visitor, '/two'), { status: 200, body: 'GET /base/two 0' }, 'the next request on the same visitor connection opens a new one')
+  t.equal(opened, 2)
+})
