@@ -35,6 +35,7 @@ export const MEASURES: Array<[string, string, number]> = [
   ['&nbsp;&nbsp;CPU ms per second while idle', 'wsIdleCpuMsPerS', 1],
   ['&nbsp;&nbsp;echoes/s, all echoing', 'wsEchoPerS', 0],
   ['&nbsp;&nbsp;× direct', 'wsEchoPerSVsDirect', 2],
+  ['&nbsp;&nbsp;echoes lost (none within 30 s)', 'wsEchoLost', 0],
   ['&nbsp;&nbsp;echo p50 ms', 'wsEchoP50Ms', 2],
   ['&nbsp;&nbsp;echo p99 ms', 'wsEchoP99Ms', 2],
   ['&nbsp;&nbsp;CPU µs per echo', 'wsCpuUsPerEcho', 1],
@@ -44,6 +45,7 @@ export const MEASURES: Array<[string, string, number]> = [
   ['&nbsp;&nbsp;× direct', 'tcpDownMBsVsDirect', 2],
   ['&nbsp;&nbsp;CPU ms per MiB (both ways)', 'tcpCpuMsPerMiB', 2],
   ['errors per round (wrk socket errors + non-2xx, fixed-rate failures)', 'errors', 0],
+  ['measurements that failed, per round', 'failed', 0],
 ]
 
 const MEMORY_LABEL: Record<string, string> = {
@@ -111,6 +113,7 @@ export function renderMarkdown(r: BenchResult): string {
     'compare the ratios, which come from the same rounds, not the absolute numbers.',
     `The columns alternate within each workload of each round, ${s.rounds} round${s.rounds === 1 ? '' : 's'}; each cell is the median over the rounds, each ratio the median of the per-round ratios.`,
     ...Object.entries(r.skipped).map(([what, why]) => `Skipped in this run: ${what} (${why}).`),
+    ...(r.failures ?? []).map((f) => `Failed in this run (left out of the medians): ${f}.`),
     '',
     '### Targets (issue 11)',
     '',

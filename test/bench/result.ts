@@ -46,6 +46,8 @@ export interface BenchResult {
   columns: Column[]
   workloads: string[]
   rounds: Round[]
+  /** Measurements that failed (the run went on without them), one line each. */
+  failures?: string[]
   memory: MemoryRow[] | null
   /** Derived: per column, the median of each measure and of each per-round ratio. */
   medians: Partial<Record<Column, Measures>>

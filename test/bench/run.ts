@@ -60,9 +60,16 @@ export function writeOutputs(result: BenchResult, outDir: string): void {
 }
 
 async function main(): Promise<number> {
+  let settings: Settings
+  try {
+    settings = settingsFrom(process.env, ROOT)
+  } catch (err) {
+    // A typo in a BENCH_* setting: one line, exit 2 like any usage error.
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 2
+  }
   const check = preflight(process.env, process.getuid?.() === 0)
   if (check.fatal) { process.stderr.write(`${check.fatal}\n`); return EXIT_MISSING_PACKAGE }
-  const settings = settingsFrom(process.env, ROOT)
   const skipped: Record<string, string> = {}
   if (check.sshSkip) {
     say(`ssh -N -R / ssh -tt -R columns: skipped (${check.sshSkip})`)
@@ -83,7 +90,8 @@ async function main(): Promise<number> {
     say(`side by side: ${columns.join(', ')}; ${settings.rounds} round(s); workloads ${settings.workloads.join(', ')}${settings.quick ? ' (quick)' : ''}`)
     // Quick mode is for tests: its numbers are not comparable anyway, so it skips the warm-up.
     if (!settings.quick) await warmUp(paths)
-    const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say })
+    const failures: string[] = []
+    const rounds = await runRounds(paths, { settings, postScript: postScript(scope.testdir(), settings.postBytes), say, failures })
     await scope.close()
     // 20 s kept back for the report and teardown.
     const memory = await measureMemory(settings, skipped, started + settings.watchdogMs - 20_000 - Date.now())
@@ -101,6 +109,7 @@ async function main(): Promise<number> {
       columns,
       workloads: settings.workloads,
       rounds,
+      failures,
       memory,
       medians,
       targets: judgeTargets(medians, memory, settings.workloads.includes('cpu') ? settings.fixedRate.rate : undefined),

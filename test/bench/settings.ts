@@ -32,6 +32,14 @@ function pick<T extends string>(name: string, value: string | undefined, allowed
   return allowed.filter((a) => picked.includes(a))
 }
 
+/** A whole number from 1 to `max`, or `fallback` when unset. */
+function count(name: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined || value === '') return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${name}: "${value}" is not a whole number from 1 to ${max}`)
+  return n
+}
+
 export function settingsFrom(env: NodeJS.ProcessEnv, root: string): Settings {
   const quick = env['BENCH_QUICK'] === '1'
   const columns = pick('BENCH_COLUMNS', env['BENCH_COLUMNS'], COLUMNS)
@@ -40,7 +48,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv, root: string): Settings {
   const out = env['BENCH_OUT'] ?? (quick ? join(root, 'test/bench/results/quick') : join(root, 'docs'))
   return {
     quick,
-    rounds: Number(env['BENCH_ROUNDS'] ?? (quick ? 1 : 3)),
+    rounds: count('BENCH_ROUNDS', env['BENCH_ROUNDS'], quick ? 1 : 3, 20),
     workloads: pick('BENCH_WORKLOADS', env['BENCH_WORKLOADS'], WORKLOADS),
     columns,
     outDir: isAbsolute(out) ? out : resolve(root, out),
@@ -50,7 +58,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv, root: string): Settings {
       : { rps50S: 3, oneS: 2, bulkS: 2, postS: 2, newConnS: 2 },
     bulkBytes: 10_000_000,
     postBytes: 1_048_576,
-    fixedRate: quick ? { rate: 200, seconds: 1, sockets: 4 } : { rate: Number(env['BENCH_RATE'] ?? 2000), seconds: 4, sockets: 8 },
+    fixedRate: quick ? { rate: 200, seconds: 1, sockets: 4 } : { rate: count('BENCH_RATE', env['BENCH_RATE'], 2000, 20_000), seconds: 4, sockets: 8 },
     ws: quick ? { connections: 50, idleS: 0.5, echoRounds: 2, messageBytes: 64 } : { connections: 1000, idleS: 3, echoRounds: 5, messageBytes: 64 },
     tcpBytes: quick ? 4 * 1024 * 1024 : 100 * 1024 * 1024,
   }

@@ -12,7 +12,13 @@ import { runWsBench } from './ws-bench.js'
 const MIB = 1024 * 1024
 const SMALL = '/1k'
 
-export interface RoundContext { settings: Settings; postScript: string; say: (line: string) => void }
+export interface RoundContext {
+  settings: Settings
+  postScript: string
+  say: (line: string) => void
+  /** Measurements that threw, one line each (the run goes on without them). */
+  failures: string[]
+}
 
 type Runner = (p: Path, ctx: RoundContext) => Promise<Measures>
 
@@ -92,10 +98,14 @@ export async function runRounds(paths: Path[], ctx: RoundContext): Promise<Round
         try {
           m = await RUNNERS[w](p, ctx)
         } catch (err) {
-          throw new Error(`${w} via ${p.column} (round ${i}): ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+          // One failed measurement is reported, not fatal: the rest of the run still counts.
+          const line = `${w} via ${p.column} (round ${i}): ${err instanceof Error ? err.message : String(err)}`
+          ctx.failures.push(line)
+          say(`  failed: ${line}`)
+          m = { failed: 1 }
         }
         const into = (round[p.column] ??= {})
-        for (const [k, v] of Object.entries(m)) into[k] = k === 'errors' ? (into[k] ?? 0) + v : v
+        for (const [k, v] of Object.entries(m)) into[k] = k === 'errors' || k === 'failed' ? (into[k] ?? 0) + v : v
       }
       say(`  round ${i}/${settings.rounds} ${w}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
     }
