@@ -10,8 +10,8 @@ import { visitStream } from './harness/visitor.js'
 const GB = 1024 * 1024 * 1024
 const MiB = 1024 * 1024
 /**
- * Issue 11: RSS during a 1 GiB transfer at most idle + 64 MiB on both sides. Measured +30 to +40
- * MiB (peaks 110-120 MiB, idle 74-82 MiB) once dead read buffers are collected every few MiB
+ * Issue 11: RSS during a 1 GiB transfer at most idle + 64 MiB on both sides. Measured +14 to +43
+ * MiB (peaks 91-126 MiB, idle 74-91 MiB) once dead read buffers are collected every few MiB
  * (packages/shared/src/mux/scavenge.ts); before, they waited for V8's 64 MiB external-memory
  * limit and the relay rose by 55-65 MiB to 164-170 MiB.
  */

@@ -1,17 +1,42 @@
-import { setFlagsFromString } from 'node:v8'
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
+
+/** V8's own default for --semi-space-growth-factor. */
+const V8_DEFAULT_GROWTH_FACTOR = 2
+/** Once serving, the young generation (two semi-spaces) may grow to this, not to V8's 32 MiB. */
+export const MAX_YOUNG_GENERATION_BYTES = 8 * 1024 * 1024
+/** How often the young generation's size is looked at once serving. */
+const CHECK_EVERY_MS = 250
+
+let growthFactor = 0
+
+function setGrowthFactor(factor: number): void {
+  if (factor === growthFactor) return
+  growthFactor = factor
+  setFlagsFromString(`--semi-space-growth-factor=${factor}`)
+}
 
 /**
- * Imported first by both binaries, before anything else allocates: keeps V8's young generation at
- * its initial 1 MiB semi-space instead of letting it double up to 16 MiB.
+ * Imported first by both binaries, before anything else allocates: while the process starts, V8's
+ * young generation keeps its initial 1 MiB semi-spaces instead of doubling up to 16 MiB.
  *
- * Why: a grown young generation is ~32 MiB of RSS that never shrinks (startup alone grows it), and
- * a bulk stream's garbage is mostly 64 KiB socket-read Buffers whose JS objects are tiny, so with
- * 16 MiB semi-spaces a scavenge comes only after GiBs of data and the dead buffers pile up until
- * V8's 64 MiB external-memory limit forces a GC. With 1 MiB they are freed every few MiB. The
- * relay and agent keep little alive per request, so scavenges stay short (CPU per GiB measured
- * equal or lower; docs/operations.md, Memory).
- *
- * `--max-semi-space-size` would say the same but only works on the command line; the growth
- * factor is read each time V8 considers growing, so setting it at runtime takes effect.
+ * Why: loading and compiling the modules keeps many new objects alive, which is what makes V8 grow
+ * the young generation; grown, it is ~15-30 MiB of RSS that an idle relay or agent never gives back.
+ * `--max-semi-space-size` would say the same but only works on the command line; the growth factor
+ * is read each time V8 considers growing, so setting it at runtime takes effect.
  */
-setFlagsFromString('--semi-space-growth-factor=1')
+setGrowthFactor(1)
+
+/**
+ * Called once the process serves (relay: listening; agent: first link up). From here the young
+ * generation may grow with load again, up to MAX_YOUNG_GENERATION_BYTES: under many small requests
+ * a bigger one means fewer scavenges (held at 1 MiB, a quick wrk run cost 5-30% more CPU per
+ * request), but V8's full 32 MiB buys little more and costs that much RSS under any load.
+ */
+export function startupDone(): void {
+  const check = (): void => {
+    const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
+    setGrowthFactor(young !== undefined && young.space_size >= MAX_YOUNG_GENERATION_BYTES ? 1 : V8_DEFAULT_GROWTH_FACTOR)
+  }
+  check()
+  setInterval(check, CHECK_EVERY_MS).unref()
+}

@@ -1,3 +1,4 @@
+import { startupDone } from '@porchlight/shared/heap'
 import { formatAddress, type AgentConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { buildAgent, DEFAULT_GRACE_MS, type AgentDeps, type InspectEvent, type TunnelReadyEvent, type TunnelRejectedEvent } from '../agent.js'
@@ -143,6 +144,7 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
       err(`${r.code}: ${r.message}`)
       stopWith(1, 0)
     })
+    agent.once('connected', () => startupDone())
     agent.on('fatal', (e: unknown) => {
       reportError(screenIo, e, debug)
       stopWith(exitCodeOf(e), 0)

@@ -1,5 +1,6 @@
 import path from 'node:path'
 import { loadRelayConfig } from '@porchlight/shared/config'
+import { startupDone } from '@porchlight/shared/heap'
 import { createLogger } from '@porchlight/shared/log'
 import { buildRelay, type Relay } from '../relay.js'
 import { installLifecycle } from '../lifecycle.js'
@@ -37,4 +38,5 @@ export async function runServe(opts: { config: string; debug: boolean }): Promis
     }
   }
   log.info({ ...addresses, domain: config.domain, agents_configured: Object.keys(config.agents).length }, 'ready')
+  startupDone()
 }
