@@ -20,7 +20,10 @@ const relay = await startRelay(scope)
 const agent = await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${port}` }] })
 const probe = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: bench.localhost', `http://127.0.0.1:${relay.publicPort}/1k`], { encoding: 'utf8' })
 process.stdout.write(`probe: ${probe.stdout} ${probe.stderr}\n`)
-const r = await runAsync('wrk', ['-t1', '-c50', `-d${seconds}s`, '-H', 'Host: bench.localhost', `http://127.0.0.1:${relay.publicPort}/1k`], { encoding: 'utf8' })
+// PROFILE_PATH=/bytes/10000000 PROFILE_CONNECTIONS=4: the bulk case instead.
+const path = process.env['PROFILE_PATH'] ?? '/1k'
+const connections = process.env['PROFILE_CONNECTIONS'] ?? '50'
+const r = await runAsync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-H', 'Host: bench.localhost', `http://127.0.0.1:${relay.publicPort}${path}`], { encoding: 'utf8' })
 process.stdout.write(r.stdout)
 // A clean exit writes the profiles (the scope's teardown may SIGKILL).
 process.kill(agent.pid, 'SIGTERM')

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module'
 import type { Duplex } from 'node:stream'
 import type { ExchangeProbe, TrafficHook } from './traffic.js'
 
@@ -22,10 +21,14 @@ interface ParserModule {
   methods: string[]
 }
 
-/** Node's parser binding, through the module its http client uses; null if a future Node moves it. */
+/**
+ * Node's parser binding, through the module its http client uses (process.getBuiltinModule also
+ * works in the single executable); null if this Node lacks either.
+ */
 const parsers = ((): ParserModule | null => {
   try {
-    const mod = createRequire(import.meta.url)('_http_common') as Partial<ParserModule>
+    const load = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule
+    const mod = (load?.call(process, '_http_common') ?? {}) as Partial<ParserModule>
     return typeof mod.HTTPParser === 'function' && Array.isArray(mod.methods) ? mod as ParserModule : null
   } catch {
     return null

@@ -2,7 +2,7 @@ import { PorchlightError } from '@porchlight/shared/errors'
 import { z } from 'zod'
 import { originRequestHeaders, relayResponseHeaders, type HeaderList } from '../tunnels/headers.js'
 import { joinPath, originErrorCode } from '../tunnels/http.js'
-import { originTarget, type HttpTunnelTarget, type OriginAgents } from '../tunnels/origins.js'
+import { loadUndici, originTarget, type HttpTunnelTarget, type OriginAgents } from '../tunnels/origins.js'
 import { BODY_CAPTURE_BYTES, type CapturedExchange } from './capture.js'
 import type { TrafficMonitor } from './traffic.js'
 
@@ -71,6 +71,7 @@ export async function replayExchange(original: CapturedExchange, edits: ReplayEd
   const rawHeaders: string[] = []
   for (const [name, value] of headers) rawHeaders.push(name, value)
   try {
+    await loadUndici()
     const res = await deps.origins.pool(target).request({
       method,
       path,

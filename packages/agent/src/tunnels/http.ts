@@ -10,7 +10,7 @@ import { pipeBoth } from '@porchlight/shared/net'
 import { isValidReplyHead, writeHead, type HttpRequestHead, type ReplyHead } from '@porchlight/shared/protocol'
 import { BodySource } from './body-source.js'
 import { flattenHeaders, originRequestHeaders, relayResponseHeaders, singleHeader, type HeaderList } from './headers.js'
-import { originTarget, type HttpTunnelTarget, type OriginAgents, type OriginTarget } from './origins.js'
+import { loadUndici, originTarget, type HttpTunnelTarget, type OriginAgents, type OriginTarget } from './origins.js'
 import type { ExchangeProbe, TrafficHook } from '../inspector/traffic.js'
 
 export { buildOriginAgents, destroyOriginAgents, type HttpTunnelTarget, type OriginAgents } from './origins.js'
@@ -65,6 +65,12 @@ class HttpExchange {
   }
 
   start(): void {
+    const loading = loadUndici()
+    if (loading !== null) {
+      // The first per-request exchange of this process loads its HTTP client, then starts.
+      loading.then(() => this.start(), (err: unknown) => this.abort(err))
+      return
+    }
     const traffic = this.deps.traffic
     if (traffic != null) {
       this.probe = traffic.begin({

@@ -1,7 +1,6 @@
 import http from 'node:http'
 import https from 'node:https'
 import { isIP } from 'node:net'
-import { createRequire } from 'node:module'
 import type { Pool } from 'undici'
 
 /** What the origin code needs from an `http:` tunnel of the agent config. */
@@ -80,8 +79,15 @@ export class OriginAgents {
  * common path, never use it, so an agent that only serves those never loads it.
  */
 let PoolClass: typeof Pool | null = null
+
+/** Null once undici is loaded; otherwise the load, after which the caller starts again. */
+export function loadUndici(): Promise<void> | null {
+  if (PoolClass !== null) return null
+  return import('undici').then((undici) => { PoolClass = undici.Pool })
+}
+
 function undiciPool(): typeof Pool {
-  PoolClass ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool
+  if (PoolClass === null) throw new Error('undici is not loaded yet (call loadUndici first)')
   return PoolClass
 }
 
