@@ -32,12 +32,16 @@ import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
 import { ACME_TLS_ALPN } from './acme/challenges.js'
+import { ClusterNode } from './cluster/node.js'
+import { createPeerServer } from './cluster/peer-server.js'
 
 export interface RelayAddresses {
   public: string
   public_tls: string | null
   agents: string
   admin: string | null
+  /** listen.peer (cluster members only). */
+  peer: string | null
 }
 
 export interface Relay {
@@ -78,10 +82,13 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     onHostPublished: (host) => acme?.want(host, 'published'),
   })
   const registry = tunnels.registry
+  // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
+  const cluster = config.cluster ? new ClusterNode({ cluster: config.cluster, log, registry, originTimeoutMs: () => config.limits.origin_timeout_ms }) : null
+  let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
   let outboundRules = parseAllOutbound(config)
   const metrics = createMetrics({ sessions: () => registry.allSessions() })
-  const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
+  const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address; peer?: Address } = {}
   const pkiDir = config.pki
   // Fails closed: a revocation list that exists but cannot be read stops the start (PL_ERR_TLS_FILE).
   let revoked = pkiDir ? loadRevokedSerials(pkiDir) : new Set<string>()
@@ -99,7 +106,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()), meters: metrics.forwards })
       },
     },
-    links: new LinkStore({ stateDir: config.state }),
+    // Cluster members share the signing key, so a link minted on one verifies on every member.
+    links: new LinkStore({ stateDir: config.state, ...(cluster ? { secret: cluster.keys.links } : {}) }),
+    cluster,
+    readiness: () => cluster?.readiness() ?? (closing ? { ready: false, reason: 'draining' } : { ready: true, reason: '' }),
     metrics,
     activity: new Activity(),
     reservedHosts,
@@ -152,7 +162,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     basicLimiter,
     ...(acme ? { beforeRouting: (req: IncomingMessage, res: ServerResponse) => acme.answers.answerHttp(req, res) } : {}),
   })
-  const publicServer = createVisitorServer(ctx, visitorHandler)
+  const publicServer = createVisitorServer(ctx, cluster ? cluster.wrapVisitors(visitorHandler, 'http') : visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
   const agentCallbacks = {
@@ -160,6 +170,11 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     log,
     revokedSerials: () => revoked,
     onAgent: (a: AuthenticatedAgent) => attachAgent(a),
+    // One link per agent process and relay: another link id of a process with a live session is refused.
+    linkConflict: (agent: string, instance: string, link: string) => {
+      const s = registry.session(agent, instance)
+      return s !== undefined && !s.isClosed && s.link !== link
+    },
     onAuthFailure: (reason: AuthFailureReason) => {
       metrics.authFailed(reason)
       if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
@@ -169,8 +184,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   // listener (its client-certificate request from the relay CA is what require_cert checks).
   const sharedAgents = config.listen.agents === 'shared'
   let publicTls: PublicTlsServer | null = null
-  if (config.listen.public_tls) {
-    const visitors = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+  const httpsVisitors = config.listen.public_tls || cluster ? createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter }) : null
+  if (config.listen.public_tls && httpsVisitors) {
+    const visitors = cluster ? cluster.wrapVisitors(httpsVisitors, 'https') : httpsVisitors
     const tlsHandler = sharedAgents
       ? withSharedAgentsEndpoint(visitors, createAgentEndpoint({ ...agentCallbacks, clientCerts: true }), { domain: () => config.domain, listenerPorts: () => listenerPorts() })
       : visitors
@@ -184,9 +200,18 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   if (agentServer) limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
+  // Forwarded requests are served by the unwrapped handlers: over local links only, never forwarded again.
+  const peerServer = cluster && config.listen.peer ? createPeerServer({
+    self: cluster.id,
+    peerKey: cluster.keys.peer,
+    log: log.child({ component: 'cluster' }),
+    readiness: () => ctx.readiness(),
+    fresh: () => cluster.fresh,
+    visitors: { http: visitorHandler.onRequest, https: (httpsVisitors ?? visitorHandler).onRequest },
+  }) : null
 
   function attachAgent(a: AuthenticatedAgent): void {
-    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress, instance: a.instance, tokenSha256: a.tokenSha256 })
+    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress, instance: a.instance, link: a.link, tokenSha256: a.tokenSha256 })
     const previous = tunnels.attach(session)
     // The same process reconnecting (laptop woke up, network changed): its old link is stale, so
     // the new one wins at once. Other processes of this agent keep their own sessions.
@@ -249,11 +274,17 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           admin = await buildAdmin(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
         }
+        if (peerServer && config.listen.peer) {
+          bound.peer = await listenOn(peerServer, config.listen.peer, 'peer')
+          started.push(peerServer)
+        }
       } catch (err) {
         // Nothing stays half-started: close what did bind before reporting.
         for (const s of started) s.close()
         throw err
       }
+      // The first heartbeat is written (or has failed, bounded) before agents hear the member list.
+      await cluster?.start()
       if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations, 1000, onRevocationError)
       // Orders start once the listeners the CA connects to are up.
       acme?.start()
@@ -263,9 +294,13 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         // Shared: agents dial the visitors' HTTPS address (at AGENTS_SHARED_PATH on the domain).
         agents: formatAddress(bound.agents ?? bound.public_tls!),
         admin: bound.admin ? formatAddress(bound.admin) : null,
+        peer: bound.peer ? formatAddress(bound.peer) : null,
       }
     },
     async close(graceMs = 10_000): Promise<void> {
+      closing = true
+      // A member first fails /readyz and keeps serving while the balancer moves new connections away.
+      await cluster?.beginDrain()
       stopWatching?.()
       acme?.close()
       refusals.flush()
@@ -281,6 +316,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       await tcpPorts.closeAll()
       publicServer.closeAllConnections()
       publicTlsServer?.closeAllConnections()
+      await cluster?.stop()
+      peerServer?.closeAllConnections()
+      peerServer?.close()
       await admin?.app.close()
     },
     async reload(next: RelayConfig): Promise<void> {

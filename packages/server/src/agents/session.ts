@@ -36,6 +36,8 @@ export class AgentSession {
   readonly certSerial: string | null
   /** The agent process's instance id (several processes of one agent hold sessions side by side). */
   readonly instance: string
+  /** Which of the process's links this is (one per relay in a cluster); a reconnect of the same link replaces it. */
+  readonly link: string
   /** The `token_sha256` this session authenticated against (a reload that changes it closes the session). */
   readonly tokenSha256: string
   /** The agent sent GoAway (its process is stopping): names the relay picked for it are released on close. */
@@ -48,10 +50,11 @@ export class AgentSession {
     readonly agent: string,
     ws: WebSocket,
     readonly ctx: RelayContext,
-    opts: { certSerial: string | null; remoteAddress: string; instance: string; tokenSha256: string },
+    opts: { certSerial: string | null; remoteAddress: string; instance: string; link: string; tokenSha256: string },
   ) {
     this.certSerial = opts.certSerial
     this.instance = opts.instance
+    this.link = opts.link
     this.tokenSha256 = opts.tokenSha256
     this.log = ctx.log.child({ component: 'agents', agent, session: this.id, instance: opts.instance })
     this.mux = new MuxSession(websocketDuplex(ws), {
@@ -194,6 +197,7 @@ export class AgentSession {
         return
       }
       this.send({ type: 'welcome', version: PROTOCOL_VERSION, agent: this.agent, session: this.id, domain: this.ctx.config.domain })
+      this.ctx.cluster?.tellMembers(this)
     },
     publish: (m) => {
       void this.ctx.tunnels.publish(this, m.tunnels).then(

@@ -1,0 +1,190 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Redis } from 'ioredis'
+import type { RelayCluster } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
+import type { AgentSession } from '../agents/session.js'
+import type { Registry } from '../agents/registry.js'
+import { forwardToPeer } from './forward.js'
+import { loadClusterKeys, type ClusterKeys } from './keys.js'
+import { HEARTBEAT_MS, Membership, type Member } from './membership.js'
+import { signPeerRequest } from './peer-auth.js'
+import { FRESH_PATH } from './peer-server.js'
+import { connectRedis } from './redis.js'
+
+/** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
+const NOTICE_MAX_CHARS = 1024
+const FRESH_PROBE_TIMEOUT_MS = 500
+
+type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void }
+
+export interface ClusterNodeDeps {
+  cluster: RelayCluster
+  log: Logger
+  registry: Registry<AgentSession>
+  /** How long a forwarded request's peer has to answer (limits.origin_timeout_ms). */
+  originTimeoutMs: () => number
+}
+
+/**
+ * This relay as a cluster member: its Redis clients, membership and readiness, the member list
+ * agents hear, and forwarding a request to the peer that holds a link for its host when this
+ * relay has none. Built only when relay.yaml has `cluster:`.
+ */
+export class ClusterNode {
+  readonly keys: ClusterKeys
+  readonly redis: Redis
+  readonly membership: Membership
+  readonly id: string
+  private draining = false
+  private fresherPeer = false
+  private probeTimer: NodeJS.Timeout | null = null
+  private readonly log: Logger
+
+  constructor(private readonly deps: ClusterNodeDeps) {
+    const c = deps.cluster
+    this.id = c.id
+    this.log = deps.log.child({ component: 'cluster', member: c.id })
+    this.keys = loadClusterKeys(c.secret_file)
+    this.redis = connectRedis(c.redis, this.log, { name: `${c.id}-control` })
+    this.membership = new Membership({
+      redis: this.redis,
+      sealKey: this.keys.seal,
+      self: { id: c.id, agents: c.advertise.agents, peer: c.advertise.peer },
+      hosts: () => this.servedHosts(),
+      log: this.log,
+      prefix: 'porchlight:',
+    })
+    this.membership.on('members', () => {
+      for (const s of deps.registry.allSessions()) this.tellMembers(s)
+    })
+  }
+
+  async start(): Promise<void> {
+    await this.membership.start()
+    this.probeTimer = setInterval(() => void this.probeFreshness(), HEARTBEAT_MS)
+    this.probeTimer.unref()
+  }
+
+  /** SIGTERM: /readyz answers 503 from now on, then the listeners stay up drain_delay_ms. */
+  async beginDrain(): Promise<void> {
+    this.draining = true
+    this.log.info({ delayMs: this.deps.cluster.drain_delay_ms }, 'draining: /readyz is 503 before the listeners close')
+    await new Promise((r) => setTimeout(r, this.deps.cluster.drain_delay_ms))
+  }
+
+  async stop(): Promise<void> {
+    if (this.probeTimer) clearInterval(this.probeTimer)
+    await this.membership.stop()
+    this.redis.disconnect()
+  }
+
+  get fresh(): boolean {
+    return this.membership.stalenessMs <= this.deps.cluster.max_staleness_ms
+  }
+
+  /**
+   * Ready unless draining, or cut from Redis past max_staleness while a peer still reaches it
+   * (then visitors are better served there); with Redis down for all, everyone stays ready.
+   */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.draining) return { ready: false, reason: 'draining' }
+    if (!this.fresh && this.fresherPeer) return { ready: false, reason: `no redis for ${Math.round(this.membership.stalenessMs)} ms while a peer reaches it` }
+    return { ready: true, reason: '' }
+  }
+
+  /** Sent after the welcome and whenever the member set changes: `self=ID ID=URL ...`. */
+  tellMembers(session: AgentSession): void {
+    const members = this.membership.members()
+    let message = `self=${this.id}`
+    for (const m of members) {
+      const word = ` ${m.id}=${m.agents}`
+      if (message.length + word.length > NOTICE_MAX_CHARS) break
+      message += word
+    }
+    session.send({ type: 'notice', level: 'info', code: CLUSTER_MEMBERS_NOTICE, message })
+  }
+
+  /**
+   * The public listeners' handler: a request for a host this relay has no live link for goes to
+   * the one peer whose heartbeat lists one (HTTP/1.x, not upgrades); anything else, and a peer
+   * that cannot be reached, is answered here as without a cluster (503 when offline).
+   */
+  wrapVisitors<H extends VisitorHandler>(handler: H, proto: 'http' | 'https'): H {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      const peer = req.httpVersionMajor === 1 ? this.forwardTarget(req) : null
+      if (peer === null) return handler.onRequest(req, res)
+      const bodiless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
+      void forwardToPeer(req, res, peer, { visitor: req.socket.remoteAddress ?? '', proto }, {
+        self: this.id,
+        peerKey: this.keys.peer,
+        log: this.log,
+        responseTimeoutMs: this.deps.originTimeoutMs() + 5_000,
+      }).then((sent) => {
+        if (sent) return
+        // Nothing reached the visitor yet: a request without a body is answered here (503
+        // offline page); one whose body went to the peer can only be closed.
+        if (bodiless && !res.headersSent) handler.onRequest(req, res)
+        else res.destroy()
+      })
+    }
+    return { ...handler, onRequest }
+  }
+
+  private forwardTarget(req: IncomingMessage): Member | null {
+    const host = hostOf(req.headers.host)
+    if (host === null) return null
+    const route = this.deps.registry.route(host)
+    if (route?.session && !route.session.isClosed) return null
+    return this.membership.peerServing(host)
+  }
+
+  /** Hostnames this relay serves over its own live links (listed in its heartbeat). */
+  private servedHosts(): string[] {
+    const hosts: string[] = []
+    for (const s of this.deps.registry.allSessions()) {
+      if (s.isClosed) continue
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s) hosts.push(r.host)
+    }
+    return hosts
+  }
+
+  /** While cut from Redis: does any peer still reach it? (Asked over listen.peer, never via Redis.) */
+  private async probeFreshness(): Promise<void> {
+    if (this.fresh) {
+      this.fresherPeer = false
+      return
+    }
+    const answers = await Promise.all(this.membership.peers().map((p) => this.askFresh(p)))
+    const fresher = answers.some((a) => a)
+    if (fresher !== this.fresherPeer) this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', stalenessMs: this.membership.stalenessMs, fresherPeer: fresher }, fresher ? 'cut from redis while a peer reaches it: /readyz fails' : 'no peer reaches redis either: staying ready')
+    this.fresherPeer = fresher
+  }
+
+  private askFresh(peer: Member): Promise<boolean> {
+    return new Promise((resolve) => {
+      const url = new URL(FRESH_PATH, peer.peer)
+      const headers = Object.fromEntries(signPeerRequest(this.keys.peer, { from: this.id, visitor: '0.0.0.0', proto: 'http' }, { method: 'GET', host: url.host, url: FRESH_PATH }))
+      const req = http.get({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), path: FRESH_PATH, headers: { ...headers, host: url.host }, agent: false, timeout: FRESH_PROBE_TIMEOUT_MS }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => { if (body.length < 256) body += d })
+        res.on('end', () => {
+          try {
+            resolve(res.statusCode === 200 && (JSON.parse(body) as { fresh?: unknown }).fresh === true)
+          } catch {
+            resolve(false)
+          }
+        })
+      })
+      req.on('timeout', () => req.destroy())
+      req.on('error', () => resolve(false))
+    })
+  }
+}
+
+function hostOf(header: string | undefined): string | null {
+  if (header === undefined || header.length > 300) return null
+  const name = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '')
+  return name.toLowerCase().replace(/\.$/, '')
+}
