@@ -171,6 +171,8 @@ export interface ClusterRelay {
   readyz(): Promise<number>
   /** Sessions of the named agent this relay holds. */
   linksOf(agent: string): Promise<number>
+  /** The hop agents reach this relay through (ClusterOptions.agentsHops). */
+  agentsHop: TcpHop | null
 }
 
 export interface ClusterOptions {
@@ -184,6 +186,8 @@ export interface ClusterOptions {
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
+  /** Relays (by index) whose advertised agents URL goes through a TcpHop, so a test can cut that link alone. */
+  agentsHops?: number[]
 }
 
 export async function startCluster(t: Scope, opts: ClusterOptions): Promise<ClusterRelay[]> {
@@ -205,6 +209,8 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const ip = RELAY_IPS[i]!
     const id = `r${i + 1}`
     const ports = { ...shared }
+    const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: ip, port: ports.agents }) : null
+    const advertisedAgents = hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
     const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
@@ -214,7 +220,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           id,
           redis: opts.redisUrlFor?.(i) ?? opts.redis.url,
           secret_file: secretFile,
-          advertise: { agents: `ws://${ip}:${ports.agents}`, peer: `http://${ip}:${ports.peer}` },
+          advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
           drain_delay_ms: opts.drainDelayMs ?? 1000,
         },
         ...opts.extra,
@@ -223,7 +229,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     // Every relay knows the same tokens: the first relay's are reused by the others.
     for (const name of opts.agents) tokens[name] ??= { token: proc.tokens[name]! }
     proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${ip}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}` } as typeof proc.config.listen
-    relays.push(clusterRelay(id, ip, proc, ports))
+    relays.push(clusterRelay(id, ip, proc, ports, hop))
   }
   await Promise.all(relays.map((r) => r.proc.start()))
   // Started together, a member may have read the member set before the others wrote theirs:
@@ -232,10 +238,10 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
   return relays
 }
 
-function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: ClusterRelay['ports']): ClusterRelay {
+function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: ClusterRelay['ports'], agentsHop: TcpHop | null): ClusterRelay {
   const adminUrl = `http://${ip}:${ports.admin}`
   return {
-    id, ip, proc, ports,
+    id, ip, proc, ports, agentsHop,
     agentsUrl: `ws://${ip}:${ports.agents}`,
     peerUrl: `http://${ip}:${ports.peer}`,
     adminUrl,
