@@ -49,7 +49,7 @@ t.test('SIGSTOP a relay: no failure 2 s later; after SIGCONT it is ready again w
   const load = runLoad(haproxy.port, HOSTS, 50, 7_000)
   setTimeout(() => { stoppedAt = Date.now(); victim.signal('SIGSTOP') }, 1_000)
   const outcomes = await load
-  t.ok(outcomes.length >= 300, summary(outcomes))
+  t.ok(outcomes.length >= 200, summary(outcomes))
   t.same(failures(outcomes.filter((o) => o.startedAt >= stoppedAt + 2_000)), [], 'no failure among requests started 2 s or more after the stop')
   t.same(misrouted(outcomes, agentOf), [], 'misrouted = 0')
 

@@ -231,7 +231,9 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${ip}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}` } as typeof proc.config.listen
     relays.push(clusterRelay(id, ip, proc, ports, hop))
   }
-  await Promise.all(relays.map((r) => r.proc.start()))
+  // One after the other: three cold node starts at once on a loaded 2-core machine can each take
+  // longer than the harness's ready timeout.
+  for (const r of relays) await r.proc.start()
   // Started together, a member may have read the member set before the others wrote theirs:
   // wait until every one has seen all (one heartbeat, about a second).
   await Promise.all(relays.map((r) => r.proc.waitForLog((l) => l['msg'] === 'cluster members' && Array.isArray(l['members']) && l['members'].length === count, 10_000, `${r.id} seeing ${count} members`)))
@@ -373,6 +375,26 @@ export async function runLoad(port: number, hosts: string[], rate: number, durat
     await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())))
   }
   return Promise.all(pending)
+}
+
+/** Like runLoad, until stop(), which resolves with every outcome once the last request ended. */
+export function startLoad(port: number, hosts: string[], rate: number): { stop(): Promise<Outcome[]> } {
+  const pending: Array<Promise<Outcome>> = []
+  const started = Date.now()
+  let n = 0
+  let timer: NodeJS.Timeout | null = null
+  const tick = (): void => {
+    pending.push(visit(port, hosts[n % hosts.length]!))
+    n++
+    timer = setTimeout(tick, Math.max(0, started + (n * 1000) / rate - Date.now()))
+  }
+  tick()
+  return {
+    stop() {
+      if (timer) clearTimeout(timer)
+      return Promise.all(pending)
+    },
+  }
 }
 
 /** Requests answered by the origin for another host or agent than asked: must stay 0. */

@@ -10,6 +10,8 @@ export const MEMBER_TTL_MS = 3_000
 /** Hostnames one member lists as served by its own links (bounds the heartbeat's size). */
 const MAX_LISTED_HOSTS = 10_000
 const MAX_MEMBERS = 64
+/** How long start() waits for Redis before the first heartbeat (then the relay starts without a view). */
+const FIRST_CONNECT_WAIT_MS = 2_000
 
 export interface Member {
   id: string
@@ -53,8 +55,20 @@ export class Membership extends EventEmitter {
     this.now = deps.now ?? Date.now
   }
 
-  /** Writes the first heartbeat (waits for it, bounded by the Redis timeouts), then keeps beating. */
+  /**
+   * Waits (bounded) for the Redis connection, writes the first heartbeat and reads the members,
+   * then keeps beating. Without the wait the first command would fail at once (no offline queue)
+   * and a restarted relay would know no peers for a second.
+   */
   async start(): Promise<void> {
+    const { redis } = this.deps
+    if (redis.status !== 'ready') {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { clearTimeout(timer); redis.off('ready', done); resolve() }
+        const timer = setTimeout(done, FIRST_CONNECT_WAIT_MS)
+        redis.once('ready', done)
+      })
+    }
     await this.beat()
     this.timer = setInterval(() => { if (this.running === null) this.running = this.beat().finally(() => { this.running = null }) }, HEARTBEAT_MS)
     this.timer.unref()

@@ -37,6 +37,8 @@ export class ClusterNode {
   readonly membership: Membership
   readonly id: string
   private draining = false
+  /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
+  private started = false
   private fresherPeer = false
   private probeTimer: NodeJS.Timeout | null = null
   private readonly log: Logger
@@ -62,6 +64,7 @@ export class ClusterNode {
 
   async start(): Promise<void> {
     await this.membership.start()
+    this.started = true
     this.probeTimer = setInterval(() => void this.probeFreshness(), HEARTBEAT_MS)
     this.probeTimer.unref()
   }
@@ -89,6 +92,7 @@ export class ClusterNode {
    */
   readiness(): { ready: boolean; reason: string } {
     if (this.draining) return { ready: false, reason: 'draining' }
+    if (!this.started) return { ready: false, reason: 'starting' }
     if (!this.fresh && this.fresherPeer) return { ready: false, reason: `no redis for ${Math.round(this.membership.stalenessMs)} ms while a peer reaches it` }
     return { ready: true, reason: '' }
   }

@@ -14,7 +14,8 @@ export function connectRedis(url: string, log: Logger, opts: { name: string; blo
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    connectTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    // Connecting may take longer than a command on a loaded machine; a blackholed Redis still fails within 2 s.
+    connectTimeout: 2 * REDIS_COMMAND_TIMEOUT_MS,
     ...(opts.blocking === true ? {} : { commandTimeout: REDIS_COMMAND_TIMEOUT_MS }),
     retryStrategy: (attempt: number) => Math.min(100 * attempt, 1_000),
     connectionName: `porchlight-${opts.name}`,
