@@ -271,11 +271,11 @@ function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: Cluster
 }
 
 /** An agent publishing `<name>.localhost` to its echo origin, configured with the first relay's URL. */
-export async function startClusterAgent(t: Scope, relays: ClusterRelay[], name: string, origin: EchoOrigin, env: Record<string, string> = {}): Promise<AgentProcess> {
+export async function startClusterAgent(t: Scope, relays: ClusterRelay[], name: string, origin: EchoOrigin, env: Record<string, string> = {}, opts: { access?: Record<string, unknown>; inspect?: boolean } = {}): Promise<AgentProcess> {
   return startAgent(t, relays[0]!.proc, {
     name,
-    tunnels: [{ http: name, to: origin.url }],
-    extra: { relay: relays[0]!.agentsUrl },
+    tunnels: [{ http: name, to: origin.url, ...(opts.access ? { access: opts.access } : {}) }],
+    extra: { relay: relays[0]!.agentsUrl, ...(opts.inspect === true ? { inspect: '127.0.0.1:0' } : {}) },
     env: { PORCHLIGHT_BACKOFF_MAX_MS: '500', ...env },
   })
 }
@@ -343,11 +343,11 @@ export interface Outcome {
 }
 
 /** One request on a fresh connection; never throws. */
-export function visit(port: number, host: string, timeoutMs = 10_000, address = '127.0.0.1'): Promise<Outcome> {
+export function visit(port: number, host: string, timeoutMs = 10_000, address = '127.0.0.1', path = '/'): Promise<Outcome> {
   const startedAt = Date.now()
   return new Promise((resolve) => {
     const done = (status: number, served: Outcome['served'], error: string | null): void => resolve({ startedAt, endedAt: Date.now(), host, status, served, error })
-    const req = http.get({ host: address, port, path: '/', headers: { host }, agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host: address, port, path, headers: { host }, agent: false, timeout: timeoutMs }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => { body += d })

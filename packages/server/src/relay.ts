@@ -83,7 +83,17 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   })
   const registry = tunnels.registry
   // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
-  const cluster = config.cluster ? new ClusterNode({ cluster: config.cluster, log, registry, originTimeoutMs: () => config.limits.origin_timeout_ms }) : null
+  const cluster = config.cluster ? new ClusterNode({
+    cluster: config.cluster,
+    log,
+    registry,
+    originTimeoutMs: () => config.limits.origin_timeout_ms,
+    stateDir: config.state,
+    onEvent: (event) => {
+      if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
+      else ctx.links.apply(event)
+    },
+  }) : null
   let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
   let outboundRules = parseAllOutbound(config)
@@ -125,6 +135,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       return new Set(Object.values(bound).map((a) => a.host))
     },
   }
+
+  // Local share-link changes go to the other members over the revocation stream.
+  if (cluster) ctx.links.onChange = (event) => cluster.publish(event)
 
   const acmeSettings = config.acme
   const acme: AcmeManager | null = acmeSettings && config.state ? new AcmeManager({
@@ -234,9 +247,23 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     log.error({ code: (err as { code?: string }).code ?? 'PL_ERR_TLS_FILE', err: { message } }, 'revocation list unreadable; keeping the last good one')
   }
 
+  /** Serials revoked on other members (merged into every local list that is read). */
+  const clusterRevoked = new Set<string>()
+  function onClusterCertRevoked(serial: string): void {
+    if (clusterRevoked.has(serial) || clusterRevoked.size >= 100_000) return
+    clusterRevoked.add(serial)
+    if (!revoked.has(serial)) closeRevoked(new Set([...revoked, serial]))
+  }
+
   function onRevocations(serials: Set<string>): void {
     if (revocationProblem !== null) log.info({ revoked: serials.size }, 'revocation list readable again')
     revocationProblem = null
+    // A serial new in this relay's list is told to the other members.
+    if (cluster) for (const serial of serials) if (!revoked.has(serial) && !clusterRevoked.has(serial)) cluster.publish({ t: 'cert.revoke', serial })
+    closeRevoked(clusterRevoked.size === 0 ? serials : new Set([...serials, ...clusterRevoked]))
+  }
+
+  function closeRevoked(serials: Set<string>): void {
     revoked = serials
     for (const s of registry.allSessions()) {
       if (s.certSerial && serials.has(s.certSerial)) {

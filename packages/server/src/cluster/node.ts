@@ -11,6 +11,7 @@ import { HEARTBEAT_MS, Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
 import { connectRedis } from './redis.js'
+import { RevocationStream, type RevocationEvent } from './revocations.js'
 
 /** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
 const NOTICE_MAX_CHARS = 1024
@@ -24,6 +25,10 @@ export interface ClusterNodeDeps {
   registry: Registry<AgentSession>
   /** How long a forwarded request's peer has to answer (limits.origin_timeout_ms). */
   originTimeoutMs: () => number
+  /** Where the revocation stream position is kept (relay.yaml `state`), or null. */
+  stateDir: string | null
+  /** A revocation or share-link change from the stream (this member's own ones too: idempotent). */
+  onEvent: (event: RevocationEvent) => void
 }
 
 /**
@@ -36,6 +41,8 @@ export class ClusterNode {
   readonly redis: Redis
   readonly membership: Membership
   readonly id: string
+  readonly revocations: RevocationStream
+  private readonly reader: Redis
   private draining = false
   /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
   private started = false
@@ -57,6 +64,17 @@ export class ClusterNode {
       log: this.log,
       prefix: 'porchlight:',
     })
+    this.reader = connectRedis(c.redis, this.log, { name: `${c.id}-stream`, blocking: true })
+    this.revocations = new RevocationStream({
+      redis: this.redis,
+      reader: this.reader,
+      sealKey: this.keys.seal,
+      self: c.id,
+      key: 'porchlight:revocations',
+      log: this.log,
+      stateDir: deps.stateDir,
+      apply: (event) => deps.onEvent(event),
+    })
     this.membership.on('members', () => {
       for (const s of deps.registry.allSessions()) this.tellMembers(s)
     })
@@ -64,6 +82,7 @@ export class ClusterNode {
 
   async start(): Promise<void> {
     await this.membership.start()
+    this.revocations.start()
     this.started = true
     this.probeTimer = setInterval(() => void this.probeFreshness(), HEARTBEAT_MS)
     this.probeTimer.unref()
@@ -79,7 +98,19 @@ export class ClusterNode {
   async stop(): Promise<void> {
     if (this.probeTimer) clearInterval(this.probeTimer)
     await this.membership.stop()
+    await this.revocations.stop()
     this.redis.disconnect()
+  }
+
+  /**
+   * Puts a local revocation or share-link change on the stream for the other members. Without
+   * Redis it fails loudly (an error line naming what did not reach the cluster); it has already
+   * applied here.
+   */
+  publish(event: RevocationEvent): void {
+    this.revocations.publish(event).catch((err: unknown) => {
+      this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', event: event.t, err: { message: (err as Error).message } }, 'cluster write failed: applied on this relay only; repeat it once redis is back')
+    })
   }
 
   get fresh(): boolean {
