@@ -186,6 +186,8 @@ export interface ClusterOptions {
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
+  /** listen.public_proxy_protocol: true (with trust_proxy in `extra`). */
+  proxyProtocol?: boolean
   /** Relays (by index) whose advertised agents URL goes through a TcpHop, so a test can cut that link alone. */
   agentsHops?: number[]
 }
@@ -228,7 +230,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     })
     // Every relay knows the same tokens: the first relay's are reused by the others.
     for (const name of opts.agents) tokens[name] ??= { token: proc.tokens[name]! }
-    proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${ip}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}` } as typeof proc.config.listen
+    proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${ip}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`, ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}) } as typeof proc.config.listen
     relays.push(clusterRelay(id, ip, proc, ports, hop))
   }
   // One after the other: three cold node starts at once on a loaded 2-core machine can each take

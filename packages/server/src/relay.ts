@@ -1,5 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo, Server } from 'node:net'
 import https from 'node:https'
 import type tls from 'node:tls'
 import { constants } from 'node:crypto'
@@ -20,6 +20,7 @@ import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
 import { createVisitorH2Server, routeH2Connections } from './visitors/h2.js'
+import { proxyProtocolFront } from './visitors/proxy-v2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
@@ -207,6 +208,12 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
+  // listen.public_proxy_protocol: the public listeners bind a front that reads HAProxy's PROXY v2 header first.
+  const front = (server: Server): Server => config.listen.public_proxy_protocol
+    ? proxyProtocolFront(server, { trustProxy: () => config.trust_proxy, timeoutMs: () => config.limits.headers_timeout_ms, log: log.child({ component: 'visitors' }) })
+    : server
+  const publicListener = front(publicServer)
+  const publicTlsListener = publicTlsServer ? front(publicTlsServer) : null
 
   const tlsOptions = config.tls && !sharedAgents ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
   const agentServer = sharedAgents ? null : createAgentListener({ ...agentCallbacks, tlsOptions })
@@ -287,11 +294,11 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     async listen(): Promise<RelayAddresses> {
       const started: Array<{ close(): unknown }> = []
       try {
-        bound.public = await listenOn(publicServer, config.listen.public, 'public')
-        started.push(publicServer)
-        if (publicTlsServer && config.listen.public_tls) {
-          bound.public_tls = await listenOn(publicTlsServer, config.listen.public_tls.address, 'public_tls')
-          started.push(publicTlsServer)
+        bound.public = await listenOn(publicListener, config.listen.public, 'public')
+        started.push(publicListener)
+        if (publicTlsListener && config.listen.public_tls) {
+          bound.public_tls = await listenOn(publicTlsListener, config.listen.public_tls.address, 'public_tls')
+          started.push(publicTlsListener)
         }
         if (agentServer && config.listen.agents !== 'shared') {
           bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
@@ -331,8 +338,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       stopWatching?.()
       acme?.close()
       refusals.flush()
-      publicServer.close()
-      publicTlsServer?.close()
+      publicListener.close()
+      publicTlsListener?.close()
+      if (publicListener !== publicServer) publicServer.close()
+      if (publicTlsListener !== publicTlsServer) publicTlsServer?.close()
       agentServer?.close()
       for (const s of registry.allSessions()) s.mux.goAway()
       const deadline = Date.now() + graceMs
