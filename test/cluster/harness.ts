@@ -104,28 +104,40 @@ export interface TcpHop {
 
 export async function startTcpHop(t: Scope, target: { host: string; port: number }, listenHost = '127.0.0.1'): Promise<TcpHop> {
   let mode: HopMode = 'pass'
-  const pairs = new Set<{ near: Socket; far: Socket }>()
+  const pairs = new Set<{ near: Socket; far: Socket | null }>()
+  // Blackholed bytes wait in kernel buffers (reading paused), as TCP retransmits would deliver them
+  // once the path is back; connections opened meanwhile are accepted and held.
+  const join = (pair: { near: Socket; far: Socket | null }): void => {
+    const far = connect(target)
+    pair.far = far
+    const close = (): void => { pair.near.destroy(); far.destroy(); pairs.delete(pair) }
+    far.on('error', close).on('close', close)
+    pair.near.on('data', (c: Buffer) => { if (!far.write(c)) pair.near.pause() })
+    far.on('data', (c: Buffer) => { if (!pair.near.write(c)) far.pause() })
+    far.on('drain', () => { if (mode === 'pass') pair.near.resume() })
+    pair.near.on('drain', () => { if (mode === 'pass') far.resume() })
+    pair.near.resume()
+  }
   const server: Server = createServer({ pauseOnConnect: true }, (near) => {
     if (mode === 'reset') return near.resetAndDestroy()
-    const far = connect(target)
-    const pair = { near, far }
+    const pair: { near: Socket; far: Socket | null } = { near, far: null }
     pairs.add(pair)
-    const close = (): void => { near.destroy(); far.destroy(); pairs.delete(pair) }
-    near.on('error', close).on('close', close)
-    far.on('error', close).on('close', close)
-    near.on('data', (c: Buffer) => { if (mode === 'pass') far.write(c) })
-    far.on('data', (c: Buffer) => { if (mode === 'pass') near.write(c) })
-    if (mode === 'pass') near.resume()
-    else near.resume() // held: bytes are read and dropped while blackholed, like a lossy path
+    near.on('error', () => pair.far?.destroy()).on('close', () => { pair.far?.destroy(); pairs.delete(pair) })
+    if (mode === 'pass') join(pair)
   })
   await new Promise<void>((resolve) => server.listen(0, listenHost, () => resolve()))
-  t.teardown(() => { for (const p of pairs) { p.near.destroy(); p.far.destroy() } server.close() })
+  t.teardown(() => { for (const p of pairs) { p.near.destroy(); p.far?.destroy() } server.close() })
   return {
     host: listenHost,
     port: (server.address() as { port: number }).port,
     set(next: HopMode) {
       mode = next
-      if (next === 'reset') for (const p of pairs) { p.near.resetAndDestroy(); p.far.destroy() }
+      for (const p of [...pairs]) {
+        if (next === 'reset') { p.near.resetAndDestroy(); p.far?.destroy() }
+        else if (next === 'blackhole') { p.near.pause(); p.far?.pause() }
+        else if (p.far === null) join(p)
+        else { p.near.resume(); p.far.resume() }
+      }
     },
   }
 }

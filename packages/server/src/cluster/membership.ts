@@ -12,6 +12,8 @@ const MAX_LISTED_HOSTS = 10_000
 const MAX_MEMBERS = 64
 /** How long start() waits for Redis before the first heartbeat (then the relay starts without a view). */
 const FIRST_CONNECT_WAIT_MS = 2_000
+/** Heartbeats in a row that failed before the connection is dropped and made again. */
+const RECONNECT_AFTER_FAILURES = 3
 
 export interface Member {
   id: string
@@ -49,6 +51,7 @@ export class Membership extends EventEmitter {
   private running: Promise<void> | null = null
   private readonly now: () => number
   private signature = ''
+  private failures = 0
 
   constructor(private readonly deps: MembershipDeps) {
     super()
@@ -134,8 +137,15 @@ export class Membership extends EventEmitter {
         this.deps.log.info({ members: [...view.keys()].sort() }, 'cluster members')
         this.emit('members', this.members())
       }
+      this.failures = 0
     } catch {
-      // connectRedis logs the problem; staleness grows until Redis answers again.
+      // connectRedis logs the problem; staleness grows until Redis answers again. A connection
+      // whose commands keep timing out (a path that drops packets) is replaced, so the relay
+      // recovers as soon as the network does instead of waiting for TCP to give up.
+      if (++this.failures >= RECONNECT_AFTER_FAILURES) {
+        this.failures = 0
+        redis.disconnect(true)
+      }
     }
   }
 

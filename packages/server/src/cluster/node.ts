@@ -7,7 +7,7 @@ import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
 import { forwardToPeer } from './forward.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
-import { HEARTBEAT_MS, Membership, type Member } from './membership.js'
+import { Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
 import { connectRedis } from './redis.js'
@@ -16,6 +16,7 @@ import { RevocationStream, type RevocationEvent } from './revocations.js'
 /** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
 const NOTICE_MAX_CHARS = 1024
 const FRESH_PROBE_TIMEOUT_MS = 500
+const FRESH_PROBE_INTERVAL_MS = 250
 
 type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void }
 
@@ -48,6 +49,7 @@ export class ClusterNode {
   private started = false
   private fresherPeer = false
   private probeTimer: NodeJS.Timeout | null = null
+  private probing = false
   private readonly log: Logger
 
   constructor(private readonly deps: ClusterNodeDeps) {
@@ -84,7 +86,8 @@ export class ClusterNode {
     await this.membership.start()
     this.revocations.start()
     this.started = true
-    this.probeTimer = setInterval(() => void this.probeFreshness(), HEARTBEAT_MS)
+    // Often, so /readyz fails soon after max_staleness; a no-op while Redis answers.
+    this.probeTimer = setInterval(() => void this.probeFreshness(), FRESH_PROBE_INTERVAL_MS)
     this.probeTimer.unref()
   }
 
@@ -147,6 +150,7 @@ export class ClusterNode {
    */
   wrapVisitors<H extends VisitorHandler>(handler: H, proto: 'http' | 'https'): H {
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      if (this.refuseStale(req, res)) return
       const peer = req.httpVersionMajor === 1 ? this.forwardTarget(req) : null
       if (peer === null) return handler.onRequest(req, res)
       const bodiless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
@@ -164,6 +168,26 @@ export class ClusterNode {
       })
     }
     return { ...handler, onRequest }
+  }
+
+  /** The peer listener's handlers: local links only, with the same staleness rule. */
+  guardStale(onRequest: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+    return (req, res) => { if (!this.refuseStale(req, res)) onRequest(req, res) }
+  }
+
+  /**
+   * Past max_staleness a revocation made elsewhere may not have reached this relay: sites behind
+   * share links or client certificates get 503 here (other sites keep serving). True when answered.
+   */
+  private refuseStale(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.fresh) return false
+    const host = hostOf(req.headers.host)
+    const access = host === null ? null : this.deps.registry.route(host)?.access ?? null
+    if (access === null || (access.links !== true && (access.client_certs === undefined || access.client_certs === false))) return false
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', 'cache-control': 'no-store', connection: 'close' })
+    res.end('503 Service unavailable: this relay lost the cluster\'s shared state; try again (PL_ERR_CLUSTER_REDIS)\n')
+    req.resume()
+    return true
   }
 
   private forwardTarget(req: IncomingMessage): Member | null {
@@ -186,6 +210,16 @@ export class ClusterNode {
 
   /** While cut from Redis: does any peer still reach it? (Asked over listen.peer, never via Redis.) */
   private async probeFreshness(): Promise<void> {
+    if (this.probing) return
+    this.probing = true
+    try {
+      await this.probeOnce()
+    } finally {
+      this.probing = false
+    }
+  }
+
+  private async probeOnce(): Promise<void> {
     if (this.fresh) {
       this.fresherPeer = false
       return

@@ -13,6 +13,8 @@ const STREAM_MAX_LEN = 100_000
 /** How long one XREAD waits for new entries (bounds how long stop() waits). */
 const BLOCK_MS = 1_000
 const BATCH = 500
+/** Past BLOCK_MS, how long an XREAD answer may be late before the connection is replaced. */
+const READ_GRACE_MS = 2_000
 
 export interface RevocationStreamDeps {
   /** For XADD (command timeout applies). */
@@ -63,12 +65,23 @@ export class RevocationStream {
   private async read(): Promise<void> {
     while (this.running) {
       let reply: Array<[string, Array<[string, string[]]>]> | null
+      let watchdog: NodeJS.Timeout | undefined
       try {
-        reply = await this.deps.reader.xread('COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.deps.key, this.lastId) as typeof reply
+        // BLOCK bounds the wait while Redis answers; a path that silently drops packets does
+        // not, so the connection is replaced when the answer is overdue.
+        const overdue = new Promise<never>((_, reject) => {
+          watchdog = setTimeout(() => {
+            this.deps.reader.disconnect(true)
+            reject(new Error('XREAD overdue'))
+          }, BLOCK_MS + READ_GRACE_MS)
+        })
+        reply = await Promise.race([this.deps.reader.xread('COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.deps.key, this.lastId) as Promise<typeof reply>, overdue])
       } catch {
         // Redis away (connectRedis logs it): try again shortly; nothing is lost, the id is kept.
         if (this.running) await new Promise((r) => setTimeout(r, 250))
         continue
+      } finally {
+        clearTimeout(watchdog)
       }
       for (const [, entries] of reply ?? []) {
         for (const [id, fields] of entries) {
