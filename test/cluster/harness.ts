@@ -198,6 +198,8 @@ export interface ClusterOptions {
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
+  /** Relay TCP ports every agent may listen on. */
+  tcpPorts?: number[]
   /** listen.public_proxy_protocol: true (with trust_proxy in `extra`). */
   proxyProtocol?: boolean
   /** Relays (by index) whose advertised agents URL goes through a TcpHop, so a test can cut that link alone. */
@@ -225,7 +227,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const ports = { ...shared }
     const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: ip, port: ports.agents }) : null
     const advertisedAgents = hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
-    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
+    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
       ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}),
