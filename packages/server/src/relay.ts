@@ -227,7 +227,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     log: log.child({ component: 'cluster' }),
     readiness: () => ctx.readiness(),
     fresh: () => cluster.fresh,
-    visitors: { http: visitorHandler.onRequest, https: (httpsVisitors ?? visitorHandler).onRequest },
+    visitors: { http: cluster.guardStale(visitorHandler.onRequest), https: cluster.guardStale((httpsVisitors ?? visitorHandler).onRequest) },
   }) : null
 
   function attachAgent(a: AuthenticatedAgent): void {

@@ -24,6 +24,8 @@ const CONTROL_HEAD_TIMEOUT_MS = 10_000
  * (SECURITY.md E2). The excess gets RST.
  */
 export const AGENT_STREAM_OPENS_PER_SECOND = 1_000
+/** A link that has not answered a stream open for this long is suspect (a cluster member forwards instead). */
+export const STREAM_ACK_MS = 1_000
 
 export class AgentSession {
   readonly id = randomBytes(6).toString('hex')
@@ -44,6 +46,8 @@ export class AgentSession {
   leaving = false
   private control: MuxStream | null = null
   private closed = false
+  /** When the oldest stream open the agent has not answered yet (no frame from it since) was sent. */
+  private unansweredSince: number | null = null
   private readonly onClosed: Array<() => void> = []
 
   constructor(
@@ -76,7 +80,22 @@ export class AgentSession {
   /** Opens a stream for visitor traffic; throws a PorchlightError if the link is gone. */
   openStream(): Duplex {
     if (this.closed) throw new PorchlightError('PL_ERR_MUX_CLOSED')
+    if (this.unansweredSince === null || this.mux.lastActivityMs >= this.unansweredSince) this.unansweredSince = Date.now()
     return this.mux.open()
+  }
+
+  /**
+   * True when a stream opened more than STREAM_ACK_MS ago got no frame back (an agent answers an
+   * open at once): the path is blackholed or the agent hung, though the heartbeat has not timed out yet.
+   */
+  get suspect(): boolean {
+    const since = this.unansweredSince
+    if (since === null) return false
+    if (this.mux.lastActivityMs >= since) {
+      this.unansweredSince = null
+      return false
+    }
+    return Date.now() - since > STREAM_ACK_MS
   }
 
   /** True when the agent answers a ping within `timeoutMs` (a live link, not a stale one). */

@@ -194,15 +194,16 @@ export class ClusterNode {
     const host = hostOf(req.headers.host)
     if (host === null) return null
     const route = this.deps.registry.route(host)
-    if (route?.session && !route.session.isClosed) return null
+    if (route?.session && !route.session.isClosed && !route.session.suspect) return null
+    // No link, or a suspect one: a peer that lists a healthy link serves it; else the local handler answers.
     return this.membership.peerServing(host)
   }
 
-  /** Hostnames this relay serves over its own live links (listed in its heartbeat). */
+  /** Hostnames this relay serves over its own healthy links (listed in its heartbeat). */
   private servedHosts(): string[] {
     const hosts: string[] = []
     for (const s of this.deps.registry.allSessions()) {
-      if (s.isClosed) continue
+      if (s.isClosed || s.suspect) continue
       for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s) hosts.push(r.host)
     }
     return hosts
