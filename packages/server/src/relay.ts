@@ -376,6 +376,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       const restartNeeded = (acme === null) !== (next.acme === null || next.state === null) ||
         (next.acme !== null && acmeSettings !== null && (next.acme.directory !== acmeSettings.directory || next.acme.directory_ca !== acmeSettings.directory_ca))
       if (restartNeeded) log.warn('acme: turning ACME on or off, or a new directory or directory_ca, takes effect at the next restart')
+      if (JSON.stringify(next.cluster) !== JSON.stringify(initial.cluster) || JSON.stringify(next.listen.peer) !== JSON.stringify(initial.listen.peer) || next.listen.public_proxy_protocol !== initial.listen.public_proxy_protocol) {
+        log.warn('cluster, listen.peer and listen.public_proxy_protocol take effect at the next restart')
+      }
       log.info('config reloaded')
     },
   }
