@@ -198,6 +198,12 @@ export interface ClusterOptions {
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
+  /**
+   * Agents listeners on 127.0.0.1 (each its own port), advertised as wss://localhost:PORT with TLS
+   * from `pkiFor(i)` (its pki directory with server.crt/key for localhost), so agents can use
+   * client certificates against the test CA.
+   */
+  tlsAgents?: { pkiFor: (i: number) => string }
   /** Relay TCP ports every agent may listen on. */
   tcpPorts?: number[]
   /** listen.public_proxy_protocol: true (with trust_proxy in `extra`). */
@@ -225,8 +231,11 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const ip = RELAY_IPS[i]!
     const id = `r${i + 1}`
     const ports = { ...shared }
-    const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: ip, port: ports.agents }) : null
-    const advertisedAgents = hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
+    if (opts.tlsAgents) ports.agents = await freePortOn('127.0.0.1')
+    const agentsHost = opts.tlsAgents ? '127.0.0.1' : ip
+    const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: agentsHost, port: ports.agents }) : null
+    const advertisedAgents = opts.tlsAgents ? `wss://localhost:${ports.agents}` : hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
+    const pki = opts.tlsAgents?.pkiFor(i)
     const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
@@ -239,12 +248,13 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
           drain_delay_ms: opts.drainDelayMs ?? 1000,
         },
+        ...(pki ? { pki, tls: { cert: join(pki, 'server.crt'), key: join(pki, 'server.key') } } : {}),
         ...opts.extra,
       },
     })
     // Every relay knows the same tokens: the first relay's are reused by the others.
     for (const name of opts.agents) tokens[name] ??= { token: proc.tokens[name]! }
-    proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${ip}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`, ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}) } as typeof proc.config.listen
+    proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${agentsHost}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`, ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}) } as typeof proc.config.listen
     relays.push(clusterRelay(id, ip, proc, ports, hop))
   }
   // One after the other: three cold node starts at once on a loaded 2-core machine can each take
@@ -258,9 +268,10 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
 
 function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: ClusterRelay['ports'], agentsHop: TcpHop | null): ClusterRelay {
   const adminUrl = `http://${ip}:${ports.admin}`
+  const agentsUrl = String((proc.config['cluster'] as { advertise: { agents: string } }).advertise.agents)
   return {
     id, ip, proc, ports, agentsHop,
-    agentsUrl: `ws://${ip}:${ports.agents}`,
+    agentsUrl: agentsHop ? `ws://${ip}:${ports.agents}` : agentsUrl,
     peerUrl: `http://${ip}:${ports.peer}`,
     adminUrl,
     signal(sig) { process.kill(proc.pid, sig) },
