@@ -10,7 +10,8 @@ import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, ty
 import { InspectServer } from './inspect.js'
 import { ForwardSet } from './forwards.js'
 import { dialRelay, type RelayLinkOptions } from './relay-link.js'
-import { Supervisor, type LinkState } from './supervisor.js'
+import type { LinkState } from './supervisor.js'
+import { RelaySet, type LinkSummary } from './relay-set.js'
 import { buildOriginAgents, destroyOriginAgents } from './tunnels/http.js'
 import { localTarget, toTunnelSpecs } from './tunnels/specs.js'
 import { AGENT_VERSION } from './version.js'
@@ -51,6 +52,8 @@ export interface AgentStatus {
   /** Relay-opened streams in flight (visitor requests, TCP connections). */
   streams: number
   inspect: string | null
+  /** Every link: one, or one per relay of a cluster. */
+  links: LinkSummary[]
 }
 
 /** Emitted once per accepted tunnel (again only when its URL changes). */
@@ -111,7 +114,8 @@ export class Agent extends EventEmitter {
   private config: AgentConfig
   private readonly log: Logger
   private readonly origins = buildOriginAgents()
-  private readonly supervisor: Supervisor
+  /** The links to the relay (one per member when the relay is in a cluster). */
+  private readonly supervisor: RelaySet
   private readonly forwards: ForwardSet
   private readonly states = new Map<string, TunnelStatus>()
   /** Hostname the relay accepted, per http tunnel id (what inbound heads must name). */
@@ -138,7 +142,7 @@ export class Agent extends EventEmitter {
     this.traffic.store = buildCaptureStore(config)
     this.retryDelayMs = deps.rejectedRetryMs ?? REJECTED_RETRY_MS
     this.resetStates()
-    this.supervisor = new Supervisor({
+    this.supervisor = new RelaySet({
       log: deps.log,
       dial: deps.dial ?? dialRelay,
       link: () => ({ relay: this.config.relay, token: this.config.token, cert: this.config.cert, ca: this.config.ca, instance: this.instance, proxy: this.config.proxy ?? null }),
@@ -264,6 +268,7 @@ export class Agent extends EventEmitter {
       })),
       streams: this.streams.size,
       inspect: this.inspect?.boundAddress ? formatAddress(this.inspect.boundAddress) : null,
+      links: link.links,
     }
   }
 

@@ -43,6 +43,8 @@ export interface RelayLinkOptions {
    * hold sessions of their own.
    */
   instance?: string
+  /** Which of this process's links this is (one per relay in a cluster): a reconnect of the same link replaces its stale session. */
+  linkId?: string
   /** agent.yaml `proxy:` (false: never a proxy; null/absent: HTTPS_PROXY / HTTP_PROXY, NO_PROXY). */
   proxy?: string | false | null
   /** Where the proxy variables are read; process.env by default. */
@@ -51,6 +53,8 @@ export interface RelayLinkOptions {
 
 /** The upgrade header that carries the instance id (docs/protocol.md). */
 export const INSTANCE_HEADER = 'x-porchlight-instance'
+/** The upgrade header naming which of the process's links this is. */
+export const LINK_HEADER = 'x-porchlight-link'
 
 /**
  * The relay URL with the agents' path. Without a path the agent asks for AGENTS_SHARED_PATH: a
@@ -105,7 +109,7 @@ export async function dialRelay(options: RelayLinkOptions): Promise<MuxSession> 
     ...tlsOptions,
     // Through a proxy: the upgrade request goes over the tunnel (TLS inside it already verified).
     ...(through !== null ? { createConnection: () => through } : {}),
-    headers: { authorization: `Bearer ${options.token}`, ...(options.instance !== undefined ? { [INSTANCE_HEADER]: options.instance } : {}) },
+    headers: { authorization: `Bearer ${options.token}`, ...(options.instance !== undefined ? { [INSTANCE_HEADER]: options.instance } : {}), ...(options.linkId !== undefined ? { [LINK_HEADER]: options.linkId } : {}) },
     perMessageDeflate: false,
     maxPayload: MAX_PAYLOAD_BYTES,
     // An all-zero mask makes ws skip client-side masking, which cost half of the agent's CPU on

@@ -44,7 +44,7 @@ export interface SupervisorDeps {
   log: Logger
   dial: (options: RelayLinkOptions) => Promise<MuxSession>
   /** Current link settings (they change on reload). */
-  link: () => Pick<RelayLinkOptions, 'relay' | 'token' | 'cert' | 'ca' | 'instance'>
+  link: () => Pick<RelayLinkOptions, 'relay' | 'token' | 'cert' | 'ca' | 'instance' | 'linkId'>
   /** Current set of tunnels to publish. */
   tunnels: () => TunnelSpec[]
   onPublished: (specs: TunnelSpec[], results: PublishResult[]) => void

@@ -59,7 +59,7 @@ t.test('HTTP failures and dial errors map to codes with the right retry flag', a
     [403, 'PL_ERR_AUTH_CERT_REJECTED: certificate expired', 'PL_ERR_AUTH_CERT_REJECTED', 'client certificate rejected: certificate expired', false],
     [403, '', 'PL_ERR_AUTH_CERT_REJECTED', 'client certificate rejected: HTTP 403', false],
     [429, 'slow down', 'PL_ERR_AUTH_RATE_LIMITED', 'too many failed authentications from this address; try later', true],
-    [409, 'PL_ERR_LINK_DUPLICATE: this agent is already connected from elsewhere', 'PL_ERR_LINK_DUPLICATE', 'this agent is already connected from elsewhere (same token); retrying with backoff', true],
+    [409, 'PL_ERR_LINK_DUPLICATE: this agent is already connected from elsewhere', 'PL_ERR_LINK_DUPLICATE', 'this agent process already holds a link to this relay; retrying with backoff', true],
     [502, 'bad gateway', 'PL_ERR_LINK_CONNECT', 'cannot reach relay relay.example.com:7443: HTTP 502 bad gateway', true],
   ]
   for (const [status, body, code, message, retry] of http) {

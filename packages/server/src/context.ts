@@ -9,6 +9,7 @@ import type { TunnelTable } from './agents/tunnel-table.js'
 import type { Metrics } from './admin/metrics.js'
 import type { Activity } from './admin/activity.js'
 import type { LinkStore } from './access/links.js'
+import type { ClusterNode } from './cluster/node.js'
 
 /** What the relay's parts share. Built once by buildRelay; replaced fields on reload. */
 export interface RelayContext {
@@ -32,4 +33,8 @@ export interface RelayContext {
   revokedSerials(): Set<string>
   /** Addresses of the relay's own listeners (outbound forwards may not dial them). */
   ownAddresses(): Set<string>
+  /** This relay as a cluster member, or null (a single relay). */
+  cluster: ClusterNode | null
+  /** GET /readyz: false while draining (and, in a cluster, while cut from Redis when a peer is not). */
+  readiness(): { ready: boolean; reason: string }
 }

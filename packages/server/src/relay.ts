@@ -1,5 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo, Server } from 'node:net'
 import https from 'node:https'
 import type tls from 'node:tls'
 import { constants } from 'node:crypto'
@@ -20,6 +20,7 @@ import { parseOutboundRules, type OutboundRule } from './agents/outbound-policy.
 import { expandOwnAddresses, handleForwardStream } from './visitors/outbound.js'
 import { createVisitorHandler, createVisitorServer, serveVisitors, visitorServerOptions } from './visitors/http.js'
 import { createVisitorH2Server, routeH2Connections } from './visitors/h2.js'
+import { proxyProtocolFront } from './visitors/proxy-v2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
@@ -32,12 +33,16 @@ import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
 import { ACME_TLS_ALPN } from './acme/challenges.js'
+import { ClusterNode } from './cluster/node.js'
+import { createPeerServer } from './cluster/peer-server.js'
 
 export interface RelayAddresses {
   public: string
   public_tls: string | null
   agents: string
   admin: string | null
+  /** listen.peer (cluster members only). */
+  peer: string | null
 }
 
 export interface Relay {
@@ -78,10 +83,23 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     onHostPublished: (host) => acme?.want(host, 'published'),
   })
   const registry = tunnels.registry
+  // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
+  const cluster = config.cluster ? new ClusterNode({
+    cluster: config.cluster,
+    log,
+    registry,
+    originTimeoutMs: () => config.limits.origin_timeout_ms,
+    stateDir: config.state,
+    onEvent: (event) => {
+      if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
+      else ctx.links.apply(event)
+    },
+  }) : null
+  let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
   let outboundRules = parseAllOutbound(config)
   const metrics = createMetrics({ sessions: () => registry.allSessions() })
-  const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address } = {}
+  const bound: { public?: Address; public_tls?: Address; agents?: Address; admin?: Address; peer?: Address } = {}
   const pkiDir = config.pki
   // Fails closed: a revocation list that exists but cannot be read stops the start (PL_ERR_TLS_FILE).
   let revoked = pkiDir ? loadRevokedSerials(pkiDir) : new Set<string>()
@@ -99,7 +117,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         await handleForwardStream(stream, head, { agent: session.agent, rules, log: session.log, relayOwnAddresses: expandOwnAddresses(ctx.ownAddresses()), meters: metrics.forwards })
       },
     },
-    links: new LinkStore({ stateDir: config.state }),
+    // Cluster members share the signing key, so a link minted on one verifies on every member.
+    links: new LinkStore({ stateDir: config.state, ...(cluster ? { secret: cluster.keys.links } : {}) }),
+    cluster,
+    readiness: () => cluster?.readiness() ?? (closing ? { ready: false, reason: 'draining' } : { ready: true, reason: '' }),
     metrics,
     activity: new Activity(),
     reservedHosts,
@@ -115,6 +136,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       return new Set(Object.values(bound).map((a) => a.host))
     },
   }
+
+  // Local share-link changes go to the other members over the revocation stream.
+  if (cluster) ctx.links.onChange = (event) => cluster.publish(event)
 
   const acmeSettings = config.acme
   const acme: AcmeManager | null = acmeSettings && config.state ? new AcmeManager({
@@ -152,7 +176,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     basicLimiter,
     ...(acme ? { beforeRouting: (req: IncomingMessage, res: ServerResponse) => acme.answers.answerHttp(req, res) } : {}),
   })
-  const publicServer = createVisitorServer(ctx, visitorHandler)
+  const publicServer = createVisitorServer(ctx, cluster ? cluster.wrapVisitors(visitorHandler, 'http') : visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
   limitConnectionsPerIp(publicServer, config.limits.max_connections_per_ip, { listener: 'public', answer: true, watch: refusals })
   const agentCallbacks = {
@@ -160,6 +184,11 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     log,
     revokedSerials: () => revoked,
     onAgent: (a: AuthenticatedAgent) => attachAgent(a),
+    // One link per agent process and relay: another link id of a process with a live session is refused.
+    linkConflict: (agent: string, instance: string, link: string) => {
+      const s = registry.session(agent, instance)
+      return s !== undefined && !s.isClosed && s.link !== link
+    },
     onAuthFailure: (reason: AuthFailureReason) => {
       metrics.authFailed(reason)
       if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')
@@ -169,8 +198,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   // listener (its client-certificate request from the relay CA is what require_cert checks).
   const sharedAgents = config.listen.agents === 'shared'
   let publicTls: PublicTlsServer | null = null
-  if (config.listen.public_tls) {
-    const visitors = createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter })
+  const httpsVisitors = config.listen.public_tls || cluster ? createVisitorHandler(ctx, { https: true, listenerPorts: () => listenerPorts(), basicLimiter }) : null
+  if (config.listen.public_tls && httpsVisitors) {
+    const visitors = cluster ? cluster.wrapVisitors(httpsVisitors, 'https') : httpsVisitors
     const tlsHandler = sharedAgents
       ? withSharedAgentsEndpoint(visitors, createAgentEndpoint({ ...agentCallbacks, clientCerts: true }), { domain: () => config.domain, listenerPorts: () => listenerPorts() })
       : visitors
@@ -178,15 +208,30 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     limitConnectionsPerIp(publicTls.server, config.limits.max_connections_per_ip, { listener: 'public_tls', answer: true, watch: refusals })
   }
   const publicTlsServer = publicTls?.server ?? null
+  // listen.public_proxy_protocol: the public listeners bind a front that reads HAProxy's PROXY v2 header first.
+  const front = (server: Server): Server => config.listen.public_proxy_protocol
+    ? proxyProtocolFront(server, { trustProxy: () => config.trust_proxy, timeoutMs: () => config.limits.headers_timeout_ms, log: log.child({ component: 'visitors' }) })
+    : server
+  const publicListener = front(publicServer)
+  const publicTlsListener = publicTlsServer ? front(publicTlsServer) : null
 
   const tlsOptions = config.tls && !sharedAgents ? buildAgentTlsContextOptions({ cert: config.tls.cert, key: config.tls.key, caFile: pkiDir ? path.join(pkiDir, 'ca.crt') : null }) : null
   const agentServer = sharedAgents ? null : createAgentListener({ ...agentCallbacks, tlsOptions })
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   if (agentServer) limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
+  // Forwarded requests are served by the unwrapped handlers: over local links only, never forwarded again.
+  const peerServer = cluster && config.listen.peer ? createPeerServer({
+    self: cluster.id,
+    peerKey: cluster.keys.peer,
+    log: log.child({ component: 'cluster' }),
+    readiness: () => ctx.readiness(),
+    fresh: () => cluster.fresh,
+    visitors: { http: cluster.guardStale(visitorHandler.onRequest), https: cluster.guardStale((httpsVisitors ?? visitorHandler).onRequest) },
+  }) : null
 
   function attachAgent(a: AuthenticatedAgent): void {
-    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress, instance: a.instance, tokenSha256: a.tokenSha256 })
+    const session = new AgentSession(a.agent, a.ws, ctx, { certSerial: a.certSerial, remoteAddress: a.remoteAddress, instance: a.instance, link: a.link, tokenSha256: a.tokenSha256 })
     const previous = tunnels.attach(session)
     // The same process reconnecting (laptop woke up, network changed): its old link is stale, so
     // the new one wins at once. Other processes of this agent keep their own sessions.
@@ -209,9 +254,23 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     log.error({ code: (err as { code?: string }).code ?? 'PL_ERR_TLS_FILE', err: { message } }, 'revocation list unreadable; keeping the last good one')
   }
 
+  /** Serials revoked on other members (merged into every local list that is read). */
+  const clusterRevoked = new Set<string>()
+  function onClusterCertRevoked(serial: string): void {
+    if (clusterRevoked.has(serial) || clusterRevoked.size >= 100_000) return
+    clusterRevoked.add(serial)
+    if (!revoked.has(serial)) closeRevoked(new Set([...revoked, serial]))
+  }
+
   function onRevocations(serials: Set<string>): void {
     if (revocationProblem !== null) log.info({ revoked: serials.size }, 'revocation list readable again')
     revocationProblem = null
+    // A serial new in this relay's list is told to the other members.
+    if (cluster) for (const serial of serials) if (!revoked.has(serial) && !clusterRevoked.has(serial)) cluster.publish({ t: 'cert.revoke', serial })
+    closeRevoked(clusterRevoked.size === 0 ? serials : new Set([...serials, ...clusterRevoked]))
+  }
+
+  function closeRevoked(serials: Set<string>): void {
     revoked = serials
     for (const s of registry.allSessions()) {
       if (s.certSerial && serials.has(s.certSerial)) {
@@ -235,11 +294,11 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     async listen(): Promise<RelayAddresses> {
       const started: Array<{ close(): unknown }> = []
       try {
-        bound.public = await listenOn(publicServer, config.listen.public, 'public')
-        started.push(publicServer)
-        if (publicTlsServer && config.listen.public_tls) {
-          bound.public_tls = await listenOn(publicTlsServer, config.listen.public_tls.address, 'public_tls')
-          started.push(publicTlsServer)
+        bound.public = await listenOn(publicListener, config.listen.public, 'public')
+        started.push(publicListener)
+        if (publicTlsListener && config.listen.public_tls) {
+          bound.public_tls = await listenOn(publicTlsListener, config.listen.public_tls.address, 'public_tls')
+          started.push(publicTlsListener)
         }
         if (agentServer && config.listen.agents !== 'shared') {
           bound.agents = await listenOn(agentServer, config.listen.agents, 'agents')
@@ -251,11 +310,17 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           admin = await buildAdmin(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
         }
+        if (peerServer && config.listen.peer) {
+          bound.peer = await listenOn(peerServer, config.listen.peer, 'peer')
+          started.push(peerServer)
+        }
       } catch (err) {
         // Nothing stays half-started: close what did bind before reporting.
         for (const s of started) s.close()
         throw err
       }
+      // The first heartbeat is written (or has failed, bounded) before agents hear the member list.
+      await cluster?.start()
       if (pkiDir) stopWatching = watchRevocations(pkiDir, onRevocations, 1000, onRevocationError)
       // Orders start once the listeners the CA connects to are up.
       acme?.start()
@@ -265,14 +330,20 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
         // Shared: agents dial the visitors' HTTPS address (at AGENTS_SHARED_PATH on the domain).
         agents: formatAddress(bound.agents ?? bound.public_tls!),
         admin: bound.admin ? formatAddress(bound.admin) : null,
+        peer: bound.peer ? formatAddress(bound.peer) : null,
       }
     },
     async close(graceMs = 10_000): Promise<void> {
+      closing = true
+      // A member first fails /readyz and keeps serving while the balancer moves new connections away.
+      await cluster?.beginDrain()
       stopWatching?.()
       acme?.close()
       refusals.flush()
-      publicServer.close()
-      publicTlsServer?.close()
+      publicListener.close()
+      publicTlsListener?.close()
+      if (publicListener !== publicServer) publicServer.close()
+      if (publicTlsListener !== publicTlsServer) publicTlsServer?.close()
       agentServer?.close()
       for (const s of registry.allSessions()) s.mux.goAway()
       const deadline = Date.now() + graceMs
@@ -283,6 +354,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       await tcpPorts.closeAll()
       publicServer.closeAllConnections()
       publicTlsServer?.closeAllConnections()
+      await cluster?.stop()
+      peerServer?.closeAllConnections()
+      peerServer?.close()
       await admin?.app.close()
     },
     async reload(next: RelayConfig): Promise<void> {
@@ -304,6 +378,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       const restartNeeded = (acme === null) !== (next.acme === null || next.state === null) ||
         (next.acme !== null && acmeSettings !== null && (next.acme.directory !== acmeSettings.directory || next.acme.directory_ca !== acmeSettings.directory_ca))
       if (restartNeeded) log.warn('acme: turning ACME on or off, or a new directory or directory_ca, takes effect at the next restart')
+      if (JSON.stringify(next.cluster) !== JSON.stringify(initial.cluster) || JSON.stringify(next.listen.peer) !== JSON.stringify(initial.listen.peer) || next.listen.public_proxy_protocol !== initial.listen.public_proxy_protocol) {
+        log.warn('cluster, listen.peer and listen.public_proxy_protocol take effect at the next restart')
+      }
       log.info('config reloaded')
     },
   }

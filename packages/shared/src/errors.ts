@@ -40,7 +40,9 @@ export const codes = {
   PL_ERR_LINK_CONNECT: { msg: 'cannot reach relay %s: %s', retry: true },
   PL_ERR_LINK_PROXY: { msg: 'proxy %s: %s', retry: true },
   PL_ERR_LINK_REPLACED: { msg: 'session replaced by a newer connection of the same agent', retry: false },
-  PL_ERR_LINK_DUPLICATE: { msg: 'this agent is already connected from elsewhere (same token); retrying with backoff', status: 409, retry: true },
+  PL_ERR_LINK_DUPLICATE: { msg: 'this agent process already holds a link to this relay; retrying with backoff', status: 409, retry: true },
+  PL_ERR_CLUSTER_REDIS: { msg: 'cluster redis %s: %s', status: 503, retry: true },
+  PL_ERR_CLUSTER_PEER: { msg: 'cluster peer %s: %s', status: 502, retry: true },
   PL_ERR_LINK_HEARTBEAT: { msg: 'no heartbeat from peer for %s ms', retry: true },
   PL_ERR_LINK_TIMEOUT: { msg: 'relay did not answer %s within %s ms', retry: true },
 

@@ -27,8 +27,9 @@ export class RawAgent {
     control.on('error', () => undefined)
   }
 
-  static async connect(t: Scope, agentsUrl: string, token: string): Promise<RawAgent> {
-    const ws = new WebSocket(agentsUrl, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
+  /** `headers`: extra upgrade headers (x-porchlight-instance, x-porchlight-link). */
+  static async connect(t: Scope, agentsUrl: string, token: string, headers: Record<string, string> = {}): Promise<RawAgent> {
+    const ws = new WebSocket(agentsUrl, { headers: { authorization: `Bearer ${token}`, ...headers }, perMessageDeflate: false })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)

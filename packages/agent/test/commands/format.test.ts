@@ -7,6 +7,7 @@ import { formatStatus } from '../../src/commands/status.js'
 const base: AgentStatus = {
   version: '0.1.0', connected: true, state: 'connected', relay: 'wss://relay.example.com:7443', agent: 'laptop', session: 'abc',
   domain: 'tunnel.example.com', connectedAt: '2030-01-01T00:00:00.000Z', reconnect: null, lastError: null, streams: 2, inspect: '127.0.0.1:4040',
+  links: [{ member: null, relay: 'wss://relay.example.com:7443', state: 'connected' }],
   tunnels: [
     { id: 'blog', kind: 'http', state: 'ready', url: 'https://blog.tunnel.example.com', to: 'http://127.0.0.1:80' },
     { id: 'admin', kind: 'http', state: 'rejected', url: null, to: 'http://127.0.0.1:81', code: 'PL_ERR_POLICY_HOST_DENIED', message: 'host admin is not allowed for agent laptop' },

@@ -20,6 +20,9 @@ export interface ShareLink {
   revoked: boolean
 }
 
+/** What a store tells a cluster after a local change (create or revoke), to replay on the other members. */
+export type LinkEvent = { t: 'link.create'; link: ShareLink } | { t: 'link.revoke'; id: string }
+
 export type LinkFailure = 'tampered' | 'expired' | 'revoked' | 'wrong_host' | 'malformed'
 export type LinkCheck = { ok: true; id: string; exp: number } | { ok: false; reason: LinkFailure }
 
@@ -57,6 +60,8 @@ export class LinkStore {
   private readonly maxTtlMs: number
   private readonly maxLinks: number
   private readonly now: () => number
+  /** Told after every local create and revoke (cluster members replay them); not for applied remote events. */
+  onChange: ((event: LinkEvent) => void) | null = null
 
   constructor(opts: LinkStoreOptions) {
     this.stateDir = opts.stateDir
@@ -89,8 +94,10 @@ export class LinkStore {
     const normalizedHost = normalizeHost(host)
     const payload = Buffer.from(JSON.stringify({ v: 1, i: id, h: normalizedHost, e: expiresAt })).toString('base64url')
     const token = `${payload}.${this.mac(payload)}`
-    this.links.set(id, { id, host: normalizedHost, note: note.slice(0, MAX_NOTE_CHARS), createdAt, expiresAt, revoked: false })
+    const link = { id, host: normalizedHost, note: note.slice(0, MAX_NOTE_CHARS), createdAt, expiresAt, revoked: false }
+    this.links.set(id, link)
     this.save()
+    this.onChange?.({ t: 'link.create', link: { ...link } })
     return { id, token, expiresAt }
   }
 
@@ -129,7 +136,24 @@ export class LinkStore {
       link.revoked = true
       this.save()
     }
+    this.onChange?.({ t: 'link.revoke', id })
     return true
+  }
+
+  /**
+   * A change another cluster member made: a link it minted is listed here too, a revocation
+   * applies here from the next verify(), even for a link this store never listed (fail closed).
+   */
+  apply(event: LinkEvent): void {
+    if (event.t === 'link.create') {
+      if (this.links.has(event.link.id) || this.links.size >= this.maxLinks) return
+      this.links.set(event.link.id, { ...event.link, revoked: this.revokedIds.has(event.link.id) })
+    } else {
+      this.revokedIds.add(event.id)
+      const link = this.links.get(event.id)
+      if (link) link.revoked = true
+    }
+    this.save()
   }
 
   private mac(payload: string): string {

@@ -55,6 +55,11 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   })
 
   app.get('/healthz', async () => ({ ok: true }))
+  // Readiness for load balancers: 503 while draining or (cluster) cut from Redis while a peer is not.
+  app.get('/readyz', async (_req, reply) => {
+    const r = ctx.readiness()
+    return reply.code(r.ready ? 200 : 503).header('cache-control', 'no-store').send(r.ready ? { ready: true } : { ready: false, reason: r.reason })
+  })
   app.get('/', async (req, reply) => {
     const session = sessions.fromCookie(req.headers.cookie)
     return reply.type('text/html; charset=utf-8').headers(PAGE_HEADERS).send(session ? dashboardPage(session.csrf) : loginPage())

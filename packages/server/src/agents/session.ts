@@ -24,6 +24,8 @@ const CONTROL_HEAD_TIMEOUT_MS = 10_000
  * (SECURITY.md E2). The excess gets RST.
  */
 export const AGENT_STREAM_OPENS_PER_SECOND = 1_000
+/** A link that has not answered a stream open for this long is suspect (a cluster member forwards instead). */
+export const STREAM_ACK_MS = 1_000
 
 export class AgentSession {
   readonly id = randomBytes(6).toString('hex')
@@ -36,12 +38,16 @@ export class AgentSession {
   readonly certSerial: string | null
   /** The agent process's instance id (several processes of one agent hold sessions side by side). */
   readonly instance: string
+  /** Which of the process's links this is (one per relay in a cluster); a reconnect of the same link replaces it. */
+  readonly link: string
   /** The `token_sha256` this session authenticated against (a reload that changes it closes the session). */
   readonly tokenSha256: string
   /** The agent sent GoAway (its process is stopping): names the relay picked for it are released on close. */
   leaving = false
   private control: MuxStream | null = null
   private closed = false
+  /** When the oldest stream open the agent has not answered yet (no frame from it since) was sent. */
+  private unansweredSince: number | null = null
   private readonly onClosed: Array<() => void> = []
   private readonly onLeavingFns = new Set<() => void>()
 
@@ -49,10 +55,11 @@ export class AgentSession {
     readonly agent: string,
     ws: WebSocket,
     readonly ctx: RelayContext,
-    opts: { certSerial: string | null; remoteAddress: string; instance: string; tokenSha256: string },
+    opts: { certSerial: string | null; remoteAddress: string; instance: string; link: string; tokenSha256: string },
   ) {
     this.certSerial = opts.certSerial
     this.instance = opts.instance
+    this.link = opts.link
     this.tokenSha256 = opts.tokenSha256
     this.log = ctx.log.child({ component: 'agents', agent, session: this.id, instance: opts.instance })
     this.mux = new MuxSession(websocketDuplex(ws), {
@@ -79,7 +86,22 @@ export class AgentSession {
   /** Opens a stream for visitor traffic; throws a PorchlightError if the link is gone. */
   openStream(): Duplex {
     if (this.closed) throw new PorchlightError('PL_ERR_MUX_CLOSED')
+    if (this.unansweredSince === null || this.mux.lastActivityMs >= this.unansweredSince) this.unansweredSince = Date.now()
     return this.mux.open()
+  }
+
+  /**
+   * True when a stream opened more than STREAM_ACK_MS ago got no frame back (an agent answers an
+   * open at once): the path is blackholed or the agent hung, though the heartbeat has not timed out yet.
+   */
+  get suspect(): boolean {
+    const since = this.unansweredSince
+    if (since === null) return false
+    if (this.mux.lastActivityMs >= since) {
+      this.unansweredSince = null
+      return false
+    }
+    return Date.now() - since > STREAM_ACK_MS
   }
 
   /** True when the agent answers a ping within `timeoutMs` (a live link, not a stale one). */
@@ -210,6 +232,7 @@ export class AgentSession {
         return
       }
       this.send({ type: 'welcome', version: PROTOCOL_VERSION, agent: this.agent, session: this.id, domain: this.ctx.config.domain })
+      this.ctx.cluster?.tellMembers(this)
     },
     publish: (m) => {
       void this.ctx.tunnels.publish(this, m.tunnels).then(

@@ -20,6 +20,8 @@ export interface AuthenticatedAgent {
   agent: string
   /** The process's instance id from the `x-porchlight-instance` header ("default" without one). */
   instance: string
+  /** Which of the process's links this is (`x-porchlight-link`, "default" without one). */
+  link: string
   /** The `token_sha256` the token matched. */
   tokenSha256: string
   ws: WebSocket
@@ -37,6 +39,8 @@ export interface AgentEndpointDeps {
    * so checkClientCert can read OpenSSL's verdict; false for plain ws (require_cert is refused).
    */
   clientCerts: boolean
+  /** True when this process already holds a live session here under another link id (409). */
+  linkConflict?: (agent: string, instance: string, link: string) => boolean
   /** Told of every refused upgrade (the `porchlight_agent_auth_failures_total` count). */
   onAuthFailure?: (reason: AuthFailureReason) => void
 }
@@ -113,9 +117,17 @@ export function createAgentEndpoint(deps: AgentEndpointDeps): AgentEndpoint {
       failed('bad_instance')
       return refuse(400, `PL_ERR_PROTO_BAD_MESSAGE: invalid ${INSTANCE_HEADER} header\n`)
     }
+    // A process keeps one link per relay: a reconnect of the same link replaces its stale session
+    // at once (onAgent), a second link of a process that has a live one here is refused.
+    const link = instanceOf(req.headers[LINK_HEADER])
+    if (link === null) return refuse(400, `PL_ERR_PROTO_BAD_MESSAGE: invalid ${LINK_HEADER} header\n`)
+    if (deps.linkConflict?.(agent, instance, link) === true) {
+      log.info({ agent, instance, link, remote: remoteAddress }, 'second link of one agent process refused')
+      return refuse(409, 'PL_ERR_LINK_DUPLICATE: this agent process already holds a link to this relay\n')
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.setNoDelay(true)
-      deps.onAgent({ agent, instance, tokenSha256: policy.token_sha256, ws, certSerial, remoteAddress })
+      deps.onAgent({ agent, instance, link, tokenSha256: policy.token_sha256, ws, certSerial, remoteAddress })
     })
   }
 
@@ -169,6 +181,8 @@ export function authenticate(config: RelayConfig, authorization: string | undefi
   return found
 }
 
+/** The upgrade header naming which of the process's links this is (one per relay in a cluster). */
+export const LINK_HEADER = 'x-porchlight-link'
 /** The upgrade header carrying the agent process's instance id (docs/protocol.md). */
 export const INSTANCE_HEADER = 'x-porchlight-instance'
 /** What an agent without the header (an older version) is known as: its reconnects replace each other. */

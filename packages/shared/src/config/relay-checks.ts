@@ -26,6 +26,14 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
     issues.add(['limits', 'headers_timeout_ms'], `must not exceed limits.request_timeout_ms (${limits.request_timeout_ms}), got ${limits.headers_timeout_ms}`)
   }
   if (listen) checkListeners(listen, issues)
+  if (listen && s.cluster !== undefined) {
+    // The peer listener carries forwarded visitor requests: it exists exactly when the relay is a member.
+    if (s.cluster !== null && listen.peer === null) issues.add(['listen', 'peer'], 'cluster needs listen.peer (where other relays forward requests), e.g. 10.0.0.1:7444')
+    if (s.cluster === null && listen.peer !== null) issues.add(['listen', 'peer'], 'listen.peer is only used with cluster; set cluster or remove listen.peer')
+  }
+  if (listen?.public_proxy_protocol === true && (s.trust_proxy ?? []).length === 0) {
+    issues.add(['listen', 'public_proxy_protocol'], 'PROXY headers are read only from trust_proxy addresses; list your load balancer in trust_proxy')
+  }
   if (listen && s.acme !== undefined) {
     if (listen.public_tls && listen.public_tls.certs.length === 0 && s.acme === null) {
       issues.add(['listen', 'public_tls', 'certs'], 'needs at least one { cert, key } unless acme is set')
@@ -96,6 +104,7 @@ function listenersOf(listen: Listen): Array<[string, Address]> {
   if (listen.agents !== 'shared') out.push(['listen.agents', listen.agents])
   if (listen.public_tls) out.push(['listen.public_tls.address', listen.public_tls.address])
   if (listen.admin) out.push(['listen.admin', listen.admin])
+  if (listen.peer) out.push(['listen.peer', listen.peer])
   return out
 }
 

@@ -7,6 +7,7 @@ import { isLoopbackHost, normalizeHostPattern } from './hostname.js'
 import { resolveConfigPath } from './paths.js'
 import { normalizeOutboundEntry } from './outbound.js'
 import { parsePortRange, type PortRange } from './port-range.js'
+import { clusterSection, type RelayCluster } from './cluster-schema.js'
 
 /**
  * relay.yaml: the parsed type, the defaults (with units in their names) and the schema, key by
@@ -60,6 +61,10 @@ export interface RelayConfig {
      */
     agents: Address | 'shared'
     admin: Address | null
+    /** Where other relays of the cluster forward requests and check readiness (needs `cluster`). */
+    peer: Address | null
+    /** Read a PROXY protocol v2 header on listen.public and public_tls from trust_proxy addresses (HAProxy send-proxy-v2). */
+    public_proxy_protocol: boolean
   }
   tls: { cert: string; key: string } | null
   pki: string | null
@@ -79,6 +84,8 @@ export interface RelayConfig {
     max_connections_per_ip: number
   }
   agents: Record<string, RelayAgentPolicy>
+  /** Several relays sharing control state in Redis; null: a single relay. */
+  cluster: RelayCluster | null
 }
 
 export const RELAY_DEFAULTS = {
@@ -165,6 +172,8 @@ export function relaySections(ctx: SchemaContext) {
       agents: convert((v): Address | 'shared' => (v === 'shared' ? 'shared' : parseAddress(requireString(v, '"host:port" or "shared"')))).prefault(RELAY_DEFAULTS.listen.agents),
       // `false` (or null) turns the admin listener off.
       admin: convert((v) => (v === false || v === null ? null : parseAddress(requireString(v, '"host:port" or false')))).prefault(RELAY_DEFAULTS.listen.admin),
+      peer: convert((v) => (v === null || v === undefined ? null : parseAddress(requireString(v, '"host:port"')))).prefault(null),
+      public_proxy_protocol: z.boolean().default(false),
     }).prefault({}),
     tls: certPair.nullable().default(null),
     pki: nullablePath(ctx),
@@ -205,6 +214,7 @@ export function relaySections(ctx: SchemaContext) {
         outbound: listOf(normalizeOutboundEntry, MAX_LIST_ENTRIES),
       }),
     ).default({}),
+    cluster: clusterSection(ctx),
   }
 }
 

@@ -19,10 +19,10 @@ export function parseRelayConfig(value: unknown, source: string, baseDir: string
   const s = validateSections(value, relaySections({ baseDir, env }), issues)
   const warnings = checkRelay(s, issues)
   if (!issues.empty) throw configInvalid(source, issues.issues)
-  const { domain, listen, tls, pki, state, admin_token_sha256, trust_proxy, acme, redirect_http, heartbeat, limits, agents } = s
+  const { domain, listen, tls, pki, state, admin_token_sha256, trust_proxy, acme, redirect_http, heartbeat, limits, agents, cluster } = s
   if (domain === undefined || listen === undefined || tls === undefined || pki === undefined || state === undefined ||
     admin_token_sha256 === undefined || trust_proxy === undefined || acme === undefined || redirect_http === undefined ||
-    heartbeat === undefined || limits === undefined || agents === undefined) {
+    heartbeat === undefined || limits === undefined || agents === undefined || cluster === undefined) {
     // Unreachable: a section is missing only when it recorded an issue.
     throw new PorchlightError('PL_ERR_INTERNAL', [], { details: 'relay config section missing without an issue' })
   }
@@ -45,6 +45,7 @@ export function parseRelayConfig(value: unknown, source: string, baseDir: string
     heartbeat,
     limits,
     agents: Object.fromEntries(Object.entries(agents).map(([name, p]) => [name, { ...p, token_sha256: hash(p.token_sha256, `agents.${name}.token_sha256`) }])),
+    cluster,
   }
   return { config: deepFreeze(config), warnings }
 }

@@ -86,6 +86,13 @@ export type RelayMessage = z.infer<typeof RelayMessage>
  */
 export const HTTPS_READY_NOTICE = 'PL_NOTICE_HTTPS_READY'
 
+/**
+ * A notice code: the relay is a cluster member, message `self=ID ID=URL ...` (this relay's id,
+ * then every member's id and agents URL). The agent keeps one link to every member. A notice,
+ * not a message type, so older agents log it and keep their single link.
+ */
+export const CLUSTER_MEMBERS_NOTICE = 'PL_NOTICE_CLUSTER_MEMBERS'
+
 /** First message on a stream the relay opens for one visitor HTTP request. */
 export const HttpRequestHead = z.strictObject({
   t: z.literal('http'),

@@ -29,7 +29,7 @@ t.test('relay.yaml as copied passes check: install.md step 3 (issue 10)', async 
 t.test('relay.yaml: every key, loaded with its TLS blocks uncommented and files present', async (t) => {
   const dir = t.testdir()
   const text = everyKey(readFileSync(join(examples, 'relay.yaml'), 'utf8'))
-  writeFiles(dir, { 'relay.yaml': text, 'tls/wildcard.pem': PEM, 'tls/wildcard.key': PEM, 'tls/agents.crt': PEM, 'tls/agents.key': PEM })
+  writeFiles(dir, { 'relay.yaml': text, 'tls/wildcard.pem': PEM, 'tls/wildcard.key': PEM, 'tls/agents.crt': PEM, 'tls/agents.key': PEM, 'cluster.secret': 'c'.repeat(64) })
   writeFiles(dir, { 'acme/dns-hook': '#!/bin/sh\n' }, 0o700)
   const file = join(dir, 'relay.yaml')
   const { config, warnings } = await loadRelayConfig(file)
@@ -48,7 +48,10 @@ t.test('relay.yaml: every key, loaded with its TLS blocks uncommented and files 
   writeFiles(bareDir, { 'relay.yaml': text })
   const bare = await loadRelayConfig(join(bareDir, 'relay.yaml')).then(() => null, (err: { code: string; details: Array<{ path: string }> }) => err)
   t.equal(bare?.code, 'PL_ERR_CONFIG_INVALID')
-  t.same(bare?.details.map((i) => i.path), ['listen.public_tls.certs[0].cert', 'listen.public_tls.certs[0].key', 'tls.cert', 'tls.key', 'acme.dns_hook', 'acme.directory_ca'])
+  t.same(bare?.details.map((i) => i.path), ['listen.public_tls.certs[0].cert', 'listen.public_tls.certs[0].key', 'tls.cert', 'tls.key', 'acme.dns_hook', 'acme.directory_ca', 'cluster.secret_file'])
+  t.equal(config.cluster?.id, 'r1')
+  t.same(config.listen.peer, { host: '10.0.0.1', port: 7444 })
+  t.equal(config.listen.public_proxy_protocol, true)
 })
 
 t.test('relay-minimal.yaml loads with only the plain-ws warning', async (t) => {

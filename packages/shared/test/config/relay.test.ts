@@ -11,7 +11,7 @@ t.test('an empty document gets every default', (t) => {
   const { config, warnings } = parse(null)
   const want: RelayConfig = {
     domain: 'localhost',
-    listen: { public: { host: '0.0.0.0', port: 80 }, public_tls: null, agents: { host: '0.0.0.0', port: 7443 }, admin: { host: '127.0.0.1', port: 7070 } },
+    listen: { public: { host: '0.0.0.0', port: 80 }, public_tls: null, agents: { host: '0.0.0.0', port: 7443 }, admin: { host: '127.0.0.1', port: 7070 }, peer: null, public_proxy_protocol: false },
     tls: null,
     pki: null,
     state: null,
@@ -22,6 +22,7 @@ t.test('an empty document gets every default', (t) => {
     heartbeat: { interval_ms: 10_000, timeout_ms: 20_000 },
     limits: { max_streams_per_agent: 1024, origin_timeout_ms: 60_000, headers_timeout_ms: 15_000, request_timeout_ms: 120_000, stall_timeout_ms: 60_000, max_body_bytes: null, max_connections_per_ip: 256 },
     agents: {},
+    cluster: null,
   }
   t.same(config, want)
   t.equal(RELAY_DEFAULTS.heartbeat.interval_ms, 10_000)

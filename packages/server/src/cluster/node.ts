@@ -1,0 +1,260 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Redis } from 'ioredis'
+import type { RelayCluster } from '@porchlight/shared/config'
+import type { Logger } from '@porchlight/shared/log'
+import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
+import type { AgentSession } from '../agents/session.js'
+import type { Registry } from '../agents/registry.js'
+import { forwardToPeer } from './forward.js'
+import { loadClusterKeys, type ClusterKeys } from './keys.js'
+import { Membership, type Member } from './membership.js'
+import { signPeerRequest } from './peer-auth.js'
+import { FRESH_PATH } from './peer-server.js'
+import { connectRedis } from './redis.js'
+import { RevocationStream, type RevocationEvent } from './revocations.js'
+
+/** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
+const NOTICE_MAX_CHARS = 1024
+const FRESH_PROBE_TIMEOUT_MS = 500
+const FRESH_PROBE_INTERVAL_MS = 250
+
+type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void }
+
+export interface ClusterNodeDeps {
+  cluster: RelayCluster
+  log: Logger
+  registry: Registry<AgentSession>
+  /** How long a forwarded request's peer has to answer (limits.origin_timeout_ms). */
+  originTimeoutMs: () => number
+  /** Where the revocation stream position is kept (relay.yaml `state`), or null. */
+  stateDir: string | null
+  /** A revocation or share-link change from the stream (this member's own ones too: idempotent). */
+  onEvent: (event: RevocationEvent) => void
+}
+
+/**
+ * This relay as a cluster member: its Redis clients, membership and readiness, the member list
+ * agents hear, and forwarding a request to the peer that holds a link for its host when this
+ * relay has none. Built only when relay.yaml has `cluster:`.
+ */
+export class ClusterNode {
+  readonly keys: ClusterKeys
+  readonly redis: Redis
+  readonly membership: Membership
+  readonly id: string
+  readonly revocations: RevocationStream
+  private readonly reader: Redis
+  private draining = false
+  /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
+  private started = false
+  private fresherPeer = false
+  private probeTimer: NodeJS.Timeout | null = null
+  private probing = false
+  private readonly log: Logger
+
+  constructor(private readonly deps: ClusterNodeDeps) {
+    const c = deps.cluster
+    this.id = c.id
+    this.log = deps.log.child({ component: 'cluster', member: c.id })
+    this.keys = loadClusterKeys(c.secret_file)
+    this.redis = connectRedis(c.redis, this.log, { name: `${c.id}-control` })
+    this.membership = new Membership({
+      redis: this.redis,
+      sealKey: this.keys.seal,
+      self: { id: c.id, agents: c.advertise.agents, peer: c.advertise.peer },
+      hosts: () => this.servedHosts(),
+      log: this.log,
+      prefix: 'porchlight:',
+    })
+    this.reader = connectRedis(c.redis, this.log, { name: `${c.id}-stream`, blocking: true })
+    this.revocations = new RevocationStream({
+      redis: this.redis,
+      reader: this.reader,
+      sealKey: this.keys.seal,
+      self: c.id,
+      key: 'porchlight:revocations',
+      log: this.log,
+      stateDir: deps.stateDir,
+      apply: (event) => deps.onEvent(event),
+    })
+    this.membership.on('members', () => {
+      for (const s of deps.registry.allSessions()) this.tellMembers(s)
+    })
+  }
+
+  async start(): Promise<void> {
+    await this.membership.start()
+    this.revocations.start()
+    this.started = true
+    // Often, so /readyz fails soon after max_staleness; a no-op while Redis answers.
+    this.probeTimer = setInterval(() => void this.probeFreshness(), FRESH_PROBE_INTERVAL_MS)
+    this.probeTimer.unref()
+  }
+
+  /** SIGTERM: /readyz answers 503 from now on, then the listeners stay up drain_delay_ms. */
+  async beginDrain(): Promise<void> {
+    this.draining = true
+    this.log.info({ delayMs: this.deps.cluster.drain_delay_ms }, 'draining: /readyz is 503 before the listeners close')
+    await new Promise((r) => setTimeout(r, this.deps.cluster.drain_delay_ms))
+  }
+
+  async stop(): Promise<void> {
+    if (this.probeTimer) clearInterval(this.probeTimer)
+    await this.membership.stop()
+    await this.revocations.stop()
+    this.redis.disconnect()
+  }
+
+  /**
+   * Puts a local revocation or share-link change on the stream for the other members. Without
+   * Redis it fails loudly (an error line naming what did not reach the cluster); it has already
+   * applied here.
+   */
+  publish(event: RevocationEvent): void {
+    this.revocations.publish(event).catch((err: unknown) => {
+      this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', event: event.t, err: { message: (err as Error).message } }, 'cluster write failed: applied on this relay only; repeat it once redis is back')
+    })
+  }
+
+  get fresh(): boolean {
+    return this.membership.stalenessMs <= this.deps.cluster.max_staleness_ms
+  }
+
+  /**
+   * Ready unless draining, or cut from Redis past max_staleness while a peer still reaches it
+   * (then visitors are better served there); with Redis down for all, everyone stays ready.
+   */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.draining) return { ready: false, reason: 'draining' }
+    if (!this.started) return { ready: false, reason: 'starting' }
+    if (!this.fresh && this.fresherPeer) return { ready: false, reason: `no redis for ${Math.round(this.membership.stalenessMs)} ms while a peer reaches it` }
+    return { ready: true, reason: '' }
+  }
+
+  /** Sent after the welcome and whenever the member set changes: `self=ID ID=URL ...`. */
+  tellMembers(session: AgentSession): void {
+    const members = this.membership.members()
+    let message = `self=${this.id}`
+    for (const m of members) {
+      const word = ` ${m.id}=${m.agents}`
+      if (message.length + word.length > NOTICE_MAX_CHARS) break
+      message += word
+    }
+    session.send({ type: 'notice', level: 'info', code: CLUSTER_MEMBERS_NOTICE, message })
+  }
+
+  /**
+   * The public listeners' handler: a request for a host this relay has no live link for goes to
+   * the one peer whose heartbeat lists one (HTTP/1.x, not upgrades); anything else, and a peer
+   * that cannot be reached, is answered here as without a cluster (503 when offline).
+   */
+  wrapVisitors<H extends VisitorHandler>(handler: H, proto: 'http' | 'https'): H {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      if (this.refuseStale(req, res)) return
+      const peer = req.httpVersionMajor === 1 ? this.forwardTarget(req) : null
+      if (peer === null) return handler.onRequest(req, res)
+      const bodiless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
+      void forwardToPeer(req, res, peer, { visitor: req.socket.remoteAddress ?? '', proto }, {
+        self: this.id,
+        peerKey: this.keys.peer,
+        log: this.log,
+        responseTimeoutMs: this.deps.originTimeoutMs() + 5_000,
+      }).then((sent) => {
+        if (sent) return
+        // Nothing reached the visitor yet: a request without a body is answered here (503
+        // offline page); one whose body went to the peer can only be closed.
+        if (bodiless && !res.headersSent) handler.onRequest(req, res)
+        else res.destroy()
+      })
+    }
+    return { ...handler, onRequest }
+  }
+
+  /** The peer listener's handlers: local links only, with the same staleness rule. */
+  guardStale(onRequest: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+    return (req, res) => { if (!this.refuseStale(req, res)) onRequest(req, res) }
+  }
+
+  /**
+   * Past max_staleness a revocation made elsewhere may not have reached this relay: sites behind
+   * share links or client certificates get 503 here (other sites keep serving). True when answered.
+   */
+  private refuseStale(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.fresh) return false
+    const host = hostOf(req.headers.host)
+    const access = host === null ? null : this.deps.registry.route(host)?.access ?? null
+    if (access === null || (access.links !== true && (access.client_certs === undefined || access.client_certs === false))) return false
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', 'cache-control': 'no-store', connection: 'close' })
+    res.end('503 Service unavailable: this relay lost the cluster\'s shared state; try again (PL_ERR_CLUSTER_REDIS)\n')
+    req.resume()
+    return true
+  }
+
+  private forwardTarget(req: IncomingMessage): Member | null {
+    const host = hostOf(req.headers.host)
+    if (host === null) return null
+    const route = this.deps.registry.route(host)
+    if (route?.session && !route.session.isClosed && !route.session.suspect) return null
+    // No link, or a suspect one: a peer that lists a healthy link serves it; else the local handler answers.
+    return this.membership.peerServing(host)
+  }
+
+  /** Hostnames this relay serves over its own healthy links (listed in its heartbeat). */
+  private servedHosts(): string[] {
+    const hosts: string[] = []
+    for (const s of this.deps.registry.allSessions()) {
+      if (s.isClosed || s.suspect) continue
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s) hosts.push(r.host)
+    }
+    return hosts
+  }
+
+  /** While cut from Redis: does any peer still reach it? (Asked over listen.peer, never via Redis.) */
+  private async probeFreshness(): Promise<void> {
+    if (this.probing) return
+    this.probing = true
+    try {
+      await this.probeOnce()
+    } finally {
+      this.probing = false
+    }
+  }
+
+  private async probeOnce(): Promise<void> {
+    if (this.fresh) {
+      this.fresherPeer = false
+      return
+    }
+    const answers = await Promise.all(this.membership.peers().map((p) => this.askFresh(p)))
+    const fresher = answers.some((a) => a)
+    if (fresher !== this.fresherPeer) this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', stalenessMs: this.membership.stalenessMs, fresherPeer: fresher }, fresher ? 'cut from redis while a peer reaches it: /readyz fails' : 'no peer reaches redis either: staying ready')
+    this.fresherPeer = fresher
+  }
+
+  private askFresh(peer: Member): Promise<boolean> {
+    return new Promise((resolve) => {
+      const url = new URL(FRESH_PATH, peer.peer)
+      const headers = Object.fromEntries(signPeerRequest(this.keys.peer, { from: this.id, visitor: '0.0.0.0', proto: 'http' }, { method: 'GET', host: url.host, url: FRESH_PATH }))
+      const req = http.get({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), path: FRESH_PATH, headers: { ...headers, host: url.host }, agent: false, timeout: FRESH_PROBE_TIMEOUT_MS }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => { if (body.length < 256) body += d })
+        res.on('end', () => {
+          try {
+            resolve(res.statusCode === 200 && (JSON.parse(body) as { fresh?: unknown }).fresh === true)
+          } catch {
+            resolve(false)
+          }
+        })
+      })
+      req.on('timeout', () => req.destroy())
+      req.on('error', () => resolve(false))
+    })
+  }
+}
+
+function hostOf(header: string | undefined): string | null {
+  if (header === undefined || header.length > 300) return null
+  const name = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '')
+  return name.toLowerCase().replace(/\.$/, '')
+}

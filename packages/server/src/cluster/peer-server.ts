@@ -1,0 +1,77 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { isIP } from 'node:net'
+import type { Logger } from '@porchlight/shared/log'
+import { verifyPeerRequest, PEER_HEADERS } from './peer-auth.js'
+
+/** What the peer listener needs of the cluster node and the relay. */
+export interface PeerServerDeps {
+  self: string
+  peerKey: Buffer
+  log: Logger
+  /** /readyz: 200 or 503 with the reason. */
+  readiness: () => { ready: boolean; reason: string }
+  /** Answer to a peer asking whether this relay reaches Redis (its view is fresh). */
+  fresh: () => boolean
+  /** The relay's visitor handlers serving over local links only (never forwarding again). */
+  visitors: { http: (req: IncomingMessage, res: ServerResponse) => void; https: (req: IncomingMessage, res: ServerResponse) => void }
+}
+
+export const FRESH_PATH = '/_porchlight/peer/fresh'
+
+/**
+ * `listen.peer`: readiness for load balancers (GET /readyz, no data, no auth) and, for the other
+ * relays, signed requests: a freshness probe and forwarded visitor requests, handed to this
+ * relay's visitor handler as if the visitor's connection had come here.
+ */
+export function createPeerServer(deps: PeerServerDeps): http.Server {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024, joinDuplicateHeaders: false })
+  server.maxHeadersCount = 0
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.headers[PEER_HEADERS.from] === undefined) {
+      if (req.url === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const r = deps.readiness()
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' })
+        res.end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`)
+        return
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' })
+      res.end('not found\n')
+      return
+    }
+    const claims = verifyPeerRequest(deps.peerKey, req.headers, { method: req.method ?? 'GET', url: req.url ?? '/' }, (id) => id !== deps.self)
+    if ('refused' in claims) {
+      deps.log.warn({ code: 'PL_ERR_CLUSTER_PEER', remote: req.socket.remoteAddress, reason: claims.refused }, 'peer request refused')
+      res.writeHead(401, { 'content-type': 'text/plain', connection: 'close' })
+      res.end(`PL_ERR_CLUSTER_PEER: ${claims.refused}\n`)
+      return
+    }
+    if (req.url === FRESH_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.end(JSON.stringify({ fresh: deps.fresh() }))
+      return
+    }
+    if (isIP(claims.visitor) === 0) {
+      res.writeHead(400, { 'content-type': 'text/plain' })
+      res.end('PL_ERR_CLUSTER_PEER: bad visitor address\n')
+      return
+    }
+    // The visitor handler reads the TCP peer from the socket: make it the visitor's (one request
+    // per connection: forwards never reuse a connection), and strip what only the hop needed.
+    Object.defineProperty(req.socket, 'remoteAddress', { value: claims.visitor, configurable: true })
+    stripPeerHeaders(req)
+    deps.visitors[claims.proto](req, res)
+  }
+  server.on('request', onRequest)
+  server.on('checkContinue', onRequest)
+  server.on('clientError', (_err: Error, socket: Socket) => socket.destroy())
+  return server
+}
+
+function stripPeerHeaders(req: IncomingMessage): void {
+  const names = new Set<string>(Object.values(PEER_HEADERS))
+  for (const name of names) delete req.headers[name]
+  const raw: string[] = []
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (!names.has(req.rawHeaders[i]!.toLowerCase())) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
+  req.rawHeaders.splice(0, req.rawHeaders.length, ...raw)
+}
