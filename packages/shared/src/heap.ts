@@ -1,3 +1,4 @@
+import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 
 /** V8's own default for --semi-space-growth-factor. */
@@ -38,5 +39,8 @@ export function startupDone(): void {
     setGrowthFactor(young !== undefined && young.space_size >= MAX_YOUNG_GENERATION_BYTES ? 1 : V8_DEFAULT_GROWTH_FACTOR)
   }
   check()
+  // After every GC (the young generation only grows at one), and on a timer as a backstop.
+  const observer = new PerformanceObserver(check)
+  observer.observe({ entryTypes: ['gc'] })
   setInterval(check, CHECK_EVERY_MS).unref()
 }
