@@ -82,13 +82,16 @@ export function runAgent(options: RunAgentOptions): Promise<number> {
     const stopWith = (code: number, graceMs: number): void => {
       if (stopping) return
       stopping = true
-      agent.stop(graceMs).then(
+      // Streams the relay opened before the signal may still wait, unread, in the link's socket
+      // (the signal and the socket are ready in the same turn): accept them first, so they are
+      // served rather than refused by the GoAway.
+      setImmediate(() => agent.stop(graceMs).then(
         () => finish(code),
         (err: unknown) => {
           log.error({ err }, 'stop failed')
           finish(code === 0 ? 1 : code)
         },
-      )
+      ))
     }
     const onStop = (signal: NodeJS.Signals): void => {
       if (stopping) {
