@@ -1,8 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, readSync } from 'node:fs'
 import { z } from 'zod'
 import { convert, requireString, strict } from './fields.js'
 import { resolveConfigPath } from './paths.js'
-import type { SchemaContext } from './value-fields.js'
+import { openConfigFile, type SchemaContext } from './value-fields.js'
 
 /**
  * relay.yaml `cluster:`: several relays sharing control state in Redis (docs/cluster.md).
@@ -49,17 +49,8 @@ function url(protocols: readonly string[], what: string) {
 
 /** The secret file exists, is a regular file and holds enough bytes; its content is read at start. */
 export function checkSecretFile(file: string): string {
-  let fd: number
+  const fd = openConfigFile(file)
   try {
-    fd = openSync(file, 'r')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new Error(`file not found: ${file}`)
-    if (code === 'EACCES') throw new Error(`permission denied: ${file}`)
-    throw new Error(`cannot open ${file}: ${(err as Error).message}`)
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw new Error(`not a regular file: ${file}`)
     const buf = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1)
     const n = readSync(fd, buf, 0, buf.length, 0)
     const text = buf.subarray(0, n).toString('utf8').trim()

@@ -76,7 +76,8 @@ export function checkExecutable(file: string): string {
   return file
 }
 
-export function checkPemFile(file: string): string {
+/** Opens a file named in a config for reading: a one-line error when it is missing, unreadable or not a regular file. */
+export function openConfigFile(file: string): number {
   let fd: number
   try {
     fd = openSync(file, 'r')
@@ -88,6 +89,16 @@ export function checkPemFile(file: string): string {
   }
   try {
     if (!fstatSync(fd).isFile()) throw new Error(`not a regular file: ${file}`)
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+  return fd
+}
+
+export function checkPemFile(file: string): string {
+  const fd = openConfigFile(file)
+  try {
     const buf = Buffer.alloc(PEM_SNIFF_BYTES)
     const n = readSync(fd, buf, 0, buf.length, 0)
     if (!buf.subarray(0, n).toString('latin1').includes('-----BEGIN ')) throw new Error(`no PEM block in ${file}`)
