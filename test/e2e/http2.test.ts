@@ -34,7 +34,12 @@ t.test('HTTP/2 visitors', async t => {
   const pki = await initPki(t)
   const siteCert = await issueSiteCert(pki, ['h2.localhost', 'locked.localhost'])
   const completed: Record<string, number> = {}
+  let hanging = 0 // requests to /hang the origin holds open (it never answers them)
   const origin = await startHttpOrigin(t, {
+    '/hang': (req) => {
+      hanging++
+      req.on('close', () => { hanging-- })
+    },
     '/cl': (req, res) => {
       let bytes = 0
       req.on('data', (c: Buffer) => { bytes += c.length })
@@ -192,6 +197,37 @@ t.test('HTTP/2 visitors', async t => {
     const reached = origin.requestCount - before
     t.comment(`${reached} of 5000 reset streams reached the origin`)
     t.ok(reached < 2000, 'the session ended long before the flood was served')
+    await servesOthers(t, 10_000)
+  })
+
+  t.test('rapid reset on a path that never answers: GOAWAY, and every stream it opened is freed on the agent and the origin', async t => {
+    const streamsBefore = (await relay.connectedAgents()).reduce((n, a) => n + a.streams, 0)
+    const h2 = await RawH2.connect(port, 'h2.localhost')
+    const block = headerBlock(requestHeaders(`h2.localhost:${port}`, '/hang'))
+    const rst = Buffer.alloc(4)
+    rst.writeUInt32BE(8) // CANCEL
+    for (let batch = 0; batch < 10 && !h2.closed; batch++) {
+      const frames: Buffer[] = []
+      for (let i = 0; i < 500; i++) {
+        const id = 1 + 2 * (batch * 500 + i)
+        frames.push(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, block), frame(FRAME.RST_STREAM, 0, id, rst))
+      }
+      h2.send(...frames)
+      await new Promise(r => setTimeout(r, 10))
+    }
+    t.ok(await h2.waitFor(FRAME.GOAWAY, 5000), 'the relay ended the session with GOAWAY')
+    h2.close()
+    // Each reset stream must be torn down end to end: the mux stream closed, the origin request aborted.
+    const started = Date.now()
+    let streams = Infinity
+    while (Date.now() - started < 15_000) {
+      streams = (await relay.connectedAgents()).reduce((n, a) => n + a.streams, 0)
+      if (streams <= streamsBefore && hanging === 0) break
+      await new Promise(r => setTimeout(r, 100))
+    }
+    t.comment(`streams back to ${streams} (before ${streamsBefore}), origin holds ${hanging}, after ${Date.now() - started} ms`)
+    t.ok(streams <= streamsBefore, 'no mux stream left open on the agent link')
+    t.equal(hanging, 0, 'no request left hanging at the origin')
     await servesOthers(t, 10_000)
   })
 

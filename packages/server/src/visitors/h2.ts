@@ -56,6 +56,9 @@ export function createVisitorH2Server(handler: ReturnType<typeof createVisitorHa
     session.once('close', () => clearTimeout(first))
   })
   const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    // A stream reset with its HEADERS (rapid reset) is already closed here, and its 'close' has
+    // fired: nothing may be opened for it, or each would hold an agent stream and an origin request.
+    if (req.stream.destroyed || req.stream.closed) return
     const adapted = adaptRequest(req)
     if (adapted === MALFORMED) {
       // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.

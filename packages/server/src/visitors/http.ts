@@ -129,6 +129,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     agent: string | undefined
     host: string | undefined
     meter: typeof ctx.metrics.http.unrouted
+    /** The visitor left (response closed) before the exchange began: open nothing for it. */
+    gone: boolean
   }
 
   /**
@@ -143,9 +145,10 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       sendPage(res, 'PL_ERR_HTTP_TOO_MANY_CONNECTIONS', req.headers.accept, { headers: { 'retry-after': '1' } })
       return
     }
-    const v: Visit = { req, res, accept: req.headers.accept, exchange: connections.begin(req, res), bytesIn: 0, bytesOut: 0, agent: undefined, host: undefined, meter: ctx.metrics.http.unrouted }
+    const v: Visit = { req, res, accept: req.headers.accept, exchange: connections.begin(req, res), bytesIn: 0, bytesOut: 0, agent: undefined, host: undefined, meter: ctx.metrics.http.unrouted, gone: false }
     const started = performance.now()
     res.on('close', () => {
+      v.gone = true
       connections.finish(v.exchange)
       finish({ meter: v.meter, agent: v.agent, host: v.host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn: v.bytesIn, bytesOut: v.bytesOut })
     })
@@ -154,6 +157,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     if (r === null) return
     const gate = await gateStage(v, r)
     if (gate === null || answeredByRelay(v)) return
+    // The gate may have waited (a password check): a visitor who left meanwhile (an h2 stream reset
+    // at once, CVE-2023-44487) must not leave a stream and an origin request open behind it.
+    if (v.gone) return
     const origin = r.route.origin
     // The agent pipes a stream per visitor connection; the relay's client writes and parses.
     if (origin !== undefined && req.httpVersionMajor === 1) sendOverConnection(connectionExchange(v, r, gate, origin))
@@ -282,8 +288,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       // No body: FIN right behind the head, so SYN, head and FIN leave in one mux flush.
       stream.end()
     }
-    // A visitor who goes away aborts the origin request too (RST on the stream).
-    res.on('close', () => { if (!res.writableFinished) stream.destroy() })
+    // A visitor who goes away aborts the origin request too (RST on the stream). Judged on the
+    // stream, not on res.writableFinished: an h2 stream the visitor reset reports itself finished.
+    res.on('close', () => { if (!(stream.readableEnded && stream.writableFinished)) stream.destroy() })
     // await reply
     const answer = await awaitResponse(stream, r)
     // Already answered: a body over the limit, or a body that broke HTTP framing (onClientError).
