@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream'
+import { httpParsers as parsers, type HttpParser as Parser } from '@porchlight/shared/net'
 import type { ExchangeProbe, TrafficHook } from './traffic.js'
 
 /**
@@ -8,32 +9,6 @@ import type { ExchangeProbe, TrafficHook } from './traffic.js'
  * waits for it, and a message it cannot parse ends the capture of that connection, never the
  * connection (the relay parses the responses that count).
  */
-
-interface Parser {
-  initialize(type: number, resource: object, maxHeaderSize?: number): void
-  execute(data: Buffer): number | Error
-  finish(): number | Error | undefined
-  close(): void
-  [key: number]: unknown
-}
-interface ParserModule {
-  HTTPParser: { new(): Parser; REQUEST: number; RESPONSE: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number }
-  methods: string[]
-}
-
-/**
- * Node's parser binding, through the module its http client uses (process.getBuiltinModule also
- * works in the single executable); null if this Node lacks either.
- */
-const parsers = ((): ParserModule | null => {
-  try {
-    const load = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule
-    const mod = (load?.call(process, '_http_common') ?? {}) as Partial<ParserModule>
-    return typeof mod.HTTPParser === 'function' && Array.isArray(mod.methods) ? mod as ParserModule : null
-  } catch {
-    return null
-  }
-})()
 
 /** True when connection streams can be watched; otherwise watched tunnels keep per-request streams. */
 export const canCaptureConnections = parsers !== null

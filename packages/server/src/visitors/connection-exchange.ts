@@ -1,22 +1,18 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { Writable } from 'node:stream'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { OriginSpec } from '@porchlight/shared/protocol'
 import type { HttpRoute } from '../agents/registry.js'
-import { ConnectionStreamError, agentErrorOf, connectionStreamAgent } from './connection-streams.js'
+import { originConnectionFor } from './connection-streams.js'
 import { responseHeadersForVisitor } from './headers.js'
+import type { OriginConnection, OriginRequest } from './origin-connection.js'
 import { forwardRequestBody } from './request-body.js'
-import { pipeReplyBody } from './reply-body.js'
+import { cutResponse } from './reply-body.js'
+import { StallWatch } from './stall-watch.js'
 
-/** Methods Node's client sends without framing when they have no body (others get Content-Length: 0). */
+/** Methods whose bodyless requests go without framing headers (others get Content-Length: 0). */
 const BODYLESS_DEFAULT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE', 'CONNECT'])
-/**
- * Response-head bounds, at most what the per-request path lets through (its head is one framed
- * message of at most 64 KiB of JSON): a bigger head is a 502, not a head visitors cannot read.
- */
-const MAX_RESPONSE_HEADER_BYTES = 32 * 1024
-const MAX_RESPONSE_HEADERS = 256
 
 export interface ConnectionExchangeOptions {
   req: IncomingMessage
@@ -41,119 +37,129 @@ export interface ConnectionExchangeOptions {
 }
 
 /**
- * One visitor request over its connection's stream (connection-streams.ts): send (Node's client
- * writes the canonical request) → await the reply head (parsed by Node's strict client parser,
- * bounded by origin_timeout_ms) → pipe the body with backpressure. Each stage either hands on
- * or ends with one error code; the caller's res 'close' handler accounts for the request.
+ * One visitor request over its connection's origin connection (origin-connection.ts): send (the
+ * relay writes the canonical request from its strict parse) → await the reply head (parsed by
+ * llhttp, bounded by origin_timeout_ms) → pipe the body with backpressure. Each stage either hands
+ * on or ends with one error code; the caller's res 'close' handler accounts for the request.
  */
 export function sendOverConnection(o: ConnectionExchangeOptions, retried = false): void {
-  const agent = connectionStreamAgent(o.req.socket as Socket, o.route)
-  if (agent === null) {
+  const connection = originConnectionFor(o.req.socket as Socket, o.route)
+  if (connection === null) {
     o.onFailure('PL_ERR_HTTP_TUNNEL_OFFLINE')
     return
   }
+  if (connection.busy) {
+    // A pipelined request: its turn comes when the one before it is answered.
+    if (!connection.whenFree(() => startExchange(o, connection, retried))) o.res.destroy()
+    return
+  }
+  startExchange(o, connection, retried)
+}
+
+function startExchange(o: ConnectionExchangeOptions, connection: OriginConnection, retried: boolean): void {
+  if (o.res.writableEnded || o.res.destroyed) return // the visitor left while it waited
   const method = o.req.method ?? 'GET'
-  let request: http.ClientRequest
-  try {
-    request = http.request({
-      agent,
-      method,
-      path: `${o.route.origin.path}${o.url}`,
-      headers: originHeaders(o, method),
-      setHost: false,
-      maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
-      // Unique per tunnel only (the agent holds one stream); never dialled.
-      host: 'origin.invalid',
-      port: 80,
-    })
-  } catch {
-    // Invalid characters in a header Node's client refuses to write: not the origin's fault.
+  const head = requestHead(o, method)
+  if (head === null) {
+    // A character no HTTP/1.1 head may carry (rule 1): not the origin's fault.
     o.onFailure('PL_ERR_HTTP_BAD_REQUEST')
     return
   }
+  const res = o.res
+  let bytesOut = 0
+  let stall: StallWatch | null = null
+  const request = connection.begin(head, { isHead: method === 'HEAD', hasBody: o.hasBody, chunked: o.req.headers['transfer-encoding'] !== undefined, timeoutMs: o.originTimeoutMs }, {
+    onHead: (status, message, headers) => !res.writableEnded && !res.destroyed && writeReplyHead(status, message, headers, res),
+    onBody: (chunk) => {
+      bytesOut += chunk.length
+      o.onBytesOut(chunk.length)
+      if (res.write(chunk)) return
+      connection.pauseReading()
+      if (stall === null) {
+        const watch = new StallWatch(o.stallTimeoutMs, (blockedMs) => {
+          o.onStall(blockedMs, bytesOut)
+          res.destroy()
+        })
+        res.once('close', () => watch.stop())
+        stall = watch
+      }
+      stall.blocked()
+    },
+    onEnd: () => { res.end() },
+    onFailure: (code, retriable) => {
+      if (res.writableEnded || res.destroyed) return
+      if (retriable && !retried && !o.hasBody && (method === 'GET' || method === 'HEAD')) {
+        // The origin closed this keep-alive connection just as the request went out: once more, on a new one.
+        sendOverConnection(o, true)
+        return
+      }
+      o.onFailure(code)
+    },
+    onCut: () => cutResponse(res, bytesOut > 0),
+  })
+  if (request === null) return
   o.track(request)
-  let stream: Duplex | null = null
-  request.once('socket', (socket: Duplex) => { stream = socket })
-  let answered = false
-  const timer = setTimeout(() => request.destroy(new ConnectionStreamError('PL_ERR_HTTP_ORIGIN_TIMEOUT', 'no response in time')), o.originTimeoutMs)
-  request.on('error', (err: NodeJS.ErrnoException) => {
-    clearTimeout(timer)
-    if (answered) return // after the head: pipeReplyBody cuts the visitor's response
-    if (o.res.writableEnded || o.res.destroyed) return
-    if (!retried && request.reusedSocket && !o.hasBody && (method === 'GET' || method === 'HEAD') && err.code === 'ECONNRESET') {
-      // The origin closed this keep-alive connection just as the request went out: once more, on a new one.
-      sendOverConnection(o, true)
-      return
-    }
-    // Decided a turn later: a link that died destroys its streams first and reports itself
-    // closed a tick after, and that is the tunnel going offline, not a broken origin.
-    setImmediate(() => { if (!o.res.writableEnded && !o.res.destroyed) o.onFailure(agentErrorOf(stream) ?? failureCode(err, o.route)) })
+  res.on('drain', () => {
+    stall?.drained()
+    connection.resumeReading()
   })
-  request.on('response', (reply) => {
-    clearTimeout(timer)
-    answered = true
-    if (o.res.writableEnded || o.res.destroyed) {
-      // Already answered (a body over the limit) or the visitor left.
-      request.destroy()
-      return
-    }
-    if (!writeReplyHead(reply, o.res)) {
-      request.destroy()
-      o.onFailure('PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
-      return
-    }
-    let bytesOut = 0
-    pipeReplyBody(reply, o.res, {
-      stallTimeoutMs: o.stallTimeoutMs,
-      onBytes: (n) => { bytesOut += n; o.onBytesOut(n) },
-      onStall: (blockedMs) => o.onStall(blockedMs, bytesOut),
-    })
+  // A visitor who goes away aborts the origin request, and with it the stream (a no-op once answered).
+  res.once('close', () => request.abort())
+if (o.hasBody) forwardRequestBody(o.req, bodyWriter(request), { maxBytes: o.maxBodyBytes, onBytes: o.onBytesIn, onTooLarge: o.onBodyTooLarge })
+}
+
+/** The request body's way onto the stream, as the Writable forwardRequestBody pipes into. */
+function bodyWriter(request: OriginRequest): Writable {
+  return new Writable({
+    // Destroyed only when forwardRequestBody gives up on the body, never after a clean end.
+    autoDestroy: false,
+    write(chunk: Buffer, _encoding, done) { request.write(chunk, () => done()) },
+    final(done) {
+      request.finish()
+      done()
+    },
+    destroy(err, done) {
+      request.abort()
+      done(err)
+    },
   })
-  // A visitor who goes away aborts the origin request, and with it the connection stream.
-  o.res.once('close', () => { if (!o.res.writableFinished) request.destroy() })
-  if (o.hasBody) {
-    forwardRequestBody(o.req, request, { maxBytes: o.maxBodyBytes, onBytes: o.onBytesIn, onTooLarge: o.onBodyTooLarge })
-  } else {
-    request.end()
-  }
 }
 
 /**
- * The origin's headers: the relay's hygiene already ran; here Host becomes the tunnel's
- * (host_header or the `to` URL's), Expect goes (the relay answered it) and the body's framing is
- * the one Node's parser decided for the visitor's request, never left to the method's default.
+ * The request head the origin reads, built from the relay's parse: the tunnel's Host and path
+ * prefix, the visitor's headers after the relay's hygiene (Expect goes: the relay answered it), and
+ * framing the relay decided. Null when a character could smuggle a line or a request (rule 1).
  */
-function originHeaders(o: ConnectionExchangeOptions, method: string): string[] {
-  const flat: string[] = ['Host', o.route.origin.host]
+function requestHead(o: ConnectionExchangeOptions, method: string): string | null {
+  const path = `${o.route.origin.path}${o.url}`
+  const host = o.route.origin.host
+  if (!TOKEN.test(method) || INVALID_PATH.test(path) || INVALID_VALUE.test(host)) return null
+  let head = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`
   for (const [name, value] of o.headers) {
     const lower = name.toLowerCase()
     if (lower === 'host' || lower === 'expect') continue
-    flat.push(name, value)
+    if (!TOKEN.test(name) || INVALID_VALUE.test(value)) return null
+    head += `${name}: ${value}\r\n`
   }
-  if (o.req.headers['transfer-encoding'] !== undefined) flat.push('Transfer-Encoding', 'chunked')
-  else if (!o.hasBody && o.req.headers['content-length'] === undefined && !BODYLESS_DEFAULT.has(method.toUpperCase())) flat.push('Content-Length', '0')
-  return flat
+  if (o.req.headers['transfer-encoding'] !== undefined) head += 'Transfer-Encoding: chunked\r\n'
+  else if (!o.hasBody && o.req.headers['content-length'] === undefined && !BODYLESS_DEFAULT.has(method.toUpperCase())) head += 'Content-Length: 0\r\n'
+  return `${head}\r\n`
 }
 
+/** RFC 9110 token; field values: tab, visible ASCII, space and obs-text (as Node's writer allows). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+const INVALID_PATH = /[^\u0021-\u00ff]/
+
 /** The visitor's response head from the origin's; false when it cannot be passed on. */
-function writeReplyHead(reply: IncomingMessage, res: ServerResponse): boolean {
-  const status = reply.statusCode ?? 0
-  const raw = reply.rawHeaders
-  if (status < 200 || raw.length > MAX_RESPONSE_HEADERS * 2) return false
+function writeReplyHead(status: number, message: string, flat: string[], res: ServerResponse): boolean {
   const pairs: Array<[string, string]> = []
-  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!])
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!])
   try {
-    res.writeHead(status, (reply.statusMessage ?? '').slice(0, 1024), responseHeadersForVisitor(pairs, { upgrade: false }))
+    res.writeHead(status, message, responseHeadersForVisitor(pairs, { upgrade: false }))
     return true
   } catch {
     // Characters or values Node refuses to write: a clean 502, never a crash.
     return false
   }
-}
-
-function failureCode(err: NodeJS.ErrnoException, route: HttpRoute): ErrorCode {
-  if (err instanceof ConnectionStreamError) return err.code
-  // The link died under the request: the tunnel is offline, not the origin broken.
-  if (route.session === null || route.session.isClosed) return 'PL_ERR_HTTP_TUNNEL_OFFLINE'
-  return 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE'
 }

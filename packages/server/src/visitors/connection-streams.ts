@@ -1,45 +1,23 @@
-import http from 'node:http'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
-import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
-import { MessageDecoder, parseReplyHead, writeHead } from '@porchlight/shared/protocol'
 import type { HttpRoute, SessionRef } from '../agents/registry.js'
+import { OriginConnection } from './origin-connection.js'
 
 /**
- * One mux stream per visitor connection and tunnel (SECURITY.md rule 2): the relay's own HTTP
- * client (Node's) writes each request onto it from the relay's strict parse of the visitor's,
- * and parses each response before the visitor sees it; the agent pipes the stream to one
- * connection to its local server. A stream is never shared between two visitor connections, so a
- * confused origin (extra bytes, a wrong Content-Length, an early answer) can only ever answer the
- * connection that asked, and bytes it sends while no request is pending close the stream.
+ * Which origin connection (origin-connection.ts) a visitor connection's request goes over: one per
+ * visitor connection and tunnel, made on first use and closed with the visitor's connection. A
+ * stream is never shared between two visitor connections (SECURITY.md rule 2), so a confused
+ * origin can only ever answer the connection that asked.
  */
-
-/** Opening the stream failed; `code` names the page the visitor gets. */
-export class ConnectionStreamError extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
-    super(message)
-    this.name = 'ConnectionStreamError'
-  }
-}
 
 /** At most this many tunnels (Host names) per visitor connection keep an open stream. */
 const MAX_TUNNELS_PER_CONNECTION = 8
-/**
- * An idle stream is closed after this long: it counts against limits.max_streams_per_agent, and
- * local servers often close idle connections after 5 s (Node's default), which would race a reuse.
- */
-const IDLE_STREAM_MS = 4_000
 
-interface Entry { session: SessionRef; agent: ConnectionStreamAgent }
+interface Entry { session: SessionRef; connection: OriginConnection }
 
 const byVisitor = new WeakMap<Socket, Map<string, Entry>>()
 
-/**
- * The keep-alive client agent holding this visitor connection's stream to `route`'s agent
- * session, made on first use; the streams close with the visitor's connection. Null when the
- * tunnel has no live session.
- */
-export function connectionStreamAgent(visitor: Socket, route: HttpRoute): http.Agent | null {
+/** This visitor connection's origin connection for `route`; null when the tunnel has no live session. */
+export function originConnectionFor(visitor: Socket, route: HttpRoute): OriginConnection | null {
   const session = route.session
   if (session === null || session.isClosed) return null
   let entries = byVisitor.get(visitor)
@@ -48,7 +26,7 @@ export function connectionStreamAgent(visitor: Socket, route: HttpRoute): http.A
     entries = created
     byVisitor.set(visitor, created)
     visitor.once('close', () => {
-      for (const e of created.values()) e.agent.destroy()
+      for (const e of created.values()) e.connection.destroy()
       created.clear()
     })
   }
@@ -56,144 +34,18 @@ export function connectionStreamAgent(visitor: Socket, route: HttpRoute): http.A
   let entry = entries.get(key)
   if (entry !== undefined && entry.session !== session) {
     // The agent reconnected: the old session's streams are gone with it.
-    entry.agent.destroy()
+    entry.connection.destroy()
     entries.delete(key)
     entry = undefined
   }
   if (entry === undefined) {
     if (entries.size >= MAX_TUNNELS_PER_CONNECTION) {
       const [oldestKey, oldest] = entries.entries().next().value as [string, Entry]
-      oldest.agent.destroy()
+      oldest.connection.destroy()
       entries.delete(oldestKey)
     }
-    entry = { session, agent: new ConnectionStreamAgent(session, route.tunnelId, route.host) }
+    entry = { session, connection: new OriginConnection(session, route.tunnelId, route.host) }
     entries.set(key, entry)
   }
-  return entry.agent
+  return entry.connection
 }
-
-/** Node's http.Agent whose one "socket" is a mux stream opened with an `http-conn` head. */
-class ConnectionStreamAgent extends http.Agent {
-  /** The agent is stopping: no stream is kept for another request. */
-  private retired = false
-  private readonly forgetLeaving: () => void
-
-  constructor(
-    private readonly session: SessionRef,
-    private readonly tunnel: string,
-    private readonly host: string,
-  ) {
-    // One stream: requests of one visitor connection go one after another, as the visitor sent them.
-    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
-    // A stopping agent waits for its streams: close the idle one now and the busy one after its response.
-    this.forgetLeaving = session.whenLeaving?.(() => this.retire()) ?? ignore
-  }
-
-  override destroy(): void {
-    this.forgetLeaving()
-    super.destroy()
-  }
-
-  private retire(): void {
-    this.retired = true
-    for (const sockets of Object.values(this.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
-  }
-
-  /**
-   * The stream, at once: the request goes out behind the head without waiting for the agent's dial
-   * (it sends nothing back on success; the origin's bytes follow). A failure to open is handed to
-   * the callback, which fails the request with the code.
-   */
-  override createConnection(_options: unknown, callback: (err: Error | null, socket?: Duplex) => void): Duplex | undefined {
-    try {
-      return openConnectionStream(this.session, this.tunnel, this.host)
-    } catch (err) {
-      process.nextTick(callback, err)
-      return undefined
-    }
-  }
-
-  override keepSocketAlive(socket: Socket): boolean {
-    if (this.retired || this.session.isClosed) return false
-    // Typed void in @types/node; Node returns whether the socket may be kept.
-    const keep = (super.keepSocketAlive(socket) as unknown) !== false
-    if (!keep) return false
-    // Bytes while no request is pending come from a confused origin: never let them answer one.
-    socket.on('data', closeOnStrayBytes)
-    const idle = setTimeout(() => socket.destroy(), IDLE_STREAM_MS)
-    idle.unref()
-    idleTimers.set(socket, idle)
-    return true
-  }
-
-  override reuseSocket(socket: Socket, request: http.ClientRequest): void {
-    socket.off('data', closeOnStrayBytes)
-    clearTimeout(idleTimers.get(socket))
-    super.reuseSocket(socket, request)
-  }
-}
-
-const idleTimers = new WeakMap<Socket, NodeJS.Timeout>()
-
-function closeOnStrayBytes(this: Duplex): void {
-  this.destroy()
-}
-
-function openConnectionStream(session: SessionRef, tunnel: string, host: string): Duplex {
-  if (session.isClosed) throw new ConnectionStreamError('PL_ERR_HTTP_TUNNEL_OFFLINE', 'tunnel offline')
-  let stream: Duplex
-  try {
-    stream = session.openStream()
-  } catch (err) {
-    const limit = isPorchlightError(err) && err.code === 'PL_ERR_MUX_STREAM_LIMIT'
-    throw new ConnectionStreamError(limit ? 'PL_ERR_MUX_STREAM_LIMIT' : 'PL_ERR_HTTP_TUNNEL_OFFLINE', 'cannot open a stream')
-  }
-  // Errors reach the request through Node's client once it owns the stream; until then, here.
-  stream.on('error', ignore)
-  writeHead(stream, { t: 'http-conn', tunnel, host })
-  // Registered before Node's client listens: sees the first bytes before its parser does.
-  stream.once('data', (first: Buffer) => noteAgentError(stream, first))
-  return asClientSocket(stream)
-}
-
-/**
- * What the agent answered instead of the origin's bytes: a framed error head (its dial failed, or
- * it does not publish that tunnel). An HTTP response starts with "H"; a framed head with the
- * high byte of its length, 0. Node's parser then fails on those bytes, and failureCode() names
- * the agent's reason instead of an invalid response.
- */
-const agentErrors = new WeakMap<Duplex, ErrorCode>()
-
-function noteAgentError(stream: Duplex, first: Buffer): void {
-  if (first.length < 5 || first[0] !== 0) return
-  let reply
-  try {
-    const [message] = new MessageDecoder().push(first, 1)
-    if (message === undefined) return
-    reply = parseReplyHead(message)
-  } catch {
-    return
-  }
-  const code = reply.t === 'error' ? reply.code : ''
-  agentErrors.set(stream, code === 'PL_ERR_HTTP_ORIGIN_UNREACHABLE' || code === 'PL_ERR_HTTP_TUNNEL_OFFLINE' ? code : 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
-}
-
-/** The agent's reason for a stream it refused, if it sent one. */
-export function agentErrorOf(stream: Duplex | null): ErrorCode | undefined {
-  return stream === null ? undefined : agentErrors.get(stream)
-}
-
-/**
- * Node's client treats its connection as a net.Socket: keep-alive, ref and timeout calls become
- * no-ops (the visitor's connection bounds this stream's life), and a stream the agent ended (its
- * origin closed the connection) is closed so the client never writes a request into it.
- */
-function asClientSocket(stream: Duplex): Duplex {
-  const socketLike = stream as Duplex & Record<'setKeepAlive' | 'setNoDelay' | 'setTimeout' | 'ref' | 'unref', () => Duplex>
-  for (const method of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref'] as const) socketLike[method] = () => stream
-  // After the client's own 'end' handling (a close-delimited body ends there).
-  stream.once('end', () => setImmediate(() => stream.destroy()))
-  return stream
-}
-
-function ignore(): void {}

@@ -47,17 +47,24 @@ export function pipeReplyBody(stream: Readable, res: ServerResponse, opts: Reply
   let wroteBody = false
   stream.once('data', () => { wroteBody = true })
   function cut(): void {
-    if (res.destroyed) return
-    // Node sends the head with the first body write. A body that fails before its first byte
-    // (the agent died or the link went silent right after the reply head) would otherwise reset
-    // the connection with no response at all; send the head first, so the visitor sees a
-    // response cut short of its length (found by test/faults/link-faults.test.ts).
-    const socket = res.socket
-    if (!wroteBody && socket && !socket.destroyed) {
-      res.flushHeaders()
-      socket.write('', () => res.destroy())
-      return
-    }
-    res.destroy()
+    cutResponse(res, wroteBody)
   }
+}
+
+/**
+ * A truncated body must look truncated: the visitor's connection is destroyed, never ended. Node
+ * sends the head with the first body write, so a body that fails before its first byte (the agent
+ * died or the link went silent right after the reply head) would otherwise reset the connection
+ * with no response at all; the head goes first, so the visitor sees a response cut short of its
+ * length (found by test/faults/link-faults.test.ts).
+ */
+export function cutResponse(res: ServerResponse, wroteBody: boolean): void {
+  if (res.destroyed) return
+  const socket = res.socket
+  if (!wroteBody && socket && !socket.destroyed) {
+    res.flushHeaders()
+    socket.write('', () => res.destroy())
+    return
+  }
+  res.destroy()
 }

@@ -18,6 +18,8 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as { port: number }).port
 }
 
+/** A body that fills the visitor's socket many times over. */
+const BIG = Buffer.alloc(8 * 1024 * 1024, 'b')
 /** The local server: echoes what it was sent (method, url, host, framing, body). */
 const originRequests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string; socket: Socket }> = []
 const origin = createHttpServer((req, res) => {
@@ -26,6 +28,7 @@ const origin = createHttpServer((req, res) => {
   req.on('data', (c: string) => { body += c })
   req.on('end', () => {
     originRequests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, socket: req.socket })
+    if (req.url?.endsWith('/big')) return void res.end(BIG)
     res.end(`${req.method} ${req.url} ${body.length}`)
   })
 })
@@ -212,4 +215,28 @@ t.test('an idle stream closes after 4 s (it counts against max_streams_per_agent
   t.ok(ms >= 3500 && ms < 8000, 'about 4 s')
   t.same(await ask(visitor, '/two'), { status: 200, body: 'GET /base/two 0' }, 'the next request on the same visitor connection opens a new one')
   t.equal(opened, 2)
+})
+
+t.test('backpressure: a response read slowly arrives whole, and the next request on that connection is served', async (t) => {
+  const visitor = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => visitor.destroy())
+  const bytes = await new Promise<number>((resolve, reject) => {
+    const req = request({ port: visitorPort, host: '127.0.0.1', path: '/big', agent: visitor, headers: { host: 'site.example.com' } }, (res) => {
+      let n = 0
+      // Reads in bursts with pauses: the visitor's socket fills, the stream is paused many times.
+      res.on('data', (c: Buffer) => {
+        n += c.length
+        res.pause()
+        setTimeout(() => res.resume(), 1)
+      })
+      res.on('end', () => resolve(n))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.equal(bytes, BIG.length, 'all 8 MiB')
+  const started = Date.now()
+  t.same(await ask(visitor, '/after-big'), { status: 200, body: 'GET /base/after-big 0' }, 'the stream paused by the last response flows again')
+  t.ok(Date.now() - started < 700, `answered in ${Date.now() - started} ms, not at the 800 ms origin timeout`)
+  t.equal(opened, 1, 'over the same stream')
 })
