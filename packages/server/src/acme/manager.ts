@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
 import tls, { type SecureContext } from 'node:tls'
 import type acme from 'acme-client'
@@ -7,8 +8,9 @@ import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client'
 import type { AcmeChallenge, RelayAcme } from '@porchlight/shared/config'
 import { isLoopbackHost } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
-import { ChallengeAnswers, runDnsHook } from './challenges.js'
+import { ChallengeAnswers, challengeToken, requestHost, runDnsHook, writeKeyAuthorization } from './challenges.js'
 import { orderSlot, renewAt, retryDelayMs } from './schedule.js'
+import type { AcmeSharedState, OrderLock } from './shared-state.js'
 import { AcmeStore } from './store.js'
 
 /**
@@ -22,6 +24,12 @@ const loadAcmeClient = (): Promise<typeof acme> => (acmeClient ??= import('acme-
 const EXPIRY_LABEL_CAP = 200
 /** setTimeout fires at once past 2^31-1 ms; longer waits are taken in steps of this. */
 const MAX_TIMER_MS = 24 * 60 * 60_000
+/** Cluster: while another member holds a name's order lock, look for its certificate this often. */
+const LOCK_WAIT_MS = 2_000
+/** Cluster: an order that needs Redis (lock, re-check) and cannot reach it waits this long, then asks again. */
+const REDIS_WAIT_MS = 5_000
+/** Cluster: a certificate issued while Redis was away is offered to it again this often. */
+const SHARE_RETRY_MS = 5_000
 
 export interface AcmeManagerDeps {
   acme: () => RelayAcme
@@ -36,6 +44,13 @@ export interface AcmeManagerDeps {
   contextOptions: tls.SecureContextOptions
   /** A certificate for `name` is now served (first issue or renewal). */
   onReady: (name: string) => void
+  /**
+   * With `cluster:`: the ACME state all members share in Redis (account, certificates, challenge
+   * answers, one order lock per name). Null or absent: this relay alone, files in `state:` only.
+   */
+  shared?: AcmeSharedState | null
+  /** With `cluster:`: tells the other members that a certificate for `name` is in Redis (the stream). */
+  announce?: (name: string, serial: string) => void
   log: Logger
   metrics: PromRegistry
   now?: () => number
@@ -64,6 +79,8 @@ export class AcmeManager {
   private readonly queue: string[] = []
   private readonly queued = new Set<string>()
   private readonly failures = new Map<string, { count: number; retryAt: number }>()
+  /** Cluster: names waiting for another member's order, or for Redis, until the time given. */
+  private readonly deferred = new Map<string, number>()
   private readonly orderTimes: number[] = []
   private readonly store: AcmeStore
   private readonly now: () => number
@@ -112,7 +129,11 @@ export class AcmeManager {
     if (this.closed || this.held.has(name) || this.queued.has(name) || this.current === name) return
     if (this.deps.staticCovers(name)) return
     if (!name.startsWith('*.') && this.wildcardFor(name) !== null) return
-    if (this.loadStored(name)) return
+    if (this.loadStored(name)) {
+      // The local file is a cache: a member may have renewed the name while this relay was away.
+      if (this.deps.shared) void this.refreshFromShared(name, this.deps.shared)
+      return
+    }
     this.log.info({ host: name, why }, 'acme: certificate needed')
     this.enqueue(name)
   }
@@ -137,10 +158,168 @@ export class AcmeManager {
     return this.held.get(name)?.serial ?? null
   }
 
+  /**
+   * The public HTTP listener's hook before routing: HTTP-01 validation requests for this relay's
+   * own open orders, and in a cluster for any member's (the CA's request may reach any relay),
+   * looked up in Redis only for a name this relay may serve. True or a promise of true: answered.
+   */
+  answerHttp(req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean> {
+    if (this.answers.answerHttp(req, res)) return true
+    const shared = this.deps.shared
+    if (!shared) return false
+    const token = challengeToken(req)
+    const host = requestHost(req)
+    if (token === null || !this.mayServe(host)) return false
+    return shared.getHttp(token).then((entry) => {
+      if (!entry || entry.host !== host || res.headersSent) return false
+      writeKeyAuthorization(req, res, entry.keyAuthorization)
+      this.log.info({ host }, 'acme: http-01 challenge answered from the cluster')
+      return true
+    }, () => false)
+  }
+
+  /**
+   * The ALPN callback's question: should a handshake offering acme-tls/1 for `host` get it? Yes
+   * for this relay's own open challenge, and in a cluster for a name it may serve (the answer is
+   * then looked up in Redis by alpnContext).
+   */
+  mayAnswerAlpn(host: string): boolean {
+    return this.answers.hasAlpn(host) || (this.deps.shared != null && this.mayServe(host))
+  }
+
+  /** The TLS-ALPN-01 challenge certificate for a validation handshake, from this relay or the cluster. */
+  async alpnContext(host: string): Promise<SecureContext | undefined> {
+    const local = this.answers.alpnContext(host)
+    if (local) return local
+    const shared = this.deps.shared
+    if (!shared || !this.mayServe(host)) return undefined
+    const challenge = await shared.getAlpn(host).catch(() => null)
+    if (!challenge) return undefined
+    this.log.info({ host }, 'acme: tls-alpn-01 challenge answered from the cluster')
+    return tls.createSecureContext({ key: challenge.key, cert: challenge.cert })
+  }
+
+  /**
+   * The stream says a member stored a certificate for `name`: served here from now on when this
+   * relay wants the name and holds nothing newer (a name it does not serve is read when published).
+   */
+  onClusterCertificate(name: string, serial: string): void {
+    const shared = this.deps.shared
+    if (!shared || this.closed || this.held.get(name)?.serial === serial) return
+    if (!this.held.has(name) && !this.queued.has(name) && this.current !== name && !this.mayServe(name)) return
+    void this.refreshFromShared(name, shared)
+  }
+
   close(): void {
     this.closed = true
     if (this.wake) clearTimeout(this.wake)
     for (const h of this.held.values()) if (h.renewTimer) clearTimeout(h.renewTimer)
+  }
+
+  /** A name this relay may hold a certificate for: configured, or published by an agent under its policy. */
+  private mayServe(name: string): boolean {
+    return this.deps.acme().names.includes(name) || this.deps.isPublished(name)
+  }
+
+  /** Fresh: not yet at the earliest moment any member would renew it (renewal jitter at its largest). */
+  private isFresh(t: { notBefore: number; notAfter: number }): boolean {
+    return this.now() < renewAt(t.notBefore, t.notAfter, this.deps.acme().renew_before_expiry_s, 1)
+  }
+
+  /** Serves the cluster's certificate for `name` when it is newer than what this relay holds. */
+  private async refreshFromShared(name: string, shared: AcmeSharedState): Promise<void> {
+    try {
+      const stored = await shared.readCertificate(name)
+      if (!stored || this.closed) return
+      const times = certificateTimes(stored.cert)
+      const held = this.held.get(name)
+      if (times.notAfter <= this.now() || (held && (held.serial === times.serial || held.notAfter >= times.notAfter))) return
+      this.adopt(name, stored)
+    } catch (err) {
+      this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message } }, 'acme: cannot read the cluster\'s certificate; keeping the one held')
+    }
+  }
+
+  /** Serves a certificate a member stored in Redis, keeps it in the local cache and stops waiting for the name. */
+  private adopt(name: string, stored: { cert: Buffer; key: Buffer }): void {
+    const h = this.install(name, stored.cert, stored.key)
+    try {
+      this.store.save(name, stored.cert, stored.key)
+    } catch (err) {
+      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: local certificate cache not written')
+    }
+    const i = this.queue.indexOf(name)
+    if (i !== -1) this.queue.splice(i, 1)
+    this.queued.delete(name)
+    this.failures.delete(name)
+    this.deferred.delete(name)
+    this.log.info({ host: name, serial: h.serial, not_after: new Date(h.notAfter).toISOString() }, 'acme: using the certificate from the cluster')
+    this.deps.onReady(name)
+  }
+
+  /**
+   * Cluster: may this relay order `name` now? 'served' when a fresh certificate is already in
+   * Redis (adopted), the lock when this member holds it (re-checked after acquiring: a member may
+   * have stored one in between), else how long to wait: another member orders it, its failure
+   * backoff is running, or Redis does not answer (never an order without the lock).
+   */
+  private async claim(name: string, shared: AcmeSharedState): Promise<'served' | number | OrderLock> {
+    try {
+      if (await this.adoptIfFresh(name, shared)) return 'served'
+      const backoff = await shared.readBackoff(name)
+      if (backoff) this.failures.set(name, backoff)
+      if (backoff && backoff.retryAt > this.now()) return backoff.retryAt - this.now()
+      const lock = await shared.lock(name)
+      if (lock === null) {
+        if (!this.deferred.has(name)) this.log.info({ host: name }, 'acme: another relay is ordering this name; waiting for its certificate')
+        return LOCK_WAIT_MS
+      }
+      try {
+        if (await this.adoptIfFresh(name, shared)) {
+          await lock.release()
+          return 'served'
+        }
+      } catch (err) {
+        await lock.release()
+        throw err
+      }
+      return lock
+    } catch (err) {
+      this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message }, retry_in_s: REDIS_WAIT_MS / 1000 }, 'acme: order waits for redis (never ordered without the cluster lock)')
+      return REDIS_WAIT_MS
+    }
+  }
+
+  /** True when Redis holds a fresh certificate for `name` (now served here); false when an order is needed. */
+  private async adoptIfFresh(name: string, shared: AcmeSharedState): Promise<boolean> {
+    const stored = await shared.readCertificate(name)
+    if (!stored) return false
+    let times
+    try {
+      times = certificateTimes(stored.cert)
+    } catch (err) {
+      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: the cluster\'s certificate is unusable; ordering a new one')
+      return false
+    }
+    if (!this.isFresh(times)) return false
+    if (this.held.get(name)?.serial !== times.serial) this.adopt(name, stored)
+    else this.deferred.delete(name)
+    return true
+  }
+
+  /** Puts a certificate this relay issued into Redis and tells the members; retried while Redis is away. */
+  private async share(name: string, shared: AcmeSharedState, certPem: Buffer, key: Buffer, h: Held): Promise<void> {
+    try {
+      await shared.saveCertificate(name, certPem, key, h.notAfter)
+      this.deps.announce?.(name, h.serial)
+      await shared.clearBackoff(name).catch(() => { /* expires by itself */ })
+    } catch (err) {
+      this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message }, retry_in_s: SHARE_RETRY_MS / 1000 }, 'acme: certificate not stored in redis yet; served here, offered again')
+      const retry = setTimeout(() => {
+        if (!this.closed && this.held.get(name) === h) void this.share(name, shared, certPem, key, h)
+      }, SHARE_RETRY_MS)
+      retry.unref()
+    }
   }
 
   private wildcardFor(name: string): string | null {
@@ -221,21 +400,29 @@ export class AcmeManager {
       for (;;) {
         if (this.closed || this.queue.length === 0) return
         const now = this.now()
-        const index = this.queue.findIndex((n) => (this.failures.get(n)?.retryAt ?? 0) <= now)
+        const index = this.queue.findIndex((n) => this.readyAt(n, 0) <= now)
         const slot = orderSlot(this.orderTimes, now, this.deps.acme().max_orders_per_hour)
         if (index === -1 || !slot.ok) {
-          const nextRetry = Math.min(...this.queue.map((n) => this.failures.get(n)?.retryAt ?? now))
+          const nextRetry = Math.min(...this.queue.map((n) => this.readyAt(n, now)))
           const at = slot.ok ? nextRetry : Math.max(slot.at, nextRetry)
           if (!slot.ok) this.log.warn({ waiting: this.queue.length, until: new Date(at).toISOString() }, 'acme: hourly order cap reached; waiting')
           this.sleepUntil(at)
           return
         }
-        const [name] = this.queue.splice(index, 1)
-        this.queued.delete(name!)
-        this.orderTimes.push(now)
-        this.current = name!
+        const name = this.queue.splice(index, 1)[0]!
+        this.queued.delete(name)
+        this.current = name
         try {
-          await this.order(name!)
+          const claim = this.deps.shared ? await this.claim(name, this.deps.shared) : null
+          if (claim === 'served' || this.closed) continue
+          if (typeof claim === 'number') {
+            this.deferred.set(name, this.now() + claim)
+            this.enqueue(name)
+            continue
+          }
+          this.deferred.delete(name)
+          this.orderTimes.push(this.now())
+          await this.order(name, claim)
         } finally {
           this.current = null
         }
@@ -243,6 +430,11 @@ export class AcmeManager {
     } finally {
       this.running = false
     }
+  }
+
+  /** When a queued name may be tried: after its failure backoff and any cluster wait (`fallback` when neither). */
+  private readyAt(name: string, fallback: number): number {
+    return Math.max(this.failures.get(name)?.retryAt ?? fallback, this.deferred.get(name) ?? fallback)
   }
 
   private sleepUntil(at: number): void {
@@ -254,7 +446,8 @@ export class AcmeManager {
     this.wake.unref()
   }
 
-  private async order(name: string): Promise<void> {
+  /** One order; `lock` is this member's cluster lock for the name (released at the end), null without a cluster. */
+  private async order(name: string, lock: OrderLock | null): Promise<void> {
     const challenge = this.challengeFor(name)
     const started = performance.now()
     this.log.info({ host: name, challenge }, 'acme: ordering a certificate')
@@ -279,15 +472,21 @@ export class AcmeManager {
       this.failures.delete(name)
       this.orders.inc({ result: 'valid' })
       this.log.info({ host: name, challenge, serial: h.serial, not_after: new Date(h.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'acme: certificate issued')
+      // Stored for the members before the lock goes, so a member's re-check under the lock finds it.
+      if (this.deps.shared) await this.share(name, this.deps.shared, certPem, key, h)
       this.deps.onReady(name)
     } catch (err) {
       if (this.closed) return
       const count = (this.failures.get(name)?.count ?? 0) + 1
       const delay = retryDelayMs(count)
       this.failures.set(name, { count, retryAt: this.now() + delay })
+      // The members wait out the same backoff instead of trying the name in turn.
+      await this.deps.shared?.saveBackoff(name, { count, retryAt: this.now() + delay }).catch(() => { /* each member still has its own */ })
       this.orders.inc({ result: 'failed' })
       this.log.warn({ host: name, challenge, err: { message: (err as Error).message }, failures: count, retry_in_s: Math.round(delay / 1000), ms: Math.round(performance.now() - started) }, 'acme: order failed')
       this.enqueue(name)
+    } finally {
+      await lock?.release()
     }
   }
 
@@ -300,7 +499,15 @@ export class AcmeManager {
       lib.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
     }
     let accountKey = this.store.readAccountKey()
-    if (!accountKey) {
+    const shared = this.deps.shared
+    if (shared) {
+      // One account for the cluster: the one in Redis, else this relay's (or a new one) offered to it.
+      const inRedis = await shared.readAccountKey()
+      const key = inRedis ?? await shared.offerAccountKey(accountKey ?? await lib.crypto.createPrivateEcdsaKey())
+      if (!inRedis) this.log.info('acme: account key stored in redis for the cluster')
+      if (!accountKey?.equals(key)) this.store.writeAccountKey(key)
+      accountKey = key
+    } else if (!accountKey) {
       accountKey = await lib.crypto.createPrivateEcdsaKey()
       this.store.writeAccountKey(accountKey)
       this.log.info({ dir: this.store.dir }, 'acme: new account key written')
@@ -314,10 +521,15 @@ export class AcmeManager {
 
   private async present(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
     const host = authz.identifier.value
-    if (challenge.type === 'http-01') this.answers.addHttp(host, challenge.token, keyAuthorization)
-    else if (challenge.type === 'tls-alpn-01') {
+    const shared = this.deps.shared
+    if (challenge.type === 'http-01') {
+      this.answers.addHttp(host, challenge.token, keyAuthorization)
+      // The CA's request may reach any member: each one finds the answer in Redis.
+      await shared?.putHttp(challenge.token, host, keyAuthorization)
+    } else if (challenge.type === 'tls-alpn-01') {
       const [key, cert] = await (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization)
       this.answers.addAlpn(host, tls.createSecureContext({ key, cert }))
+      await shared?.putAlpn(host, { key: key.toString(), cert: cert.toString() })
     } else if (challenge.type === 'dns-01') {
       const hook = this.deps.acme().dns_hook
       if (hook === null) throw new Error('dns-01 needs acme.dns_hook')
@@ -328,9 +540,14 @@ export class AcmeManager {
 
   private async cleanup(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
     const host = authz.identifier.value
-    if (challenge.type === 'http-01') this.answers.removeHttp(challenge.token)
-    else if (challenge.type === 'tls-alpn-01') this.answers.removeAlpn(host)
-    else if (challenge.type === 'dns-01') {
+    const shared = this.deps.shared
+    if (challenge.type === 'http-01') {
+      this.answers.removeHttp(challenge.token)
+      await shared?.deleteHttp(challenge.token).catch(() => { /* expires by itself */ })
+    } else if (challenge.type === 'tls-alpn-01') {
+      this.answers.removeAlpn(host)
+      await shared?.deleteAlpn(host).catch(() => { /* expires by itself */ })
+    } else if (challenge.type === 'dns-01') {
       const hook = this.deps.acme().dns_hook
       if (hook !== null) {
         await runDnsHook(hook, 'cleanup', `_acme-challenge.${host}`, keyAuthorization).catch((err: unknown) => {
@@ -339,4 +556,10 @@ export class AcmeManager {
       }
     }
   }
+}
+
+/** Validity and serial of a PEM certificate (the first in a chain). */
+function certificateTimes(pem: Buffer): { notBefore: number; notAfter: number; serial: string } {
+  const x509 = new X509Certificate(pem)
+  return { notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), serial: x509.serialNumber.toLowerCase() }
 }
