@@ -4,6 +4,7 @@ import tls from 'node:tls'
 import t from 'tap'
 import { pebbleMissingReason, startPebble, type Pebble } from '../e2e/harness/pebble.js'
 import { startAgent } from '../e2e/harness/processes.js'
+import type { Scope } from '../e2e/harness/scope.js'
 import { pollUntil } from '../e2e/harness/wait.js'
 import { startCluster, startEchoOrigin, startRedis, waitForLinks, type ClusterRelay } from './harness.js'
 
@@ -18,9 +19,9 @@ const ISSUE_TIMEOUT_MS = 30_000
 const skip = pebbleMissingReason()
 
 /** A visitor's handshake to one relay, verified against pebble's root only: the serial, or null when it fails. */
-function servedSerial(relay: ClusterRelay, root: string): Promise<string | null> {
+function servedSerial(relay: ClusterRelay, root: string, name = NAME): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host: relay.ip, port: relay.ports.public_tls, servername: NAME, ca: root, ALPNProtocols: ['http/1.1'], timeout: 3000 }, () => {
+    const socket = tls.connect({ host: relay.ip, port: relay.ports.public_tls, servername: name, ca: root, ALPNProtocols: ['http/1.1'], timeout: 3000 }, () => {
       const serial = new X509Certificate(socket.getPeerX509Certificate()!.raw).serialNumber.toLowerCase()
       socket.destroy()
       resolve(serial)
@@ -31,7 +32,39 @@ function servedSerial(relay: ClusterRelay, root: string): Promise<string | null>
   })
 }
 
-const ordersOf = (relay: ClusterRelay): number => relay.proc.logs().filter((l) => l['msg'] === 'acme: ordering a certificate' && l['host'] === NAME).length
+const ordersOf = (relay: ClusterRelay, name = NAME): number => relay.proc.logs().filter((l) => l['msg'] === 'acme: ordering a certificate' && l['host'] === name).length
+const logged = (relay: ClusterRelay, msg: string, name: string): boolean => relay.proc.logs().some((l) => l['msg'] === msg && l['host'] === name)
+
+/**
+ * Relays on 127.0.0.11-13 sharing their ports, with `acme:` against a pebble whose validation
+ * connects to r2's address only (every name resolves to it), and `state:` for the local cache.
+ */
+async function acmeCluster(t: Scope, opts: { count: number; startCount: number; challenge: 'http-01' | 'tls-alpn-01' }) {
+  const redis = await startRedis(t)
+  let pebble: Pebble | null = null
+  const relays = await startCluster(t, {
+    redis,
+    agents: ['laptop', 'desk'],
+    domain: 'acme.test',
+    hosts: ['*.acme.test'],
+    publicTls: true,
+    count: opts.count,
+    startCount: opts.startCount,
+    extra: { state: 'state' },
+    beforeStart: async (rs) => {
+      pebble = await startPebble(t, { httpPort: rs[0]!.ports.public, tlsPort: rs[0]!.ports.public_tls, ipv4: rs[1]!.ip })
+      for (const r of rs) r.proc.config['acme'] = { directory: pebble.directory, directory_ca: pebble.directoryCa, email: 'ops@acme.test', challenge: opts.challenge }
+    },
+  })
+  const root = await pebble!.root()
+  return { redis, relays, root }
+}
+
+/** An agent publishing `name`, configured with r1's URL (it links to the others from r1's member list). */
+async function publish(t: Scope, relays: ClusterRelay[], agent: string, name: string) {
+  const origin = await startEchoOrigin(t, agent)
+  return startAgent(t, relays[0]!.proc, { name: agent, tunnels: [{ http: name, to: origin.url }], extra: { relay: relays[0]!.agentsUrl }, env: { PORCHLIGHT_BACKOFF_MAX_MS: '500' } })
+}
 
 async function validOrders(relay: ClusterRelay): Promise<number> {
   const text = await fetch(`${relay.adminUrl}/metrics`, { headers: { authorization: `Bearer ${relay.proc.adminToken}` } }).then((r) => r.text())
@@ -52,29 +85,12 @@ function redisDump(port: number): { keys: string[]; text: string } {
 }
 
 t.test('one ACME order per name across the cluster; every relay serves it; a late relay takes it from Redis', { skip: skip ?? false }, async (t) => {
-  const redis = await startRedis(t)
-  let pebble: Pebble | null = null
-  const relays = await startCluster(t, {
-    redis,
-    agents: ['laptop'],
-    domain: 'acme.test',
-    hosts: ['*.acme.test'],
-    publicTls: true,
-    startCount: 2,
-    extra: { state: 'state' },
-    beforeStart: async (rs) => {
-      // The relays share their ports on 127.0.0.11-13; pebble's validation goes to r2's address.
-      pebble = await startPebble(t, { httpPort: rs[0]!.ports.public, tlsPort: rs[0]!.ports.public_tls, ipv4: rs[1]!.ip })
-      for (const r of rs) r.proc.config['acme'] = { directory: pebble.directory, directory_ca: pebble.directoryCa, email: 'ops@acme.test', challenge: 'http-01' }
-    },
-  })
+  const { redis, relays, root } = await acmeCluster(t, { count: 3, startCount: 2, challenge: 'http-01' })
   const [r1, r2, r3] = relays as [ClusterRelay, ClusterRelay, ClusterRelay]
-  const origin = await startEchoOrigin(t, 'laptop')
   const published = Date.now()
-  await startAgent(t, r1.proc, { name: 'laptop', tunnels: [{ http: NAME, to: origin.url }], extra: { relay: r1.agentsUrl }, env: { PORCHLIGHT_BACKOFF_MAX_MS: '500' } })
+  await publish(t, relays, 'laptop', NAME)
   t.ok((await waitForLinks([r1, r2], ['laptop'], 10_000)).ok, 'the agent holds a link to r1 and r2')
 
-  const root = await pebble!.root()
   const both = await pollUntil(() => Promise.all([r1, r2].map((r) => servedSerial(r, root))), (s) => s[0] !== null && s[0] === s[1], { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
   t.ok(both.ok, `r1 and r2 serve one certificate that verifies against pebble's root (${both.value.join(', ')})`)
   t.comment(`issued and served by r1 and r2: ${Date.now() - published} ms from publish`)
@@ -89,17 +105,15 @@ t.test('one ACME order per name across the cluster; every relay serves it; a lat
   t.comment(`ordered by ${issuedBy?.id ?? 'nobody'}; pebble validated against r2`)
   const other = issuedBy === r1 ? r2 : r1
   t.ok(other.proc.logs().some((l) => l['msg'] === 'acme: using the certificate from the cluster' && l['host'] === NAME && l['serial'] === serial), `${other.id} took the certificate from Redis`)
-  if (issuedBy === r1) {
-    // The CA's request reached r2, which had no order open: it answered from Redis.
-    t.ok(r2.proc.logs().some((l) => l['msg'] === 'acme: http-01 challenge answered from the cluster' && l['host'] === NAME), 'r2 answered r1\'s HTTP-01 challenge from Redis')
-  }
+  // The CA's request reached r2, which had no order open: it answered from Redis.
+  if (issuedBy === r1) t.ok(logged(r2, 'acme: http-01 challenge answered from the cluster', NAME), 'r2 answered r1\'s HTTP-01 challenge from Redis')
 
   // A relay that joins later: the agent links to it, it wants the name and finds it in Redis.
   await r3.proc.start()
   t.ok((await waitForLinks(relays, ['laptop'], 15_000)).ok, 'the agent links to r3 too')
   const late = await pollUntil(() => servedSerial(r3, root), (s) => s !== null, { timeoutMs: 15_000, intervalMs: 250 })
   t.equal(late.value, serial, 'r3 serves the same certificate')
-  t.ok(r3.proc.logs().some((l) => l['msg'] === 'acme: using the certificate from the cluster' && l['host'] === NAME), 'r3 read it from Redis')
+  t.ok(logged(r3, 'acme: using the certificate from the cluster', NAME), 'r3 read it from Redis')
   t.equal(ordersOf(r3), 0, 'r3 placed no order')
   const valid = await Promise.all(relays.map(validOrders))
   t.same(valid.reduce((a, b) => a + b, 0), 1, `porchlight_acme_orders_total{result="valid"} across the relays: ${valid.join(' + ')}`)
@@ -111,4 +125,31 @@ t.test('one ACME order per name across the cluster; every relay serves it; a lat
   t.notMatch(dump.text, /PRIVATE KEY/, 'no private key in clear')
   t.notMatch(dump.text, /-----BEGIN/, 'no PEM of any kind in clear')
   t.notMatch(dump.text, /MHcCAQEE|MIGHAgEAMBMG/, 'no base64 of a DER EC key either')
+})
+
+t.test('TLS-ALPN-01 answered by any relay; with Redis down relays keep serving and a new name waits, then is ordered once', { skip: skip ?? false }, async (t) => {
+  const { redis, relays, root } = await acmeCluster(t, { count: 2, startCount: 2, challenge: 'tls-alpn-01' })
+  const [r1, r2] = relays as [ClusterRelay, ClusterRelay]
+  const first = 'alpn.acme.test'
+  await publish(t, relays, 'laptop', first)
+  const served = await pollUntil(() => Promise.all(relays.map((r) => servedSerial(r, root, first))), (s) => s[0] !== null && s[0] === s[1], { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
+  t.ok(served.ok, `both relays serve one certificate for ${first} (${served.value.join(', ')})`)
+  t.equal(ordersOf(r1, first) + ordersOf(r2, first), 1, 'one order')
+  t.equal([r1, r2].find((r) => ordersOf(r, first) > 0)?.proc.logs().find((l) => l['msg'] === 'acme: certificate issued' && l['host'] === first)?.['challenge'], 'tls-alpn-01', 'validated over TLS-ALPN-01')
+  if (ordersOf(r1, first) === 1) t.ok(logged(r2, 'acme: tls-alpn-01 challenge answered from the cluster', first), 'r2 answered r1\'s TLS-ALPN-01 challenge from Redis')
+
+  // Redis goes away: what the relays hold keeps serving; a name published now is not ordered.
+  await redis.handle.kill('SIGKILL')
+  const second = 'later.acme.test'
+  await publish(t, relays, 'desk', second)
+  t.ok((await waitForLinks(relays, ['desk'], 10_000)).ok, 'the new agent links to both relays (member list kept)')
+  await Promise.all(relays.map((r) => r.proc.waitForLog((l) => l['msg'] === 'acme: order waits for redis (never ordered without the cluster lock)' && l['host'] === second, 15_000, `${r.id} waiting for redis`)))
+  t.same(await Promise.all(relays.map((r) => servedSerial(r, root, first))), served.value, `${first} still served by both with Redis down`)
+  t.equal(ordersOf(r1, second) + ordersOf(r2, second), 0, 'no order without Redis')
+
+  // Redis is back (empty: no persistence in the test): one order for the new name, served by both.
+  await redis.restart()
+  const later = await pollUntil(() => Promise.all(relays.map((r) => servedSerial(r, root, second))), (s) => s[0] !== null && s[0] === s[1], { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
+  t.ok(later.ok, `both relays serve one certificate for ${second} once Redis is back (${later.value.join(', ')})`)
+  t.equal(ordersOf(r1, second) + ordersOf(r2, second), 1, 'one order for it across the cluster')
 })
