@@ -39,7 +39,7 @@ const logged = (relay: ClusterRelay, msg: string, name: string): boolean => rela
  * Relays on 127.0.0.11-13 sharing their ports, with `acme:` against a pebble whose validation
  * connects to r2's address only (every name resolves to it), and `state:` for the local cache.
  */
-async function acmeCluster(t: Scope, opts: { count: number; startCount: number; challenge: 'http-01' | 'tls-alpn-01' }) {
+async function acmeCluster(t: Scope, opts: { count: number; startCount: number; challenge: 'http-01' | 'tls-alpn-01'; validitySeconds?: number; renewBeforeS?: number }) {
   const redis = await startRedis(t)
   let pebble: Pebble | null = null
   const relays = await startCluster(t, {
@@ -52,8 +52,10 @@ async function acmeCluster(t: Scope, opts: { count: number; startCount: number; 
     startCount: opts.startCount,
     extra: { state: 'state' },
     beforeStart: async (rs) => {
-      pebble = await startPebble(t, { httpPort: rs[0]!.ports.public, tlsPort: rs[0]!.ports.public_tls, ipv4: rs[1]!.ip })
-      for (const r of rs) r.proc.config['acme'] = { directory: pebble.directory, directory_ca: pebble.directoryCa, email: 'ops@acme.test', challenge: opts.challenge }
+      pebble = await startPebble(t, { httpPort: rs[0]!.ports.public, tlsPort: rs[0]!.ports.public_tls, ipv4: rs[1]!.ip, ...(opts.validitySeconds ? { validitySeconds: opts.validitySeconds } : {}) })
+      for (const r of rs) {
+        r.proc.config['acme'] = { directory: pebble.directory, directory_ca: pebble.directoryCa, email: 'ops@acme.test', challenge: opts.challenge, ...(opts.renewBeforeS ? { renew_before_expiry_s: opts.renewBeforeS } : {}) }
+      }
     },
   })
   const root = await pebble!.root()
@@ -152,4 +154,41 @@ t.test('TLS-ALPN-01 answered by any relay; with Redis down relays keep serving a
   const later = await pollUntil(() => Promise.all(relays.map((r) => servedSerial(r, root, second))), (s) => s[0] !== null && s[0] === s[1], { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
   t.ok(later.ok, `both relays serve one certificate for ${second} once Redis is back (${later.value.join(', ')})`)
   t.equal(ordersOf(r1, second) + ordersOf(r2, second), 1, 'one order for it across the cluster')
+})
+
+t.test('renewal in a cluster: one order per renewal, every relay serves the renewed certificate', { skip: skip ?? false }, async (t) => {
+  // 60 s certificates renewed 54 s before their end: due 3-6 s after issuance on each relay (jitter).
+  const { relays, root } = await acmeCluster(t, { count: 2, startCount: 2, challenge: 'http-01', validitySeconds: 60, renewBeforeS: 54 })
+  const name = 'renew.acme.test'
+  await publish(t, relays, 'laptop', name)
+  const issuedSerials = (): string[] => relays.flatMap((r) => r.proc.logs().filter((l) => l['msg'] === 'acme: certificate issued' && l['host'] === name).map((l) => String(l['serial'])))
+  const first = await pollUntil(() => Promise.all(relays.map((r) => servedSerial(r, root, name))), (s) => s[0] !== null && s[0] === s[1], { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
+  t.ok(first.ok, `both serve the first certificate (${first.value.join(', ')})`)
+  const renewed = await pollUntil(() => Promise.all(relays.map((r) => servedSerial(r, root, name))), (s) => s[0] !== null && s[0] === s[1] && s[0] !== first.value[0] && issuedSerials().includes(s[0] ?? ''), { timeoutMs: ISSUE_TIMEOUT_MS, intervalMs: 250 })
+  t.ok(renewed.ok, `both serve the renewed certificate without a restart (${renewed.value.join(', ')})`)
+
+  // Renewals go on every few seconds; each is a single order: orders never overlap, and each
+  // starts only once the newest certificate is due (3 s into its 60 s life at the earliest). A
+  // member ordering in parallel, or ordering after the lock without the re-check, breaks one of them.
+  type Ev = { at: number; relay: string; kind: 'order' | 'issued'; notBefore: number }
+  const events: Ev[] = relays.flatMap((r) => r.proc.logs().filter((l) => l['host'] === name && (l['msg'] === 'acme: ordering a certificate' || l['msg'] === 'acme: certificate issued')).map((l): Ev => ({
+    at: Number(l['time']), relay: r.id, kind: l['msg'] === 'acme: certificate issued' ? 'issued' : 'order', notBefore: l['not_after'] ? Date.parse(String(l['not_after'])) - 60_000 : 0,
+  }))).sort((a, b) => a.at - b.at)
+  let inFlight = false
+  let newest: number | null = null
+  const problems: string[] = []
+  for (const e of events) {
+    if (e.kind === 'issued') {
+      inFlight = false
+      newest = e.notBefore
+      continue
+    }
+    if (inFlight) problems.push(`${e.relay} ordered at ${e.at} while another order was open`)
+    // X.509 times have whole seconds: a second of slack.
+    if (newest !== null && e.at < newest + 3_000 - 1_000) problems.push(`${e.relay} ordered at ${e.at}, ${e.at - newest} ms into a fresh certificate`)
+    inFlight = true
+  }
+  t.comment(`orders and issues: ${events.map((e) => `${e.relay} ${e.kind} +${e.at - events[0]!.at} ms${e.kind === 'issued' ? ` (not_before +${e.notBefore - events[0]!.at} ms)` : ''}`).join('; ')}`)
+  t.ok(events.filter((e) => e.kind === 'order').length >= 2, 'the first order and at least one renewal')
+  t.same(problems, [], 'one order per renewal')
 })
