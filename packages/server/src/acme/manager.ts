@@ -28,8 +28,11 @@ const MAX_TIMER_MS = 24 * 60 * 60_000
 const LOCK_WAIT_MS = 2_000
 /** Cluster: an order that needs Redis (lock, re-check) and cannot reach it waits this long, then asks again. */
 const REDIS_WAIT_MS = 5_000
-/** Cluster: a certificate issued while Redis was away is offered to it again this often. */
-const SHARE_RETRY_MS = 5_000
+/**
+ * Cluster: a certificate issued while Redis was away is offered to it again this often: well
+ * within REDIS_WAIT_MS, so it is back in Redis before a waiting member asks again.
+ */
+const SHARE_RETRY_MS = 1_000
 
 export interface AcmeManagerDeps {
   acme: () => RelayAcme
@@ -302,21 +305,33 @@ export class AcmeManager {
       return false
     }
     if (!this.isFresh(times)) return false
-    if (this.held.get(name)?.serial !== times.serial) this.adopt(name, stored)
-    else this.deferred.delete(name)
+    if (this.held.get(name)?.serial === times.serial) {
+      this.deferred.delete(name)
+      return true
+    }
+    try {
+      this.adopt(name, stored)
+    } catch (err) {
+      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: the cluster\'s certificate is unusable; ordering a new one')
+      return false
+    }
     return true
   }
 
-  /** Puts a certificate this relay issued into Redis and tells the members; retried while Redis is away. */
-  private async share(name: string, shared: AcmeSharedState, certPem: Buffer, key: Buffer, h: Held): Promise<void> {
+  /**
+   * Puts a certificate this relay issued into Redis and tells the members; while Redis is away it
+   * is offered again every SHARE_RETRY_MS (said once) until stored or replaced.
+   */
+  private async share(name: string, shared: AcmeSharedState, certPem: Buffer, key: Buffer, h: Held, attempt = 1): Promise<void> {
     try {
       await shared.saveCertificate(name, certPem, key, h.notAfter)
       this.deps.announce?.(name, h.serial)
       await shared.clearBackoff(name).catch(() => { /* expires by itself */ })
+      if (attempt > 1) this.log.info({ host: name, serial: h.serial, attempts: attempt }, 'acme: certificate stored in redis')
     } catch (err) {
-      this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message }, retry_in_s: SHARE_RETRY_MS / 1000 }, 'acme: certificate not stored in redis yet; served here, offered again')
+      if (attempt === 1) this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message } }, 'acme: certificate not stored in redis yet; served here, offered again every second')
       const retry = setTimeout(() => {
-        if (!this.closed && this.held.get(name) === h) void this.share(name, shared, certPem, key, h)
+        if (!this.closed && this.held.get(name) === h) void this.share(name, shared, certPem, key, h, attempt + 1)
       }, SHARE_RETRY_MS)
       retry.unref()
     }
@@ -414,7 +429,11 @@ export class AcmeManager {
         this.current = name
         try {
           const claim = this.deps.shared ? await this.claim(name, this.deps.shared) : null
-          if (claim === 'served' || this.closed) continue
+          if (this.closed) {
+            if (claim !== null && typeof claim === 'object') await claim.release()
+            return
+          }
+          if (claim === 'served') continue
           if (typeof claim === 'number') {
             this.deferred.set(name, this.now() + claim)
             this.enqueue(name)
@@ -503,8 +522,9 @@ export class AcmeManager {
     if (shared) {
       // One account for the cluster: the one in Redis, else this relay's (or a new one) offered to it.
       const inRedis = await shared.readAccountKey()
-      const key = inRedis ?? await shared.offerAccountKey(accountKey ?? await lib.crypto.createPrivateEcdsaKey())
-      if (!inRedis) this.log.info('acme: account key stored in redis for the cluster')
+      const offered = inRedis ? null : accountKey ?? await lib.crypto.createPrivateEcdsaKey()
+      const key = inRedis ?? await shared.offerAccountKey(offered!)
+      if (offered?.equals(key) === true) this.log.info('acme: account key stored in redis for the cluster')
       if (!accountKey?.equals(key)) this.store.writeAccountKey(key)
       accountKey = key
     } else if (!accountKey) {
