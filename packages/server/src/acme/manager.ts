@@ -1,4 +1,3 @@
-import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
@@ -8,7 +7,9 @@ import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client'
 import type { AcmeChallenge, RelayAcme } from '@porchlight/shared/config'
 import { isLoopbackHost } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
-import { ChallengeAnswers, challengeToken, requestHost, runDnsHook, writeKeyAuthorization } from './challenges.js'
+import { ChallengeHooks } from './challenge-hooks.js'
+import { ChallengeAnswers } from './challenges.js'
+import { certificateTimes, ClusterOrders, type StoredCertificate } from './cluster-orders.js'
 import { orderSlot, renewAt, retryDelayMs } from './schedule.js'
 import type { AcmeSharedState, OrderLock } from './shared-state.js'
 import { AcmeStore } from './store.js'
@@ -24,16 +25,6 @@ const loadAcmeClient = (): Promise<typeof acme> => (acmeClient ??= import('acme-
 const EXPIRY_LABEL_CAP = 200
 /** setTimeout fires at once past 2^31-1 ms; longer waits are taken in steps of this. */
 const MAX_TIMER_MS = 24 * 60 * 60_000
-/** Cluster: while another member holds a name's order lock, look for its certificate this often. */
-const LOCK_WAIT_MS = 2_000
-/** Cluster: an order that needs Redis (lock, re-check) and cannot reach it waits this long, then asks again. */
-const REDIS_WAIT_MS = 5_000
-/**
- * Cluster: a certificate issued while Redis was away is offered to it again this often: well
- * within REDIS_WAIT_MS, so it is back in Redis before a waiting member asks again.
- */
-const SHARE_RETRY_MS = 1_000
-
 export interface AcmeManagerDeps {
   acme: () => RelayAcme
   stateDir: string
@@ -84,6 +75,9 @@ export class AcmeManager {
   private readonly failures = new Map<string, { count: number; retryAt: number }>()
   /** Cluster: names waiting for another member's order, or for Redis, until the time given. */
   private readonly deferred = new Map<string, number>()
+  /** With `cluster:`: one order per name across the members, certificates shared through Redis. */
+  private readonly cluster: ClusterOrders | null
+  private readonly hooks: ChallengeHooks
   private readonly orderTimes: number[] = []
   private readonly store: AcmeStore
   private readonly now: () => number
@@ -116,6 +110,23 @@ export class AcmeManager {
     })
     const queue = this.queue
     new Gauge({ name: 'porchlight_acme_orders_waiting', help: 'Names waiting for an ACME order (cap, retry wait or another order in flight)', registers, collect() { this.set(queue.length) } })
+    this.cluster = deps.shared ? new ClusterOrders(deps.shared, {
+      log: this.log,
+      now: this.now,
+      held: (name) => this.held.get(name) ?? null,
+      adopt: (name, stored) => this.adopt(name, stored),
+      isFresh: (times) => this.now() < renewAt(times.notBefore, times.notAfter, this.deps.acme().renew_before_expiry_s, 1),
+      mayServe: (name) => this.mayServe(name),
+      closed: () => this.closed,
+      ...(deps.announce ? { announce: deps.announce } : {}),
+    }) : null
+    this.hooks = new ChallengeHooks({
+      answers: this.answers,
+      shared: deps.shared ?? null,
+      dnsHook: () => this.deps.acme().dns_hook,
+      alpnCertificate: async (authz, keyAuthorization) => (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization),
+      log: this.log,
+    })
   }
 
   /** Loads stored certificates for `acme.names` and orders the missing ones. */
@@ -134,7 +145,7 @@ export class AcmeManager {
     if (!name.startsWith('*.') && this.wildcardFor(name) !== null) return
     if (this.loadStored(name)) {
       // The local file is a cache: a member may have renewed the name while this relay was away.
-      if (this.deps.shared) void this.refreshFromShared(name, this.deps.shared)
+      if (this.cluster) void this.cluster.refresh(name)
       return
     }
     this.log.info({ host: name, why }, 'acme: certificate needed')
@@ -168,17 +179,7 @@ export class AcmeManager {
    */
   answerHttp(req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean> {
     if (this.answers.answerHttp(req, res)) return true
-    const shared = this.deps.shared
-    if (!shared) return false
-    const token = challengeToken(req)
-    const host = requestHost(req)
-    if (token === null || !this.mayServe(host)) return false
-    return shared.getHttp(token).then((entry) => {
-      if (!entry || entry.host !== host || res.headersSent) return false
-      writeKeyAuthorization(req, res, entry.keyAuthorization)
-      this.log.info({ host }, 'acme: http-01 challenge answered from the cluster')
-      return true
-    }, () => false)
+    return this.cluster?.answerHttp(req, res) ?? false
   }
 
   /**
@@ -187,19 +188,12 @@ export class AcmeManager {
    * then looked up in Redis by alpnContext).
    */
   mayAnswerAlpn(host: string): boolean {
-    return this.answers.hasAlpn(host) || (this.deps.shared != null && this.mayServe(host))
+    return this.answers.hasAlpn(host) || (this.cluster !== null && this.mayServe(host))
   }
 
   /** The TLS-ALPN-01 challenge certificate for a validation handshake, from this relay or the cluster. */
   async alpnContext(host: string): Promise<SecureContext | undefined> {
-    const local = this.answers.alpnContext(host)
-    if (local) return local
-    const shared = this.deps.shared
-    if (!shared || !this.mayServe(host)) return undefined
-    const challenge = await shared.getAlpn(host).catch(() => null)
-    if (!challenge) return undefined
-    this.log.info({ host }, 'acme: tls-alpn-01 challenge answered from the cluster')
-    return tls.createSecureContext({ key: challenge.key, cert: challenge.cert })
+    return this.answers.alpnContext(host) ?? await this.cluster?.alpnContext(host)
   }
 
   /**
@@ -207,10 +201,9 @@ export class AcmeManager {
    * relay wants the name and holds nothing newer (a name it does not serve is read when published).
    */
   onClusterCertificate(name: string, serial: string): void {
-    const shared = this.deps.shared
-    if (!shared || this.closed || this.held.get(name)?.serial === serial) return
+    if (!this.cluster || this.closed || this.held.get(name)?.serial === serial) return
     if (!this.held.has(name) && !this.queued.has(name) && this.current !== name && !this.mayServe(name)) return
-    void this.refreshFromShared(name, shared)
+    void this.cluster.refresh(name)
   }
 
   close(): void {
@@ -224,27 +217,8 @@ export class AcmeManager {
     return this.deps.acme().names.includes(name) || this.deps.isPublished(name)
   }
 
-  /** Fresh: not yet at the earliest moment any member would renew it (renewal jitter at its largest). */
-  private isFresh(t: { notBefore: number; notAfter: number }): boolean {
-    return this.now() < renewAt(t.notBefore, t.notAfter, this.deps.acme().renew_before_expiry_s, 1)
-  }
-
-  /** Serves the cluster's certificate for `name` when it is newer than what this relay holds. */
-  private async refreshFromShared(name: string, shared: AcmeSharedState): Promise<void> {
-    try {
-      const stored = await shared.readCertificate(name)
-      if (!stored || this.closed) return
-      const times = certificateTimes(stored.cert)
-      const held = this.held.get(name)
-      if (times.notAfter <= this.now() || (held && (held.serial === times.serial || held.notAfter >= times.notAfter))) return
-      this.adopt(name, stored)
-    } catch (err) {
-      this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message } }, 'acme: cannot read the cluster\'s certificate; keeping the one held')
-    }
-  }
-
   /** Serves a certificate a member stored in Redis, keeps it in the local cache and stops waiting for the name. */
-  private adopt(name: string, stored: { cert: Buffer; key: Buffer }): void {
+  private adopt(name: string, stored: StoredCertificate): void {
     const h = this.install(name, stored.cert, stored.key)
     try {
       this.store.save(name, stored.cert, stored.key)
@@ -258,83 +232,6 @@ export class AcmeManager {
     this.deferred.delete(name)
     this.log.info({ host: name, serial: h.serial, not_after: new Date(h.notAfter).toISOString() }, 'acme: using the certificate from the cluster')
     this.deps.onReady(name)
-  }
-
-  /**
-   * Cluster: may this relay order `name` now? 'served' when a fresh certificate is already in
-   * Redis (adopted), the lock when this member holds it (re-checked after acquiring: a member may
-   * have stored one in between), else how long to wait: another member orders it, its failure
-   * backoff is running, or Redis does not answer (never an order without the lock).
-   */
-  private async claim(name: string, shared: AcmeSharedState): Promise<'served' | number | OrderLock> {
-    try {
-      if (await this.adoptIfFresh(name, shared)) return 'served'
-      const backoff = await shared.readBackoff(name)
-      if (backoff) this.failures.set(name, backoff)
-      if (backoff && backoff.retryAt > this.now()) return backoff.retryAt - this.now()
-      const lock = await shared.lock(name)
-      if (lock === null) {
-        if (!this.deferred.has(name)) this.log.info({ host: name }, 'acme: another relay is ordering this name; waiting for its certificate')
-        return LOCK_WAIT_MS
-      }
-      try {
-        if (await this.adoptIfFresh(name, shared)) {
-          await lock.release()
-          return 'served'
-        }
-      } catch (err) {
-        await lock.release()
-        throw err
-      }
-      return lock
-    } catch (err) {
-      this.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message }, retry_in_s: REDIS_WAIT_MS / 1000 }, 'acme: order waits for redis (never ordered without the cluster lock)')
-      return REDIS_WAIT_MS
-    }
-  }
-
-  /** True when Redis holds a fresh certificate for `name` (now served here); false when an order is needed. */
-  private async adoptIfFresh(name: string, shared: AcmeSharedState): Promise<boolean> {
-    const stored = await shared.readCertificate(name)
-    if (!stored) return false
-    let times
-    try {
-      times = certificateTimes(stored.cert)
-    } catch (err) {
-      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: the cluster\'s certificate is unusable; ordering a new one')
-      return false
-    }
-    if (!this.isFresh(times)) return false
-    if (this.held.get(name)?.serial === times.serial) {
-      this.deferred.delete(name)
-      return true
-    }
-    try {
-      this.adopt(name, stored)
-    } catch (err) {
-      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: the cluster\'s certificate is unusable; ordering a new one')
-      return false
-    }
-    return true
-  }
-
-  /**
-   * Puts a certificate this relay issued into Redis and tells the members; while Redis is away it
-   * is offered again every SHARE_RETRY_MS (said once) until stored or replaced.
-   */
-  private async share(name: string, shared: AcmeSharedState, certPem: Buffer, key: Buffer, h: Held, attempt = 1): Promise<void> {
-    try {
-      await shared.saveCertificate(name, certPem, key, h.notAfter)
-      this.deps.announce?.(name, h.serial)
-      await shared.clearBackoff(name).catch(() => { /* expires by itself */ })
-      if (attempt > 1) this.log.info({ host: name, serial: h.serial, attempts: attempt }, 'acme: certificate stored in redis')
-    } catch (err) {
-      if (attempt === 1) this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', host: name, err: { message: (err as Error).message } }, 'acme: certificate not stored in redis yet; served here, offered again every second')
-      const retry = setTimeout(() => {
-        if (!this.closed && this.held.get(name) === h) void this.share(name, shared, certPem, key, h, attempt + 1)
-      }, SHARE_RETRY_MS)
-      retry.unref()
-    }
   }
 
   private wildcardFor(name: string): string | null {
@@ -373,11 +270,11 @@ export class AcmeManager {
 
   /** Serves a certificate from now on (new handshakes; open connections keep theirs) and plans its renewal. */
   private install(name: string, certPem: Buffer, keyPem: Buffer): Held {
-    const x509 = new X509Certificate(certPem)
+    const times = certificateTimes(certPem)
     const context = tls.createSecureContext({ ...this.deps.contextOptions, cert: certPem, key: keyPem })
     const old = this.held.get(name)
     if (old?.renewTimer) clearTimeout(old.renewTimer)
-    const h: Held = { context, notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), serial: x509.serialNumber.toLowerCase(), renewTimer: null }
+    const h: Held = { context, ...times, renewTimer: null }
     this.held.set(name, h)
     const at = renewAt(h.notBefore, h.notAfter, this.deps.acme().renew_before_expiry_s, this.random())
     this.scheduleRenewal(name, h, at)
@@ -428,20 +325,19 @@ export class AcmeManager {
         this.queued.delete(name)
         this.current = name
         try {
-          const claim = this.deps.shared ? await this.claim(name, this.deps.shared) : null
-          if (this.closed) {
-            if (claim !== null && typeof claim === 'object') await claim.release()
-            return
-          }
-          if (claim === 'served') continue
-          if (typeof claim === 'number') {
-            this.deferred.set(name, this.now() + claim)
+          const claim = this.cluster ? await this.cluster.claim(name, this.deferred.has(name)) : null
+          if (claim?.do === 'order' && this.closed) await claim.lock.release()
+          if (this.closed) return
+          if (claim && claim.do !== 'served' && claim.backoff) this.failures.set(name, claim.backoff)
+          if (claim?.do === 'served') continue
+          if (claim?.do === 'wait') {
+            this.deferred.set(name, this.now() + claim.ms)
             this.enqueue(name)
             continue
           }
           this.deferred.delete(name)
           this.orderTimes.push(this.now())
-          await this.order(name, claim)
+          await this.order(name, claim?.lock ?? null)
         } finally {
           this.current = null
         }
@@ -481,8 +377,8 @@ export class AcmeManager {
         challengePriority: [challenge],
         // acme-client's own pre-check would resolve the name from here; the CA's check is the one that counts.
         skipChallengeVerification: true,
-        challengeCreateFn: (authz, ch, keyAuthorization) => this.present(authz, ch, keyAuthorization),
-        challengeRemoveFn: (authz, ch, keyAuthorization) => this.cleanup(authz, ch, keyAuthorization),
+        challengeCreateFn: (authz, ch, keyAuthorization) => this.hooks.present(authz, ch, keyAuthorization),
+        challengeRemoveFn: (authz, ch, keyAuthorization) => this.hooks.cleanup(authz, ch, keyAuthorization),
       })
       if (this.closed) return
       const certPem = Buffer.from(cert)
@@ -492,7 +388,7 @@ export class AcmeManager {
       this.orders.inc({ result: 'valid' })
       this.log.info({ host: name, challenge, serial: h.serial, not_after: new Date(h.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'acme: certificate issued')
       // Stored for the members before the lock goes, so a member's re-check under the lock finds it.
-      if (this.deps.shared) await this.share(name, this.deps.shared, certPem, key, h)
+      if (this.cluster) await this.cluster.share(name, { cert: certPem, key }, h, () => this.held.get(name) === h)
       this.deps.onReady(name)
     } catch (err) {
       if (this.closed) return
@@ -500,7 +396,7 @@ export class AcmeManager {
       const delay = retryDelayMs(count)
       this.failures.set(name, { count, retryAt: this.now() + delay })
       // The members wait out the same backoff instead of trying the name in turn.
-      await this.deps.shared?.saveBackoff(name, { count, retryAt: this.now() + delay }).catch(() => { /* each member still has its own */ })
+      await this.cluster?.saveBackoff(name, { count, retryAt: this.now() + delay })
       this.orders.inc({ result: 'failed' })
       this.log.warn({ host: name, challenge, err: { message: (err as Error).message }, failures: count, retry_in_s: Math.round(delay / 1000), ms: Math.round(performance.now() - started) }, 'acme: order failed')
       this.enqueue(name)
@@ -518,13 +414,8 @@ export class AcmeManager {
       lib.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
     }
     let accountKey = this.store.readAccountKey()
-    const shared = this.deps.shared
-    if (shared) {
-      // One account for the cluster: the one in Redis, else this relay's (or a new one) offered to it.
-      const inRedis = await shared.readAccountKey()
-      const offered = inRedis ? null : accountKey ?? await lib.crypto.createPrivateEcdsaKey()
-      const key = inRedis ?? await shared.offerAccountKey(offered!)
-      if (offered?.equals(key) === true) this.log.info('acme: account key stored in redis for the cluster')
+    if (this.cluster) {
+      const key = await this.cluster.accountKey(accountKey, () => lib.crypto.createPrivateEcdsaKey())
       if (!accountKey?.equals(key)) this.store.writeAccountKey(key)
       accountKey = key
     } else if (!accountKey) {
@@ -538,48 +429,4 @@ export class AcmeManager {
     this.client = client
     return client
   }
-
-  private async present(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
-    const host = authz.identifier.value
-    const shared = this.deps.shared
-    if (challenge.type === 'http-01') {
-      this.answers.addHttp(host, challenge.token, keyAuthorization)
-      // The CA's request may reach any member: each one finds the answer in Redis.
-      await shared?.putHttp(challenge.token, host, keyAuthorization)
-    } else if (challenge.type === 'tls-alpn-01') {
-      const [key, cert] = await (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization)
-      this.answers.addAlpn(host, tls.createSecureContext({ key, cert }))
-      await shared?.putAlpn(host, { key: key.toString(), cert: cert.toString() })
-    } else if (challenge.type === 'dns-01') {
-      const hook = this.deps.acme().dns_hook
-      if (hook === null) throw new Error('dns-01 needs acme.dns_hook')
-      await runDnsHook(hook, 'present', `_acme-challenge.${host}`, keyAuthorization)
-    } else throw new Error(`unsupported challenge ${challenge.type}`)
-    this.log.debug({ host, challenge: challenge.type }, 'acme: challenge ready')
-  }
-
-  private async cleanup(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
-    const host = authz.identifier.value
-    const shared = this.deps.shared
-    if (challenge.type === 'http-01') {
-      this.answers.removeHttp(challenge.token)
-      await shared?.deleteHttp(challenge.token).catch(() => { /* expires by itself */ })
-    } else if (challenge.type === 'tls-alpn-01') {
-      this.answers.removeAlpn(host)
-      await shared?.deleteAlpn(host).catch(() => { /* expires by itself */ })
-    } else if (challenge.type === 'dns-01') {
-      const hook = this.deps.acme().dns_hook
-      if (hook !== null) {
-        await runDnsHook(hook, 'cleanup', `_acme-challenge.${host}`, keyAuthorization).catch((err: unknown) => {
-          this.log.warn({ host, err: { message: (err as Error).message } }, 'acme: dns_hook cleanup failed')
-        })
-      }
-    }
-  }
-}
-
-/** Validity and serial of a PEM certificate (the first in a chain). */
-function certificateTimes(pem: Buffer): { notBefore: number; notAfter: number; serial: string } {
-  const x509 = new X509Certificate(pem)
-  return { notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), serial: x509.serialNumber.toLowerCase() }
 }
