@@ -170,17 +170,18 @@ t.test('renewal in a cluster: one order per renewal, every relay serves the rene
   // Renewals go on every few seconds; each is a single order: orders never overlap, and each
   // starts only once the newest certificate is due (3 s into its 60 s life at the earliest). A
   // member ordering in parallel, or ordering after the lock without the re-check, breaks one of them.
-  type Ev = { at: number; relay: string; kind: 'order' | 'issued'; notBefore: number }
-  const events: Ev[] = relays.flatMap((r) => r.proc.logs().filter((l) => l['host'] === name && (l['msg'] === 'acme: ordering a certificate' || l['msg'] === 'acme: certificate issued')).map((l): Ev => ({
-    at: Number(l['time']), relay: r.id, kind: l['msg'] === 'acme: certificate issued' ? 'issued' : 'order', notBefore: l['not_after'] ? Date.parse(String(l['not_after'])) - 60_000 : 0,
+  type Ev = { at: number; relay: string; kind: 'order' | 'issued' | 'failed'; notBefore: number }
+  const kinds: Record<string, Ev['kind']> = { 'acme: ordering a certificate': 'order', 'acme: certificate issued': 'issued', 'acme: order failed': 'failed' }
+  const events: Ev[] = relays.flatMap((r) => r.proc.logs().filter((l) => l['host'] === name && kinds[String(l['msg'])] !== undefined).map((l): Ev => ({
+    at: Number(l['time']), relay: r.id, kind: kinds[String(l['msg'])]!, notBefore: l['not_after'] ? Date.parse(String(l['not_after'])) - 60_000 : 0,
   }))).sort((a, b) => a.at - b.at)
   let inFlight = false
   let newest: number | null = null
   const problems: string[] = []
   for (const e of events) {
-    if (e.kind === 'issued') {
+    if (e.kind !== 'order') {
       inFlight = false
-      newest = e.notBefore
+      if (e.kind === 'issued') newest = e.notBefore
       continue
     }
     if (inFlight) problems.push(`${e.relay} ordered at ${e.at} while another order was open`)
