@@ -95,7 +95,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     onEvent: (event) => {
       if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
       else if (event.t === 'acme.cert') acme?.onClusterCertificate(event.name, event.serial)
-      else ctx.links.apply(event)
+      // Only the kinds this version knows: a newer member's entries are skipped, not misread.
+      else if (event.t === 'link.create' || event.t === 'link.revoke') ctx.links.apply(event)
     },
   }) : null
   let closing = false
