@@ -171,7 +171,8 @@ export interface ClusterRelay {
   id: string
   ip: string
   proc: RelayProcess
-  ports: { public: number; agents: number; admin: number; peer: number }
+  /** public_tls is 0 unless ClusterOptions.publicTls. */
+  ports: { public: number; public_tls: number; agents: number; admin: number; peer: number }
   agentsUrl: string
   peerUrl: string
   adminUrl: string
@@ -189,8 +190,18 @@ export interface ClusterRelay {
 
 export interface ClusterOptions {
   redis: RedisProcess
-  /** Agent names, each allowed `*.localhost`. */
+  /** Agent names, each allowed `hosts`. */
   agents: string[]
+  /** Every agent's hosts (default `*.localhost`). */
+  hosts?: string[]
+  /** relay.yaml `domain` (default localhost). */
+  domain?: string
+  /** listen.public_tls on every relay (same port on each address, no certificate files: ACME provides them). */
+  publicTls?: boolean
+  /** Only the first N relays start (default all); a test starts the others with `proc.start()`. */
+  startCount?: number
+  /** Called with every relay built (configs and ports known) before any starts, e.g. to start a CA that needs their ports. */
+  beforeStart?: (relays: ClusterRelay[]) => Promise<void>
   /** The Redis address relay i uses (default: redis itself), e.g. through a TcpHop. */
   redisUrlFor?: (i: number) => string
   heartbeat?: { interval_ms: number; timeout_ms: number }
@@ -226,7 +237,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     taken.add(port)
     return port
   }
-  const shared = { public: await pick(), agents: await pick(), admin: await pick(), peer: await pick() }
+  const shared = { public: await pick(), public_tls: opts.publicTls === true ? await pick() : 0, agents: await pick(), admin: await pick(), peer: await pick() }
   for (let i = 0; i < count; i++) {
     const ip = RELAY_IPS[i]!
     const id = `r${i + 1}`
@@ -236,9 +247,10 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: agentsHost, port: ports.agents }) : null
     const advertisedAgents = opts.tlsAgents ? `wss://localhost:${ports.agents}` : hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
     const pki = opts.tlsAgents?.pkiFor(i)
-    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
+    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: opts.hosts ?? ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
+      ...(opts.domain ? { domain: opts.domain } : {}),
       ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}),
       extra: {
         cluster: {
@@ -254,15 +266,22 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     })
     // Every relay knows the same tokens: the first relay's are reused by the others.
     for (const name of opts.agents) tokens[name] ??= { token: proc.tokens[name]! }
-    proc.config.listen = { public: `${ip}:${ports.public}`, agents: `${agentsHost}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`, ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}) } as typeof proc.config.listen
+    proc.config.listen = {
+      public: `${ip}:${ports.public}`,
+      ...(opts.publicTls === true ? { public_tls: { address: `${ip}:${ports.public_tls}`, certs: [] } } : {}),
+      agents: `${agentsHost}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`,
+      ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}),
+    } as typeof proc.config.listen
     relays.push(clusterRelay(id, ip, proc, ports, hop))
   }
+  await opts.beforeStart?.(relays)
+  const starting = relays.slice(0, opts.startCount ?? count)
   // One after the other: three cold node starts at once on a loaded 2-core machine can each take
   // longer than the harness's ready timeout.
-  for (const r of relays) await r.proc.start()
+  for (const r of starting) await r.proc.start()
   // Started together, a member may have read the member set before the others wrote theirs:
   // wait until every one has seen all (one heartbeat, about a second).
-  await Promise.all(relays.map((r) => r.proc.waitForLog((l) => l['msg'] === 'cluster members' && Array.isArray(l['members']) && l['members'].length === count, 10_000, `${r.id} seeing ${count} members`)))
+  await Promise.all(starting.map((r) => r.proc.waitForLog((l) => l['msg'] === 'cluster members' && Array.isArray(l['members']) && l['members'].length === starting.length, 10_000, `${r.id} seeing ${starting.length} members`)))
   return relays
 }
 

@@ -32,6 +32,8 @@ import { RateLimiter } from './access/rate-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
+import { AcmeSharedState } from './acme/shared-state.js'
+import { directoryId } from './acme/store.js'
 import { ACME_TLS_ALPN } from './acme/challenges.js'
 import { ClusterNode } from './cluster/node.js'
 import { createPeerServer } from './cluster/peer-server.js'
@@ -92,7 +94,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     stateDir: config.state,
     onEvent: (event) => {
       if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
-      else ctx.links.apply(event)
+      else if (event.t === 'acme.cert') acme?.onClusterCertificate(event.name, event.serial)
+      // Only the kinds this version knows: a newer member's entries are skipped, not misread.
+      else if (event.t === 'link.create' || event.t === 'link.revoke') ctx.links.apply(event)
     },
   }) : null
   let closing = false
@@ -148,6 +152,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     staticCovers: (name) => publicTls?.covers(name) === true,
     isPublished: (name) => registry.route(name) !== undefined,
     onReady: (name) => announceHttps(name),
+    // `cluster:`: account, certificates, challenge answers and one order lock per name in Redis.
+    shared: cluster ? new AcmeSharedState({ redis: cluster.redis, key: cluster.keys.acme, prefix: `porchlight:acme:${directoryId(acmeSettings.directory)}:`, member: cluster.id }) : null,
+    announce: (name, serial) => cluster?.publish({ t: 'acme.cert', name, serial }),
     // Visitor client certificates are checked against the relay CA on ACME certificates too.
     contextOptions: { ...(config.pki ? { ca: readFile(path.join(config.pki, 'ca.crt')) } : {}), ...sharedAgentsTlsOptions(config) },
     log,
@@ -174,7 +181,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     https: false,
     listenerPorts: () => listenerPorts(),
     basicLimiter,
-    ...(acme ? { beforeRouting: (req: IncomingMessage, res: ServerResponse) => acme.answers.answerHttp(req, res) } : {}),
+    ...(acme ? { beforeRouting: (req: IncomingMessage, res: ServerResponse) => acme.answerHttp(req, res) } : {}),
   })
   const publicServer = createVisitorServer(ctx, cluster ? cluster.wrapVisitors(visitorHandler, 'http') : visitorHandler)
   const refusals = new RefusalWatch(log.child({ component: 'limits' }), metrics.refusals, undefined, () => metrics.limitRefused('max_connections_per_ip'))
@@ -447,9 +454,12 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     SNICallback(this: tls.TLSSocket | undefined, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
       const socket = this as (tls.TLSSocket & { [acmeValidation]?: boolean }) | undefined
       if (acme && socket?.[acmeValidation] === true) {
-        const challenge = acme.answers.alpnContext(servername.toLowerCase())
-        if (challenge) return cb(null, challenge)
-        return cb(new Error('no acme-tls/1 challenge open for this name'))
+        // This relay's own challenge, or (cluster) one a member stored in Redis.
+        void acme.alpnContext(servername.toLowerCase()).then((challenge) => {
+          if (challenge) cb(null, challenge)
+          else cb(new Error('no acme-tls/1 challenge open for this name'))
+        })
+        return
       }
       if (current.certs?.covers(servername) === true || acme === null) return current.certs!.SNICallback(servername, cb)
       const issued = acme.contextFor(servername)
@@ -461,7 +471,7 @@ function createPublicTlsServer(config: RelayConfig, handler: ReturnType<typeof c
     // acme-tls/1 and is marked here for the SNI callback; visitors get h2 when they offer it
     // (handed to the HTTP/2 server below), else http/1.1.
     ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }): string | undefined {
-      if (acme && protocols.includes(ACME_TLS_ALPN) && acme.answers.hasAlpn(servername.toLowerCase())) {
+      if (acme && protocols.includes(ACME_TLS_ALPN) && acme.mayAnswerAlpn(servername.toLowerCase())) {
         (this as tls.TLSSocket & { [acmeValidation]?: boolean })[acmeValidation] = true
         return ACME_TLS_ALPN
       }

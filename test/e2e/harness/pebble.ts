@@ -34,7 +34,8 @@ export function pebbleMissingReason(): string | null {
   return null
 }
 
-export async function startPebble(t: Scope, opts: { httpPort: number; tlsPort: number; validitySeconds?: number }): Promise<Pebble> {
+/** `ipv4`: the address every name resolves to for pebble's validation (default 127.0.0.1). */
+export async function startPebble(t: Scope, opts: { httpPort: number; tlsPort: number; validitySeconds?: number; ipv4?: string }): Promise<Pebble> {
   const pki = await initPki(t, 'localhost')
   const dir = childDir(t, 'pebble')
   const [acmePort, mgmtPort, dnsPort, chalMgmtPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
@@ -42,7 +43,7 @@ export async function startPebble(t: Scope, opts: { httpPort: number; tlsPort: n
   const chal = new ChildHandle(t, {
     label: 'challtestsrv',
     command: 'pebble-challtestsrv',
-    args: ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${chalMgmtPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''],
+    args: ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${chalMgmtPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', opts.ipv4 ?? '127.0.0.1', '-defaultIPv6', ''],
     env, cwd: dir,
   })
   await chal.waitForLine('any', /Starting management server/, 10_000, 'challtestsrv ready')

@@ -47,15 +47,33 @@ export class ChallengeAnswers {
    * request's Host; returns false (not answered) for anything else, which is then routed as usual.
    */
   answerHttp(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? ''
-    if (!url.startsWith(HTTP01_PREFIX) || (req.method !== 'GET' && req.method !== 'HEAD')) return false
-    const entry = this.http.get(url.slice(HTTP01_PREFIX.length))
-    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '')
-    if (!entry || entry.host !== host) return false
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(entry.keyAuthorization), 'cache-control': 'no-store' })
-    res.end(req.method === 'HEAD' ? undefined : entry.keyAuthorization)
+    const token = challengeToken(req)
+    const entry = token === null ? undefined : this.http.get(token)
+    if (!entry || entry.host !== requestHost(req)) return false
+    writeKeyAuthorization(req, res, entry.keyAuthorization)
     return true
   }
+}
+
+/** RFC 8555 tokens are base64url; anything else (or another path or method) is not a challenge request. */
+const TOKEN_RE = /^[A-Za-z0-9_-]{1,256}$/
+
+/** The token of an HTTP-01 validation request (GET or HEAD under HTTP01_PREFIX), else null. */
+export function challengeToken(req: IncomingMessage): string | null {
+  const url = req.url ?? ''
+  if (!url.startsWith(HTTP01_PREFIX) || (req.method !== 'GET' && req.method !== 'HEAD')) return null
+  const token = url.slice(HTTP01_PREFIX.length)
+  return TOKEN_RE.test(token) ? token : null
+}
+
+/** The request's Host without port or trailing dot, lower-cased. */
+export function requestHost(req: IncomingMessage): string {
+  return (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '')
+}
+
+export function writeKeyAuthorization(req: IncomingMessage, res: ServerResponse, keyAuthorization: string): void {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(keyAuthorization), 'cache-control': 'no-store' })
+  res.end(req.method === 'HEAD' ? undefined : keyAuthorization)
 }
 
 /**

@@ -1,5 +1,5 @@
-import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
 import tls, { type SecureContext } from 'node:tls'
 import type acme from 'acme-client'
@@ -7,8 +7,11 @@ import { Counter, Gauge, type Registry as PromRegistry } from 'prom-client'
 import type { AcmeChallenge, RelayAcme } from '@porchlight/shared/config'
 import { isLoopbackHost } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
-import { ChallengeAnswers, runDnsHook } from './challenges.js'
+import { ChallengeHooks } from './challenge-hooks.js'
+import { ChallengeAnswers } from './challenges.js'
+import { certificateTimes, ClusterOrders, type StoredCertificate } from './cluster-orders.js'
 import { orderSlot, renewAt, retryDelayMs } from './schedule.js'
+import type { AcmeSharedState, OrderLock } from './shared-state.js'
 import { AcmeStore } from './store.js'
 
 /**
@@ -22,7 +25,6 @@ const loadAcmeClient = (): Promise<typeof acme> => (acmeClient ??= import('acme-
 const EXPIRY_LABEL_CAP = 200
 /** setTimeout fires at once past 2^31-1 ms; longer waits are taken in steps of this. */
 const MAX_TIMER_MS = 24 * 60 * 60_000
-
 export interface AcmeManagerDeps {
   acme: () => RelayAcme
   stateDir: string
@@ -36,6 +38,13 @@ export interface AcmeManagerDeps {
   contextOptions: tls.SecureContextOptions
   /** A certificate for `name` is now served (first issue or renewal). */
   onReady: (name: string) => void
+  /**
+   * With `cluster:`: the ACME state all members share in Redis (account, certificates, challenge
+   * answers, one order lock per name). Null or absent: this relay alone, files in `state:` only.
+   */
+  shared?: AcmeSharedState | null
+  /** With `cluster:`: tells the other members that a certificate for `name` is in Redis (the stream). */
+  announce?: (name: string, serial: string) => void
   log: Logger
   metrics: PromRegistry
   now?: () => number
@@ -64,6 +73,11 @@ export class AcmeManager {
   private readonly queue: string[] = []
   private readonly queued = new Set<string>()
   private readonly failures = new Map<string, { count: number; retryAt: number }>()
+  /** Cluster: names waiting for another member's order, or for Redis, until the time given. */
+  private readonly deferred = new Map<string, number>()
+  /** With `cluster:`: one order per name across the members, certificates shared through Redis. */
+  private readonly cluster: ClusterOrders | null
+  private readonly hooks: ChallengeHooks
   private readonly orderTimes: number[] = []
   private readonly store: AcmeStore
   private readonly now: () => number
@@ -96,6 +110,23 @@ export class AcmeManager {
     })
     const queue = this.queue
     new Gauge({ name: 'porchlight_acme_orders_waiting', help: 'Names waiting for an ACME order (cap, retry wait or another order in flight)', registers, collect() { this.set(queue.length) } })
+    this.cluster = deps.shared ? new ClusterOrders(deps.shared, {
+      log: this.log,
+      now: this.now,
+      held: (name) => this.held.get(name) ?? null,
+      adopt: (name, stored) => this.adopt(name, stored),
+      isFresh: (times) => this.now() < renewAt(times.notBefore, times.notAfter, this.deps.acme().renew_before_expiry_s, 1),
+      mayServe: (name) => this.mayServe(name),
+      closed: () => this.closed,
+      ...(deps.announce ? { announce: deps.announce } : {}),
+    }) : null
+    this.hooks = new ChallengeHooks({
+      answers: this.answers,
+      shared: deps.shared ?? null,
+      dnsHook: () => this.deps.acme().dns_hook,
+      alpnCertificate: async (authz, keyAuthorization) => (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization),
+      log: this.log,
+    })
   }
 
   /** Loads stored certificates for `acme.names` and orders the missing ones. */
@@ -112,7 +143,11 @@ export class AcmeManager {
     if (this.closed || this.held.has(name) || this.queued.has(name) || this.current === name) return
     if (this.deps.staticCovers(name)) return
     if (!name.startsWith('*.') && this.wildcardFor(name) !== null) return
-    if (this.loadStored(name)) return
+    if (this.loadStored(name)) {
+      // The local file is a cache: a member may have renewed the name while this relay was away.
+      if (this.cluster) void this.cluster.refresh(name)
+      return
+    }
     this.log.info({ host: name, why }, 'acme: certificate needed')
     this.enqueue(name)
   }
@@ -137,10 +172,66 @@ export class AcmeManager {
     return this.held.get(name)?.serial ?? null
   }
 
+  /**
+   * The public HTTP listener's hook before routing: HTTP-01 validation requests for this relay's
+   * own open orders, and in a cluster for any member's (the CA's request may reach any relay),
+   * looked up in Redis only for a name this relay may serve. True or a promise of true: answered.
+   */
+  answerHttp(req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean> {
+    if (this.answers.answerHttp(req, res)) return true
+    return this.cluster?.answerHttp(req, res) ?? false
+  }
+
+  /**
+   * The ALPN callback's question: should a handshake offering acme-tls/1 for `host` get it? Yes
+   * for this relay's own open challenge, and in a cluster for a name it may serve (the answer is
+   * then looked up in Redis by alpnContext).
+   */
+  mayAnswerAlpn(host: string): boolean {
+    return this.answers.hasAlpn(host) || (this.cluster !== null && this.mayServe(host))
+  }
+
+  /** The TLS-ALPN-01 challenge certificate for a validation handshake, from this relay or the cluster. */
+  async alpnContext(host: string): Promise<SecureContext | undefined> {
+    return this.answers.alpnContext(host) ?? await this.cluster?.alpnContext(host)
+  }
+
+  /**
+   * The stream says a member stored a certificate for `name`: served here from now on when this
+   * relay wants the name and holds nothing newer (a name it does not serve is read when published).
+   */
+  onClusterCertificate(name: string, serial: string): void {
+    if (!this.cluster || this.closed || this.held.get(name)?.serial === serial) return
+    if (!this.held.has(name) && !this.queued.has(name) && this.current !== name && !this.mayServe(name)) return
+    void this.cluster.refresh(name)
+  }
+
   close(): void {
     this.closed = true
     if (this.wake) clearTimeout(this.wake)
     for (const h of this.held.values()) if (h.renewTimer) clearTimeout(h.renewTimer)
+  }
+
+  /** A name this relay may hold a certificate for: configured, or published by an agent under its policy. */
+  private mayServe(name: string): boolean {
+    return this.deps.acme().names.includes(name) || this.deps.isPublished(name)
+  }
+
+  /** Serves a certificate a member stored in Redis, keeps it in the local cache and stops waiting for the name. */
+  private adopt(name: string, stored: StoredCertificate): void {
+    const h = this.install(name, stored.cert, stored.key)
+    try {
+      this.store.save(name, stored.cert, stored.key)
+    } catch (err) {
+      this.log.warn({ host: name, err: { message: (err as Error).message } }, 'acme: local certificate cache not written')
+    }
+    const i = this.queue.indexOf(name)
+    if (i !== -1) this.queue.splice(i, 1)
+    this.queued.delete(name)
+    this.failures.delete(name)
+    this.deferred.delete(name)
+    this.log.info({ host: name, serial: h.serial, not_after: new Date(h.notAfter).toISOString() }, 'acme: using the certificate from the cluster')
+    this.deps.onReady(name)
   }
 
   private wildcardFor(name: string): string | null {
@@ -179,11 +270,11 @@ export class AcmeManager {
 
   /** Serves a certificate from now on (new handshakes; open connections keep theirs) and plans its renewal. */
   private install(name: string, certPem: Buffer, keyPem: Buffer): Held {
-    const x509 = new X509Certificate(certPem)
+    const times = certificateTimes(certPem)
     const context = tls.createSecureContext({ ...this.deps.contextOptions, cert: certPem, key: keyPem })
     const old = this.held.get(name)
     if (old?.renewTimer) clearTimeout(old.renewTimer)
-    const h: Held = { context, notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), serial: x509.serialNumber.toLowerCase(), renewTimer: null }
+    const h: Held = { context, ...times, renewTimer: null }
     this.held.set(name, h)
     const at = renewAt(h.notBefore, h.notAfter, this.deps.acme().renew_before_expiry_s, this.random())
     this.scheduleRenewal(name, h, at)
@@ -221,21 +312,32 @@ export class AcmeManager {
       for (;;) {
         if (this.closed || this.queue.length === 0) return
         const now = this.now()
-        const index = this.queue.findIndex((n) => (this.failures.get(n)?.retryAt ?? 0) <= now)
+        const index = this.queue.findIndex((n) => this.readyAt(n, 0) <= now)
         const slot = orderSlot(this.orderTimes, now, this.deps.acme().max_orders_per_hour)
         if (index === -1 || !slot.ok) {
-          const nextRetry = Math.min(...this.queue.map((n) => this.failures.get(n)?.retryAt ?? now))
+          const nextRetry = Math.min(...this.queue.map((n) => this.readyAt(n, now)))
           const at = slot.ok ? nextRetry : Math.max(slot.at, nextRetry)
           if (!slot.ok) this.log.warn({ waiting: this.queue.length, until: new Date(at).toISOString() }, 'acme: hourly order cap reached; waiting')
           this.sleepUntil(at)
           return
         }
-        const [name] = this.queue.splice(index, 1)
-        this.queued.delete(name!)
-        this.orderTimes.push(now)
-        this.current = name!
+        const name = this.queue.splice(index, 1)[0]!
+        this.queued.delete(name)
+        this.current = name
         try {
-          await this.order(name!)
+          const claim = this.cluster ? await this.cluster.claim(name, this.deferred.has(name)) : null
+          if (claim?.do === 'order' && this.closed) await claim.lock.release()
+          if (this.closed) return
+          if (claim && claim.do !== 'served' && claim.backoff) this.failures.set(name, claim.backoff)
+          if (claim?.do === 'served') continue
+          if (claim?.do === 'wait') {
+            this.deferred.set(name, this.now() + claim.ms)
+            this.enqueue(name)
+            continue
+          }
+          this.deferred.delete(name)
+          this.orderTimes.push(this.now())
+          await this.order(name, claim?.lock ?? null)
         } finally {
           this.current = null
         }
@@ -243,6 +345,11 @@ export class AcmeManager {
     } finally {
       this.running = false
     }
+  }
+
+  /** When a queued name may be tried: after its failure backoff and any cluster wait (`fallback` when neither). */
+  private readyAt(name: string, fallback: number): number {
+    return Math.max(this.failures.get(name)?.retryAt ?? fallback, this.deferred.get(name) ?? fallback)
   }
 
   private sleepUntil(at: number): void {
@@ -254,7 +361,8 @@ export class AcmeManager {
     this.wake.unref()
   }
 
-  private async order(name: string): Promise<void> {
+  /** One order; `lock` is this member's cluster lock for the name (released at the end), null without a cluster. */
+  private async order(name: string, lock: OrderLock | null): Promise<void> {
     const challenge = this.challengeFor(name)
     const started = performance.now()
     this.log.info({ host: name, challenge }, 'acme: ordering a certificate')
@@ -269,8 +377,8 @@ export class AcmeManager {
         challengePriority: [challenge],
         // acme-client's own pre-check would resolve the name from here; the CA's check is the one that counts.
         skipChallengeVerification: true,
-        challengeCreateFn: (authz, ch, keyAuthorization) => this.present(authz, ch, keyAuthorization),
-        challengeRemoveFn: (authz, ch, keyAuthorization) => this.cleanup(authz, ch, keyAuthorization),
+        challengeCreateFn: (authz, ch, keyAuthorization) => this.hooks.present(authz, ch, keyAuthorization),
+        challengeRemoveFn: (authz, ch, keyAuthorization) => this.hooks.cleanup(authz, ch, keyAuthorization),
       })
       if (this.closed) return
       const certPem = Buffer.from(cert)
@@ -279,15 +387,21 @@ export class AcmeManager {
       this.failures.delete(name)
       this.orders.inc({ result: 'valid' })
       this.log.info({ host: name, challenge, serial: h.serial, not_after: new Date(h.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'acme: certificate issued')
+      // Stored for the members before the lock goes, so a member's re-check under the lock finds it.
+      if (this.cluster) await this.cluster.share(name, { cert: certPem, key }, h, () => this.held.get(name) === h)
       this.deps.onReady(name)
     } catch (err) {
       if (this.closed) return
       const count = (this.failures.get(name)?.count ?? 0) + 1
       const delay = retryDelayMs(count)
       this.failures.set(name, { count, retryAt: this.now() + delay })
+      // The members wait out the same backoff instead of trying the name in turn.
+      await this.cluster?.saveBackoff(name, { count, retryAt: this.now() + delay })
       this.orders.inc({ result: 'failed' })
       this.log.warn({ host: name, challenge, err: { message: (err as Error).message }, failures: count, retry_in_s: Math.round(delay / 1000), ms: Math.round(performance.now() - started) }, 'acme: order failed')
       this.enqueue(name)
+    } finally {
+      await lock?.release()
     }
   }
 
@@ -300,7 +414,11 @@ export class AcmeManager {
       lib.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, readFileSync(settings.directory_ca, 'utf8')] })
     }
     let accountKey = this.store.readAccountKey()
-    if (!accountKey) {
+    if (this.cluster) {
+      const key = await this.cluster.accountKey(accountKey, () => lib.crypto.createPrivateEcdsaKey())
+      if (!accountKey?.equals(key)) this.store.writeAccountKey(key)
+      accountKey = key
+    } else if (!accountKey) {
       accountKey = await lib.crypto.createPrivateEcdsaKey()
       this.store.writeAccountKey(accountKey)
       this.log.info({ dir: this.store.dir }, 'acme: new account key written')
@@ -310,33 +428,5 @@ export class AcmeManager {
     this.log.info({ directory: settings.directory, account: client.getAccountUrl() }, 'acme: account ready')
     this.client = client
     return client
-  }
-
-  private async present(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
-    const host = authz.identifier.value
-    if (challenge.type === 'http-01') this.answers.addHttp(host, challenge.token, keyAuthorization)
-    else if (challenge.type === 'tls-alpn-01') {
-      const [key, cert] = await (await loadAcmeClient()).crypto.createAlpnCertificate(authz, keyAuthorization)
-      this.answers.addAlpn(host, tls.createSecureContext({ key, cert }))
-    } else if (challenge.type === 'dns-01') {
-      const hook = this.deps.acme().dns_hook
-      if (hook === null) throw new Error('dns-01 needs acme.dns_hook')
-      await runDnsHook(hook, 'present', `_acme-challenge.${host}`, keyAuthorization)
-    } else throw new Error(`unsupported challenge ${challenge.type}`)
-    this.log.debug({ host, challenge: challenge.type }, 'acme: challenge ready')
-  }
-
-  private async cleanup(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
-    const host = authz.identifier.value
-    if (challenge.type === 'http-01') this.answers.removeHttp(challenge.token)
-    else if (challenge.type === 'tls-alpn-01') this.answers.removeAlpn(host)
-    else if (challenge.type === 'dns-01') {
-      const hook = this.deps.acme().dns_hook
-      if (hook !== null) {
-        await runDnsHook(hook, 'cleanup', `_acme-challenge.${host}`, keyAuthorization).catch((err: unknown) => {
-          this.log.warn({ host, err: { message: (err as Error).message } }, 'acme: dns_hook cleanup failed')
-        })
-      }
-    }
   }
 }

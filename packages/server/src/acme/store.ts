@@ -11,8 +11,7 @@ export class AcmeStore {
   readonly dir: string
 
   constructor(stateDir: string, directoryUrl: string) {
-    const id = createHash('sha256').update(directoryUrl).digest('hex').slice(0, 16)
-    this.dir = path.join(stateDir, 'acme', id)
+    this.dir = path.join(stateDir, 'acme', directoryId(directoryUrl))
   }
 
   /** The account key, or null when this directory has none yet. */
@@ -45,6 +44,11 @@ export class AcmeStore {
     writeFileSync(tmp, data, { mode: 0o600 })
     renameSync(tmp, file)
   }
+}
+
+/** A directory URL's short id: its folder under `state:` and its prefix in a cluster's Redis. */
+export function directoryId(directoryUrl: string): string {
+  return createHash('sha256').update(directoryUrl).digest('hex').slice(0, 16)
 }
 
 /** `*.tunnel.example.com` is stored as `_wildcard.tunnel.example.com`. */

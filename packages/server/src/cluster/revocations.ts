@@ -5,8 +5,11 @@ import type { Logger } from '@porchlight/shared/log'
 import type { LinkEvent } from '../access/links.js'
 import { seal, unseal } from './keys.js'
 
-/** What goes on the stream: share-link changes and revoked certificate serials. */
-export type RevocationEvent = LinkEvent | { t: 'cert.revoke'; serial: string }
+/**
+ * What goes on the stream: share-link changes, revoked certificate serials, and ACME certificates
+ * a member stored in Redis (each member then serves it without a restart).
+ */
+export type RevocationEvent = LinkEvent | { t: 'cert.revoke'; serial: string } | { t: 'acme.cert'; name: string; serial: string }
 
 /** Entries kept in the stream (approximate trim); a member away for longer replays what is left. */
 const STREAM_MAX_LEN = 100_000

@@ -31,8 +31,8 @@ export interface VisitorHandlerOptions {
   listenerPorts: () => ReadonlySet<number>
   /** Basic-auth failures per IP and site, shared by the HTTP and HTTPS listeners. */
   basicLimiter: RateLimiter
-  /** Answers a request before routing (ACME HTTP-01 challenges); true when it did. */
-  beforeRouting?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** Answers a request before routing (ACME HTTP-01 challenges); true (or a promise of true) when it did. */
+  beforeRouting?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
 }
 
 export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOptions) {
@@ -152,7 +152,9 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
       connections.finish(v.exchange)
       finish({ meter: v.meter, agent: v.agent, host: v.host, method: req.method, rawUrl: req.url, status: res.statusCode, elapsedMs: performance.now() - started, bytesIn: v.bytesIn, bytesOut: v.bytesOut })
     })
-    if (opts.beforeRouting?.(req, res) === true) return
+    const answered = opts.beforeRouting?.(req, res)
+    // A promise only for a cluster's HTTP-01 lookup in Redis (validation requests, bounded by its timeout).
+    if (answered === true || (answered instanceof Promise && await answered)) return
     const r = routeStage(v)
     if (r === null) return
     const gate = await gateStage(v, r)

@@ -16,6 +16,7 @@ t.test('keys: one secret, a key per use; sealed values open only with the same s
   const b = keysIn(dir, 'b'.repeat(64))
   t.notSame(a.peer, a.seal, 'peer and seal keys differ')
   t.notSame(a.seal, a.links, 'seal and link keys differ')
+  t.notSame(a.acme, a.seal, 'the ACME state has its own sealing key')
   t.same(keysIn(dir, 'a'.repeat(64)).seal, a.seal, 'derivation is stable')
   const sealed = seal(a.seal, '{"id":"r1"}')
   t.equal(unseal(a.seal, sealed), '{"id":"r1"}')
