@@ -36,6 +36,7 @@ t.test('HTTP/2 visitors', async t => {
   const completed: Record<string, number> = {}
   let hanging = 0 // requests to /hang the origin holds open (it never answers them)
   const origin = await startHttpOrigin(t, {
+    '/peer': (req, res) => res.end(`${req.socket.remotePort}\n`),
     '/hang': (req) => {
       hanging++
       req.on('close', () => { hanging-- })
@@ -111,6 +112,33 @@ t.test('HTTP/2 visitors', async t => {
     t.equal(res.code, 0, res.stderr)
     t.match(res.stdout, /status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx/)
     t.match(res.stdout, /Application protocol: h2/)
+  })
+
+  t.test('one h2 session reaches its local server over at most 6 connections, whatever its concurrency', async t => {
+    if (!(await have('nghttp'))) return t.plan(0, 'nghttp is not installed (apt-get install nghttp2-client)')
+    const res = await run('nghttp', ['-m', '30', '-H', `:authority: h2.localhost:${port}`, `https://127.0.0.1:${port}/peer`])
+    t.equal(res.code, 0, res.stderr)
+    const ports = res.stdout.match(/\d+/g) ?? []
+    t.equal(ports.length, 30, 'all 30 answered')
+    const distinct = new Set(ports).size
+    t.comment(`30 concurrent requests used ${distinct} origin connection(s)`)
+    t.ok(distinct >= 1 && distinct <= 6, 'the relay wrote them onto at most 6 connection streams (H2_ORIGIN_CONNECTIONS)')
+  })
+
+  t.test('an h2 upload without Content-Length reaches the origin whole, chunked', async t => {
+    const h2 = await RawH2.connect(port, 'h2.localhost')
+    t.teardown(() => h2.close())
+    const body = Buffer.from('twelve bytes')
+    h2.send(
+      frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, headerBlock(requestHeaders(`h2.localhost:${port}`, '/upload', 'POST'))),
+      frame(FRAME.DATA, 0, 1, body.subarray(0, 5)),
+      frame(FRAME.DATA, FLAG.END_STREAM, 1, body.subarray(5)),
+    )
+    const data = await h2.waitFor(FRAME.DATA, 5000, 1)
+    t.ok(data, 'answered')
+    if (data) t.same(JSON.parse(data.payload.toString()), { bytes: 12, sha256: createHash('sha256').update(body).digest('hex') })
+    const seen = origin.requests.find(r => r.url === '/upload' && r.bodyBytes === 12)
+    t.equal(seen?.headers['transfer-encoding'], 'chunked', 'framed by the relay, never sent without framing')
   })
 
   // Another visitor is served; after a flood, within a bound (reset streams drain from the agent).

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import type { ErrorCode } from '@porchlight/shared/errors'
 import type { OriginSpec } from '@porchlight/shared/protocol'
 import type { HttpRoute } from '../agents/registry.js'
-import { originConnectionFor } from './connection-streams.js'
+import { H2_ORIGIN_CONNECTIONS, originConnectionFor, type VisitorConnection } from './connection-streams.js'
 import { responseHeadersForVisitor } from './headers.js'
 import type { OriginConnection, OriginRequest } from './origin-connection.js'
 import { forwardRequestBody } from './request-body.js'
@@ -43,7 +43,8 @@ export interface ConnectionExchangeOptions {
  * on or ends with one error code; the caller's res 'close' handler accounts for the request.
  */
 export function sendOverConnection(o: ConnectionExchangeOptions, retried = false): void {
-  const connection = originConnectionFor(o.req.socket as Socket, o.route)
+  // HTTP/2: the requests of one session are concurrent, so a few origin connections serve them.
+  const connection = originConnectionFor(visitorOf(o.req), o.route, isHttp2(o.req) ? H2_ORIGIN_CONNECTIONS : 1)
   if (connection === null) {
     o.onFailure('PL_ERR_HTTP_TUNNEL_OFFLINE')
     return
@@ -57,7 +58,7 @@ export function sendOverConnection(o: ConnectionExchangeOptions, retried = false
 }
 
 function startExchange(o: ConnectionExchangeOptions, connection: OriginConnection, retried: boolean): void {
-  if (o.res.writableEnded || o.res.destroyed) return // the visitor left while it waited
+  if (answeredOrGone(o.res)) return // the visitor left while it waited
   const method = o.req.method ?? 'GET'
   const head = requestHead(o, method)
   if (head === null) {
@@ -68,8 +69,8 @@ function startExchange(o: ConnectionExchangeOptions, connection: OriginConnectio
   const res = o.res
   let bytesOut = 0
   let stall: StallWatch | null = null
-  const request = connection.begin(head, { isHead: method === 'HEAD', hasBody: o.hasBody, chunked: o.req.headers['transfer-encoding'] !== undefined, timeoutMs: o.originTimeoutMs }, {
-    onHead: (status, message, headers) => !res.writableEnded && !res.destroyed && writeReplyHead(status, message, headers, res),
+  const request = connection.begin(head, { isHead: method === 'HEAD', hasBody: o.hasBody, chunked: sentChunked(o), timeoutMs: o.originTimeoutMs }, {
+    onHead: (status, message, headers) => !answeredOrGone(res) && writeReplyHead(status, message, headers, res),
     onBody: (chunk) => {
       bytesOut += chunk.length
       o.onBytesOut(chunk.length)
@@ -87,7 +88,7 @@ function startExchange(o: ConnectionExchangeOptions, connection: OriginConnectio
     },
     onEnd: () => { res.end() },
     onFailure: (code, retriable) => {
-      if (res.writableEnded || res.destroyed) return
+      if (answeredOrGone(res)) return
       if (retriable && !retried && !o.hasBody && (method === 'GET' || method === 'HEAD')) {
         // The origin closed this keep-alive connection just as the request went out: once more, on a new one.
         sendOverConnection(o, true)
@@ -95,7 +96,8 @@ function startExchange(o: ConnectionExchangeOptions, connection: OriginConnectio
       }
       o.onFailure(code)
     },
-    onCut: () => cutResponse(res, bytesOut > 0),
+    // HTTP/2: the stream is reset, which its visitor sees as a truncated response.
+    onCut: () => { if (isHttp2(o.req)) res.destroy(); else cutResponse(res, bytesOut > 0) },
   })
   if (request === null) return
   o.track(request)
@@ -141,9 +143,40 @@ function requestHead(o: ConnectionExchangeOptions, method: string): string | nul
     if (!TOKEN.test(name) || INVALID_VALUE.test(value)) return null
     head += `${name}: ${value}\r\n`
   }
-  if (o.req.headers['transfer-encoding'] !== undefined) head += 'Transfer-Encoding: chunked\r\n'
+  if (sentChunked(o)) head += 'Transfer-Encoding: chunked\r\n'
   else if (!o.hasBody && o.req.headers['content-length'] === undefined && !BODYLESS_DEFAULT.has(method.toUpperCase())) head += 'Content-Length: 0\r\n'
   return `${head}\r\n`
+}
+
+/**
+ * A body of unknown length goes chunked: an HTTP/1.1 visitor's chunked one, or an HTTP/2 one sent
+ * without Content-Length (its DATA frames end it). Never a body without framing.
+ */
+function sentChunked(o: ConnectionExchangeOptions): boolean {
+  return o.hasBody && o.req.headers['content-length'] === undefined
+}
+
+/**
+ * Already answered (a body over the limit), or the visitor left. An HTTP/2 response has no
+ * `destroyed`: its stream says whether the visitor reset it.
+ */
+function answeredOrGone(res: ServerResponse): boolean {
+  const stream = (res as { stream?: { destroyed: boolean; closed: boolean } }).stream
+  return res.writableEnded || res.destroyed === true || stream?.destroyed === true || stream?.closed === true
+}
+
+function isHttp2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2
+}
+
+/**
+ * What a visitor's origin connections belong to: its TCP connection, or for HTTP/2 its session
+ * (each h2 request's socket is a per-stream proxy). Streams close when it does.
+ */
+function visitorOf(req: IncomingMessage): VisitorConnection {
+  const session = (req as { stream?: { session?: VisitorConnection } }).stream?.session
+  if (isHttp2(req) && session !== undefined) return session
+  return req.socket as Socket
 }
 
 /** RFC 9110 token; field values: tab, visible ASCII, space and obs-text (as Node's writer allows). */

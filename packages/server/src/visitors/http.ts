@@ -163,8 +163,8 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     // at once, CVE-2023-44487) must not leave a stream and an origin request open behind it.
     if (v.gone) return
     const origin = r.route.origin
-    // The agent pipes a stream per visitor connection; the relay's client writes and parses.
-    if (origin !== undefined && req.httpVersionMajor === 1) sendOverConnection(connectionExchange(v, r, gate, origin))
+    // The agent pipes a stream per visitor connection (a few for an HTTP/2 one); the relay writes and parses.
+    if (origin !== undefined) sendOverConnection(connectionExchange(v, r, gate, origin))
     else await perRequestExchange(v, r, gate)
   }
 
@@ -501,6 +501,9 @@ function expectsContinue(req: IncomingMessage): boolean {
 /** Node's parser decided this already: a body exists only with a Content-Length or Transfer-Encoding. */
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length']
+  // HTTP/2: a body is DATA after the HEADERS, with or without a Content-Length (nghttp2 checks one).
+  const h2 = (req as { stream?: { endAfterHeaders?: boolean } }).stream
+  if (h2 !== undefined) return h2.endAfterHeaders !== true && length !== '0'
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 

@@ -114,6 +114,11 @@ export class OriginConnection {
     return this.current !== null || this.waiting.length > 0
   }
 
+  /** Exchanges waiting behind the one in flight. */
+  get waitingCount(): number {
+    return this.waiting.length
+  }
+
   /** Runs `start` when the exchanges before it are done; false when too many already wait. */
   whenFree(start: () => void): boolean {
     if (this.waiting.length >= MAX_WAITING) return false
