@@ -28,7 +28,7 @@ import type { AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
-import { RateLimiter } from './access/rate-limit.js'
+import { localFailureLimiter } from './access/failure-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
@@ -120,6 +120,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     // Cluster members share the signing key, so a link minted on one verifies on every member.
     links: new LinkStore({ stateDir: config.state, ...(cluster ? { secret: cluster.keys.links } : {}) }),
     cluster,
+    failureLimiter: cluster ? (name, spec) => cluster.failureLimiter(name, spec) : localFailureLimiter,
     readiness: () => cluster?.readiness() ?? (closing ? { ready: false, reason: 'draining' } : { ready: true, reason: '' }),
     metrics,
     activity: new Activity(),
@@ -169,7 +170,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   }
 
   // One basic-auth limiter for both listeners, so HTTP and HTTPS share the 10-guesses budget.
-  const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const basicLimiter = ctx.failureLimiter('basic', { limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
   const visitorHandler = createVisitorHandler(ctx, {
     https: false,
     listenerPorts: () => listenerPorts(),
@@ -189,6 +190,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       const s = registry.session(agent, instance)
       return s !== undefined && !s.isClosed && s.link !== link
     },
+    failureLimiter: ctx.failureLimiter,
     onAuthFailure: (reason: AuthFailureReason) => {
       metrics.authFailed(reason)
       if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')

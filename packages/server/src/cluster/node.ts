@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import type { RelayCluster } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
+import type { FailureLimiter, FailureLimitSpec } from '../access/failure-limit.js'
 import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
 import { forwardToPeer } from './forward.js'
@@ -12,6 +13,7 @@ import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
 import { connectRedis } from './redis.js'
 import { RevocationStream, type RevocationEvent } from './revocations.js'
+import { sharedFailureLimiter } from './shared-limits.js'
 
 /** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
 const NOTICE_MAX_CHARS = 1024
@@ -114,6 +116,11 @@ export class ClusterNode {
     this.revocations.publish(event).catch((err: unknown) => {
       this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', event: event.t, err: { message: (err as Error).message } }, 'cluster write failed: applied on this relay only; repeat it once redis is back')
     })
+  }
+
+  /** A failure limit counted across all members (Redis, with the per-relay table as insurance). */
+  failureLimiter(name: string, spec: FailureLimitSpec): FailureLimiter {
+    return sharedFailureLimiter(this.redis, this.keys.limits, name, spec)
   }
 
   get fresh(): boolean {
