@@ -189,12 +189,16 @@ export interface ClusterRelay {
 
 export interface ClusterOptions {
   redis: RedisProcess
-  /** Agent names, each allowed `*.localhost`. */
+  /** Agent names, each allowed `<name>.localhost` (owned by config: no lease), unless `hosts` says otherwise. */
   agents: string[]
+  /** Every agent's `hosts` patterns instead, e.g. `['*.localhost']` to make every name contested (leased). */
+  hosts?: string[]
   /** The Redis address relay i uses (default: redis itself), e.g. through a TcpHop. */
   redisUrlFor?: (i: number) => string
   heartbeat?: { interval_ms: number; timeout_ms: number }
   drainDelayMs?: number
+  /** cluster.lease_ttl_ms (leases on hostnames several agents' policies admit). */
+  leaseTtlMs?: number
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
@@ -236,7 +240,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: agentsHost, port: ports.agents }) : null
     const advertisedAgents = opts.tlsAgents ? `wss://localhost:${ports.agents}` : hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
     const pki = opts.tlsAgents?.pkiFor(i)
-    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
+    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: opts.hosts ?? [`${name}.localhost`], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
       ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}),
@@ -247,6 +251,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           secret_file: secretFile,
           advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
           drain_delay_ms: opts.drainDelayMs ?? 1000,
+          ...(opts.leaseTtlMs !== undefined ? { lease_ttl_ms: opts.leaseTtlMs } : {}),
         },
         ...(pki ? { pki, tls: { cert: join(pki, 'server.crt'), key: join(pki, 'server.key') } } : {}),
         ...opts.extra,

@@ -81,6 +81,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     reservedHosts: () => reservedHosts,
     publicUrl: (host) => ctx.publicUrl(host),
     onHostPublished: (host) => acme?.want(host, 'published'),
+    leases: () => cluster?.leases ?? null,
   })
   const registry = tunnels.registry
   // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
@@ -94,6 +95,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
       else ctx.links.apply(event)
     },
+    onLeaseLost: (host, owner, holder) => tunnels.withdrawLeased(host, owner, holder),
   }) : null
   let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.

@@ -47,6 +47,13 @@ export interface TunnelTableDeps {
   publicUrl: (host: string) => string
   /** A hostname was accepted under the agent's policy (ACME orders its certificate). */
   onHostPublished?: (host: string) => void
+  /** Cluster leases for hostnames several agents' policies admit; null on a single relay. */
+  leases?: () => HostLeaseClaims | null
+}
+
+/** What publishing needs of the cluster's leases (cluster/leases.ts). */
+export interface HostLeaseClaims {
+  claim(host: string, owner: { agent: string; instance: string }): Promise<{ ok: true } | { ok: false; code: 'PL_ERR_LEASE_HELD'; holder: string } | { ok: false; code: 'PL_ERR_CLUSTER_REDIS'; reason: string }>
 }
 
 /**
@@ -98,6 +105,17 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
         results.push(decision.code === 'PL_ERR_POLICY_NO_FREE_NAME' ? reject(spec.id, decision.code, session.agent) : reject(spec.id, decision.code, decision.host, session.agent))
         continue
       }
+      // A name several agents' policies admit is decided by the cluster's lease, not by who reached this relay first.
+      const leases = seenHosts.has(decision.host) ? null : this.deps.leases?.() ?? null
+      if (leases !== null && this.contested(decision.host)) {
+        const lease = await leases.claim(decision.host, session)
+        if (!lease.ok) {
+          results.push(lease.code === 'PL_ERR_LEASE_HELD' ? reject(spec.id, lease.code, decision.host, lease.holder) : reject(spec.id, lease.code, 'lease', lease.reason))
+          continue
+        }
+        const held = this.registry.route(decision.host)
+        if (held !== undefined && (held.agent !== session.agent || held.instance !== session.instance)) this.withdrawLeased(decision.host, held, session.agent)
+      }
       let refusal = seenHosts.has(decision.host) ? 'other-agent' : this.registry.claimRefusal(decision.host, session)
       if (refusal === 'other-instance' && await this.ownerIsStale(decision.host)) refusal = this.registry.claimRefusal(decision.host, session)
       if (refusal === 'other-agent') {
@@ -127,6 +145,32 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     session.tunnels = tunnels
     session.results = results
     return results
+  }
+
+  /** More than one agent's policy admits `host`: config does not pin it to one agent. */
+  private contested(host: string): boolean {
+    const config = this.deps.config()
+    const reserved = this.deps.reservedHosts()
+    let admitting = 0
+    for (const policy of Object.values(config.agents)) {
+      if (decideHost(host, config.domain, policy.hosts, reserved).ok && ++admitting > 1) return true
+    }
+    return false
+  }
+
+  /**
+   * The cluster lease on `host` passed from `owner` to another agent: its route here is dropped
+   * (not kept offline for it) and its live session told, once per relay (PL_ERR_LEASE_LOST).
+   */
+  withdrawLeased(host: string, owner: { agent: string; instance: string }, holder: string | null): void {
+    const route = this.registry.route(host)
+    if (route === undefined || route.agent !== owner.agent || route.instance !== owner.instance) return
+    this.registry.dropRoutes((r) => r !== route)
+    const s = route.session
+    this.deps.log.warn({ host, agent: owner.agent, holder }, 'lease lost: route removed')
+    if (s === null || s.isClosed) return
+    s.results = s.results.map((r) => (r.id === route.tunnelId ? reject(r.id, 'PL_ERR_LEASE_LOST', host, r.id) : r))
+    s.send({ type: 'notice', level: 'warn', code: 'PL_ERR_LEASE_LOST', message: `${route.tunnelId} ${host}` })
   }
 
   /** True when `host` is a name the relay picked earlier for this process (asked for again by name). */

@@ -8,6 +8,7 @@ import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
 import { forwardToPeer } from './forward.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
+import { HostLeases, type LeaseOwner } from './leases.js'
 import { Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
@@ -32,6 +33,8 @@ export interface ClusterNodeDeps {
   stateDir: string | null
   /** A revocation or share-link change from the stream (this member's own ones too: idempotent). */
   onEvent: (event: RevocationEvent) => void
+  /** The lease on a contested hostname passed from `owner` to another agent: drop its route here. */
+  onLeaseLost: (host: string, owner: LeaseOwner, holder: string | null) => void
 }
 
 /**
@@ -45,6 +48,7 @@ export class ClusterNode {
   readonly membership: Membership
   readonly id: string
   readonly revocations: RevocationStream
+  readonly leases: HostLeases
   private readonly reader: Redis
   private draining = false
   /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
@@ -79,6 +83,17 @@ export class ClusterNode {
       stateDir: deps.stateDir,
       apply: (event) => deps.onEvent(event),
     })
+    this.leases = new HostLeases({
+      redis: this.redis,
+      tagKey: this.keys.leases,
+      ttlMs: c.lease_ttl_ms,
+      log: this.log,
+      prefix: 'porchlight:lease:',
+      held: () => this.leasedRoutes(),
+      onLost: (host, owner, holder) => deps.onLeaseLost(host, owner, holder),
+    })
+    // Visitors are served by a contested name's route only while its owner's lease is current here.
+    deps.registry.fence = (route) => this.leases.serves(route.host, route)
     this.membership.on('members', () => {
       for (const s of deps.registry.allSessions()) this.tellMembers(s)
     })
@@ -87,6 +102,7 @@ export class ClusterNode {
   async start(): Promise<void> {
     await this.membership.start()
     this.revocations.start()
+    this.leases.start()
     this.started = true
     // Often, so /readyz fails soon after max_staleness; a no-op while Redis answers.
     this.probeTimer = setInterval(() => void this.probeFreshness(), FRESH_PROBE_INTERVAL_MS)
@@ -102,6 +118,7 @@ export class ClusterNode {
 
   async stop(): Promise<void> {
     if (this.probeTimer) clearInterval(this.probeTimer)
+    this.leases.stop()
     await this.membership.stop()
     await this.revocations.stop()
     this.redis.disconnect()
@@ -200,7 +217,7 @@ export class ClusterNode {
   private forwardTarget(req: IncomingMessage): Member | null {
     const host = hostOf(req.headers.host)
     if (host === null) return null
-    const route = this.deps.registry.route(host)
+    const route = this.deps.registry.servingRoute(host)
     if (route?.session && !route.session.isClosed && !route.session.suspect) return null
     // No link, or a suspect one: a peer that lists a healthy link serves it; else the local handler answers.
     return this.membership.peerServing(host)
@@ -211,9 +228,21 @@ export class ClusterNode {
     const hosts: string[] = []
     for (const s of this.deps.registry.allSessions()) {
       if (s.isClosed || s.suspect) continue
-      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s) hosts.push(r.host)
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s && this.leases.serves(r.host, r)) hosts.push(r.host)
     }
     return hosts
+  }
+
+  /** Leased hostnames this relay holds a live link of their owner for: what it renews. */
+  private leasedRoutes(): Array<{ host: string } & LeaseOwner> {
+    const held: Array<{ host: string } & LeaseOwner> = []
+    for (const s of this.deps.registry.allSessions()) {
+      if (s.isClosed) continue
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) {
+        if (r.session === s && this.leases.leased(r.host)) held.push({ host: r.host, agent: r.agent, instance: r.instance })
+      }
+    }
+    return held
   }
 
   /** While cut from Redis: does any peer still reach it? (Asked over listen.peer, never via Redis.) */

@@ -45,7 +45,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string; status?: number } {
     const check = checkRequest(req, opts.listenerPorts())
     if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}`, ...(check.status ? { status: check.status } : {}) }
-    const found = ctx.registry.route(check.host)
+    const found = ctx.registry.servingRoute(check.host)
     if (!found) return { ok: false, code: 'PL_ERR_HTTP_UNKNOWN_HOST' }
     void accept
     const peer = req.socket.remoteAddress ?? ''
