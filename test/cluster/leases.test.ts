@@ -3,12 +3,14 @@ import t from 'tap'
 import { RawAgent } from '../e2e/harness/raw-agent.js'
 import { startAgent } from '../e2e/harness/processes.js'
 import { pollUntil } from '../e2e/harness/wait.js'
-import { startCluster, startEchoOrigin, startRedis, visit, type ClusterRelay, type Outcome } from './harness.js'
+import { connect } from 'node:net'
+import { freePortOnAll, RELAY_IPS, startCluster, startEchoOrigin, startRedis, visit, type ClusterRelay, type Outcome } from './harness.js'
 
 // Done-when 8: a hostname both agents' policies admit (`*.localhost`) is owned through a fenced
 // lease in Redis. Two agents race for it 50 times: one winner each time, the other refused with
 // PL_ERR_LEASE_HELD on every relay. Freeze the winner (its process and one relay) past the lease:
-// the other takes over; resume: the old owner serves nothing, and says so once.
+// the other takes over; resume: the old owner serves nothing, and says so once. A TCP port in both
+// agents' tcp_ports is leased the same way.
 const LEASE_TTL_MS = 3_000
 const AGENTS = ['one', 'two']
 
@@ -128,4 +130,62 @@ t.test('freeze the winner past its lease: the other takes over; resumed, the old
   const told = await pollUntil(async () => winnerProc.logs().filter((l) => l['code'] === 'PL_ERR_LEASE_LOST' || l['code'] === 'PL_ERR_LEASE_HELD'), (ls) => ls.length >= 1, { timeoutMs: 5_000 })
   t.ok(told.ok, `the old owner was told: ${told.value.map((l) => `${String(l['code'])}: ${String(l['msg'])}`).join(' | ')}`)
   t.ok(told.value.filter((l) => l['code'] === 'PL_ERR_LEASE_LOST').length <= 1 && told.value.filter((l) => l['code'] === 'PL_ERR_LEASE_HELD').length <= 1, 'each code printed at most once')
+})
+
+t.test('two agents race for a contested TCP port 10 times: one winner, listening on every relay', async (t) => {
+  const redis = await startRedis(t)
+  const ports: number[] = []
+  for (let i = 0; i < 10; i++) ports.push(await freePortOnAll(RELAY_IPS, new Set(ports)))
+  const relays = await startCluster(t, { redis, agents: AGENTS, hosts: ['*.localhost'], tcpPorts: ports, leaseTtlMs: LEASE_TTL_MS })
+  const links: Record<string, RawAgent[]> = {}
+  for (const agent of AGENTS) {
+    links[agent] = await Promise.all(relays.map(async (r, i) => {
+      const raw = await RawAgent.connect(t, r.agentsUrl, r.proc.tokens[agent]!, { 'x-porchlight-instance': `tcp-${agent}`, 'x-porchlight-link': `tcp-${agent}-${i}` })
+      await raw.hello()
+      return raw
+    }))
+  }
+  const problems: string[] = []
+  const winners: string[] = []
+  const listening = (ip: string, port: number): Promise<boolean> => new Promise((resolve) => {
+    const s = connect({ host: ip, port }, () => { s.destroy(); resolve(true) })
+    s.on('error', () => resolve(false))
+  })
+  for (const port of ports) {
+    const senders = AGENTS.flatMap((agent) => links[agent]!.map((raw) => ({ agent, raw }))).sort(() => Math.random() - 0.5)
+    const answers = await Promise.all(senders.map(async ({ agent, raw }) => {
+      raw.send({ type: 'publish', tunnels: [{ id: 'db', kind: 'tcp', remote_port: port }] })
+      const m = await raw.next((x) => x['type'] === 'published', 10_000)
+      return { agent, result: (m['results'] as Published[])[0]! }
+    }))
+    const won = AGENTS.filter((a) => answers.filter((x) => x.agent === a).every((x) => x.result.ok))
+    const lost = AGENTS.filter((a) => answers.filter((x) => x.agent === a).every((x) => !x.result.ok && x.result.code === 'PL_ERR_LEASE_HELD'))
+    const open = await Promise.all(RELAY_IPS.map((ip) => listening(ip, port)))
+    const holder = execFileSync('redis-cli', ['-p', String(redis.port), 'get', `porchlight:lease:port:${port}`], { encoding: 'utf8' }).split('/')[0]
+    if (won.length !== 1 || lost.length !== 1 || open.includes(false) || holder !== won[0]) problems.push(`port ${port}: ${JSON.stringify(answers.map((x) => [x.agent, x.result.ok ? 'ok' : x.result.code]))} listening ${open.join(',')} lease ${holder}`)
+    winners.push(won[0] ?? '?')
+  }
+  t.same(problems, [], 'every round: one agent listens on all 3 relays (its lease in Redis), the other refused with PL_ERR_LEASE_HELD on all 3')
+
+  // The last round's winner goes away: its listeners close at once, and the other agent gets the
+  // port only once the lease ran out (no renewals without a link), with a larger fencing token.
+  const port = ports[ports.length - 1]!
+  const winner = winners[winners.length - 1]!
+  const other = AGENTS.find((a) => a !== winner)!
+  const before = execFileSync('redis-cli', ['-p', String(redis.port), 'get', `porchlight:lease:port:${port}`], { encoding: 'utf8' }).trim()
+  for (const raw of links[winner]!) raw.close()
+  const goneAt = Date.now()
+  const taken = await pollUntil(async () => {
+    const results = await Promise.all(links[other]!.map(async (raw) => {
+      raw.send({ type: 'publish', tunnels: [{ id: 'db', kind: 'tcp', remote_port: port }] })
+      return ((await raw.next((x) => x['type'] === 'published', 10_000))['results'] as Published[])[0]!
+    }))
+    return results.map((r) => (r.ok ? 'ok' : r.code))
+  }, (rs) => rs.every((r) => r === 'ok'), { timeoutMs: LEASE_TTL_MS + 5_000, intervalMs: 250 })
+  const ms = Date.now() - goneAt
+  t.ok(taken.ok, `${other} listens on the port on every relay ${ms} ms after ${winner} left`)
+  t.ok(ms >= LEASE_TTL_MS - 1_500, 'not before the lease could have run out')
+  const after = execFileSync('redis-cli', ['-p', String(redis.port), 'get', `porchlight:lease:port:${port}`], { encoding: 'utf8' }).trim()
+  t.equal(after.split('/')[0], other, `the lease is ${other}'s now`)
+  t.ok(Number(after.split(' ')[1]) > Number(before.split(' ')[1]), `with a larger fencing token (${before.split(' ')[1]} -> ${after.split(' ')[1]})`)
 })

@@ -387,18 +387,21 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * A cluster relay says the lease on a tunnel's contested hostname passed to another agent
-   * (`TUNNEL-ID HOST`): this process stops answering for it at once (whatever link asks), says so
-   * once, and publishes again later in case the name comes free.
+   * A cluster relay says the lease on a tunnel's contested hostname or port passed to another
+   * agent (`TUNNEL-ID HOST` or `TUNNEL-ID tcp:PORT`): this process stops answering for it at once
+   * (whatever link asks), says so once, and publishes again later in case it comes free.
    */
   private onLeaseLost(message: string): void {
-    const [id, host] = message.split(' ')
+    const [id, what] = message.split(' ')
     const tunnel = this.config.tunnels.find((t) => t.id === id)
-    if (tunnel === undefined || host === undefined || this.acceptedHosts.get(tunnel.id) !== host) return
+    if (tunnel === undefined || what === undefined) return
+    const port = /^tcp:(\d{1,5})$/.exec(what)?.[1]
+    const state = this.states.get(tunnel.id)
+    if (tunnel.kind === 'http' ? this.acceptedHosts.get(tunnel.id) !== what : port === undefined || state?.state !== 'ready' || !String(state.url).endsWith(`:${port}`)) return
     this.acceptedHosts.delete(tunnel.id)
     this.printedUrls.delete(tunnel.id)
     this.routesCache = null
-    const text = codes.PL_ERR_LEASE_LOST.msg.replace('%s', host).replace('%s', tunnel.id)
+    const text = codes.PL_ERR_LEASE_LOST.msg.replace('%s', port === undefined ? `host ${what}` : `port ${port}`).replace('%s', tunnel.id)
     this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'rejected', url: null, to: localTarget(tunnel), code: 'PL_ERR_LEASE_LOST', message: text })
     this.log.error({ tunnel: tunnel.id, code: 'PL_ERR_LEASE_LOST' }, text)
     this.emit('rejected', { id: tunnel.id, code: 'PL_ERR_LEASE_LOST', message: text } satisfies TunnelRejectedEvent)

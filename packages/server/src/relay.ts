@@ -73,6 +73,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)),
     stateDir: config.state,
     staleOwner: (owner): Promise<boolean> => tunnels.replaceIfStale(owner as AgentSession),
+    leases: () => cluster?.leases ?? null,
+    fence: (port, owner) => cluster?.leases.serves(`port:${port}`, owner) ?? true,
+    onTakenOver: (owner, tunnelId, port) => tunnels.tellLeaseLost(owner, tunnelId, `port ${port}`, `tcp:${port}`),
   })
   const tunnels: TunnelTable<AgentSession> = new TunnelTable<AgentSession>({
     config: () => config,
@@ -95,7 +98,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       if (event.t === 'cert.revoke') onClusterCertRevoked(event.serial)
       else ctx.links.apply(event)
     },
-    onLeaseLost: (host, owner, holder) => tunnels.withdrawLeased(host, owner, holder),
+    onLeaseLost: (resource, owner, holder) => tunnels.withdrawLeased(resource, owner, holder),
+    leasedPorts: () => tcpPorts.leasedPorts(),
   }) : null
   let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.

@@ -38,29 +38,30 @@ interface LeaseCommands {
   porchlightLeaseRenew(key: string, value: string, ttlMs: number): Promise<number | string>
 }
 
-export interface HostLeasesDeps {
+export interface LeasesDeps {
   redis: Redis
   /** HMAC key tagging lease values, so a value written to Redis by anyone else is never believed. */
   tagKey: Buffer
   ttlMs: number
   log: Logger
-  /** Key prefix, e.g. `porchlight:lease:host:`. */
+  /** Key prefix, e.g. `porchlight:lease:`; a lease's key is the prefix and its resource. */
   prefix: string
-  /** The contested hosts this relay serves over live links, with their owners: what it renews. */
-  held: () => Array<{ host: string } & LeaseOwner>
-  /** A lease this relay served on passed to someone else: take that owner's route down and tell it. */
-  onLost: (host: string, owner: LeaseOwner, holder: string | null) => void
+  /** The leased resources this relay serves over live links, with their owners: what it renews. */
+  held: () => Array<{ resource: string } & LeaseOwner>
+  /** A lease this relay served on passed to someone else: take that owner's route or port down and tell it. */
+  onLost: (resource: string, owner: LeaseOwner, holder: string | null) => void
 }
 
 /**
- * Fenced leases on hostnames that several agents' policies admit (issue 15): ownership is
+ * Fenced leases on what several agents' policies admit (issue 15), each a resource string:
+ * `host:<hostname>` or `port:<number>`. Ownership is
  * `SET key "owner token tag" NX PX ttl` in Redis with `token` from INCR, so a newer owner always
  * has a larger token. The owning agent's relays renew it (compare-and-PEXPIRE) every ttl/3 while
  * the agent holds a link to them. Serving never asks Redis: each relay keeps, per host, the lease
  * it last saw and until when it may serve on it (the time the claim or renewal was SENT plus the
  * TTL, less a margin), so a frozen relay that resumes after the lease passed serves nothing on it.
  */
-export class HostLeases {
+export class Leases {
   private readonly known = new Map<string, Known>()
   private readonly redis: Redis & LeaseCommands
   private timer: NodeJS.Timeout | null = null
@@ -68,7 +69,7 @@ export class HostLeases {
   private warned = false
   private readonly marginMs: number
 
-  constructor(private readonly deps: HostLeasesDeps) {
+  constructor(private readonly deps: LeasesDeps) {
     this.redis = deps.redis as Redis & LeaseCommands
     this.redis.defineCommand('porchlightLeasePeek', { numberOfKeys: 1, lua: PEEK_LUA })
     this.redis.defineCommand('porchlightLeaseRenew', { numberOfKeys: 1, lua: RENEW_LUA })
@@ -90,19 +91,20 @@ export class HostLeases {
    * by config) always may; a leased one only while this relay's view of the lease names `owner`
    * and has not run out.
    */
-  serves(host: string, owner: LeaseOwner): boolean {
-    const k = this.known.get(host)
+  serves(resource: string, owner: LeaseOwner): boolean {
+    const k = this.known.get(resource)
     if (k === undefined) return true
     return k.owner === ownerId(owner) && performance.now() < k.validUntil
   }
 
-  /** Whether this relay manages a lease for `host` (it was claimed here). */
-  leased(host: string): boolean {
-    return this.known.has(host)
+  /** Whether this relay manages a lease for `resource` (it was claimed here). */
+  leased(resource: string): boolean {
+    return this.known.has(resource)
   }
 
-  /** Takes the lease on `host` for `owner`, or finds it already theirs; refused when someone else holds it. */
-  async claim(host: string, owner: LeaseOwner): Promise<LeaseClaim> {
+  /** Takes the lease on `resource` for `owner`, or finds it already theirs; refused when someone else holds it. */
+  async claim(resource: string, owner: LeaseOwner): Promise<LeaseClaim> {
+    const host = resource
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         const sentAt = performance.now()
@@ -125,7 +127,7 @@ export class HostLeases {
         const setAt = performance.now()
         if (await this.redis.set(this.key(host), fresh, 'PX', this.deps.ttlMs, 'NX') === 'OK') {
           this.adopt(host, ownerId(owner), token, fresh, setAt + this.deps.ttlMs)
-          this.deps.log.info({ host, agent: owner.agent, token }, 'lease taken')
+          this.deps.log.info({ lease: host, agent: owner.agent, token }, 'lease taken')
           return { ok: true, token }
         }
         // Someone set it between our look and our SET: look again (theirs, or ours from another relay).
@@ -146,7 +148,7 @@ export class HostLeases {
     this.renewing = true
     try {
       const held = new Map<string, LeaseOwner>()
-      for (const h of this.deps.held()) if (this.known.has(h.host)) held.set(h.host, { agent: h.agent, instance: h.instance })
+      for (const h of this.deps.held()) if (this.known.has(h.resource)) held.set(h.resource, { agent: h.agent, instance: h.instance })
       for (const [host, k] of this.known) if (!held.has(host) && performance.now() >= k.validUntil) this.known.delete(host)
       await Promise.all([...held].map(([host, owner]) => this.renewOne(host, owner)))
     } finally {
@@ -176,12 +178,12 @@ export class HostLeases {
     if (answer === 0) {
       const again = await this.claim(host, owner)
       if (again.ok || again.code === 'PL_ERR_CLUSTER_REDIS') return
-      this.deps.log.warn({ host, agent: owner.agent, holder: again.holder }, 'lease ran out and another agent took it')
+      this.deps.log.warn({ lease: host, agent: owner.agent, holder: again.holder }, 'lease ran out and another agent took it')
       return this.deps.onLost(host, owner, again.holder)
     }
     const lease = this.parse(host, String(answer))
     if (lease !== null) this.adopt(host, lease.owner, lease.token, String(answer), 0)
-    this.deps.log.warn({ host, agent: owner.agent, holder: lease?.owner ?? null }, 'lease passed to another owner: the old owner serves nothing here')
+    this.deps.log.warn({ lease: host, agent: owner.agent, holder: lease?.owner ?? null }, 'lease passed to another owner: the old owner serves nothing here')
     this.deps.onLost(host, owner, lease?.owner.split('/')[0] ?? null)
   }
 
@@ -196,8 +198,8 @@ export class HostLeases {
     return true
   }
 
-  private key(host: string): string {
-    return `${this.deps.prefix}host:${host}`
+  private key(resource: string): string {
+    return `${this.deps.prefix}${resource}`
   }
 
   private value(host: string, owner: string, token: number): string {

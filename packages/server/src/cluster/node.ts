@@ -8,7 +8,7 @@ import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
 import { forwardToPeer } from './forward.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
-import { HostLeases, type LeaseOwner } from './leases.js'
+import { Leases, type LeaseOwner } from './leases.js'
 import { Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
@@ -33,8 +33,10 @@ export interface ClusterNodeDeps {
   stateDir: string | null
   /** A revocation or share-link change from the stream (this member's own ones too: idempotent). */
   onEvent: (event: RevocationEvent) => void
-  /** The lease on a contested hostname passed from `owner` to another agent: drop its route here. */
-  onLeaseLost: (host: string, owner: LeaseOwner, holder: string | null) => void
+  /** The lease on a contested hostname or port passed from `owner` to another agent: drop it here. */
+  onLeaseLost: (resource: string, owner: LeaseOwner, holder: string | null) => void
+  /** Contested TCP ports this relay listens on for live sessions (`port:<n>` resources), to renew. */
+  leasedPorts: () => Array<{ resource: string } & LeaseOwner>
 }
 
 /**
@@ -48,7 +50,7 @@ export class ClusterNode {
   readonly membership: Membership
   readonly id: string
   readonly revocations: RevocationStream
-  readonly leases: HostLeases
+  readonly leases: Leases
   private readonly reader: Redis
   private draining = false
   /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
@@ -83,17 +85,17 @@ export class ClusterNode {
       stateDir: deps.stateDir,
       apply: (event) => deps.onEvent(event),
     })
-    this.leases = new HostLeases({
+    this.leases = new Leases({
       redis: this.redis,
       tagKey: this.keys.leases,
       ttlMs: c.lease_ttl_ms,
       log: this.log,
       prefix: 'porchlight:lease:',
-      held: () => this.leasedRoutes(),
+      held: () => [...this.leasedRoutes(), ...deps.leasedPorts()],
       onLost: (host, owner, holder) => deps.onLeaseLost(host, owner, holder),
     })
     // Visitors are served by a contested name's route only while its owner's lease is current here.
-    deps.registry.fence = (route) => this.leases.serves(route.host, route)
+    deps.registry.fence = (route) => this.leases.serves(`host:${route.host}`, route)
     this.membership.on('members', () => {
       for (const s of deps.registry.allSessions()) this.tellMembers(s)
     })
@@ -228,18 +230,18 @@ export class ClusterNode {
     const hosts: string[] = []
     for (const s of this.deps.registry.allSessions()) {
       if (s.isClosed || s.suspect) continue
-      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s && this.leases.serves(r.host, r)) hosts.push(r.host)
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s && this.leases.serves(`host:${r.host}`, r)) hosts.push(r.host)
     }
     return hosts
   }
 
   /** Leased hostnames this relay holds a live link of their owner for: what it renews. */
-  private leasedRoutes(): Array<{ host: string } & LeaseOwner> {
-    const held: Array<{ host: string } & LeaseOwner> = []
+  private leasedRoutes(): Array<{ resource: string } & LeaseOwner> {
+    const held: Array<{ resource: string } & LeaseOwner> = []
     for (const s of this.deps.registry.allSessions()) {
       if (s.isClosed) continue
       for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) {
-        if (r.session === s && this.leases.leased(r.host)) held.push({ host: r.host, agent: r.agent, instance: r.instance })
+        if (r.session === s && this.leases.leased(`host:${r.host}`)) held.push({ resource: `host:${r.host}`, agent: r.agent, instance: r.instance })
       }
     }
     return held
