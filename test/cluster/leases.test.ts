@@ -130,6 +130,14 @@ t.test('freeze the winner past its lease: the other takes over; resumed, the old
   const told = await pollUntil(async () => winnerProc.logs().filter((l) => l['code'] === 'PL_ERR_LEASE_LOST' || l['code'] === 'PL_ERR_LEASE_HELD'), (ls) => ls.length >= 1, { timeoutMs: 5_000 })
   t.ok(told.ok, `the old owner was told: ${told.value.map((l) => `${String(l['code'])}: ${String(l['msg'])}`).join(' | ')}`)
   t.ok(told.value.filter((l) => l['code'] === 'PL_ERR_LEASE_LOST').length <= 1 && told.value.filter((l) => l['code'] === 'PL_ERR_LEASE_HELD').length <= 1, 'each code printed at most once')
+
+  // Redis gone: leases cannot be renewed, so the contested name stops everywhere within the TTL
+  // (nobody can prove they still own it); the relays stay ready (no peer is fresher).
+  await redis.handle.kill('SIGKILL')
+  const killedAt = Date.now()
+  const stopped = await pollUntil(() => Promise.all(relays.map(ask)), (os) => os.every((o) => o.status === 503), { timeoutMs: LEASE_TTL_MS + 5_000, intervalMs: 100 })
+  t.ok(stopped.ok && Date.now() - killedAt <= LEASE_TTL_MS + 2_000, `Redis killed: shared.localhost answers 503 on every relay after ${Date.now() - killedAt} ms (lease ${LEASE_TTL_MS} ms)`)
+  t.same(await Promise.all(relays.map((r) => r.readyz())), [200, 200, 200], 'every relay stays ready')
 })
 
 t.test('two agents race for a contested TCP port 10 times: one winner, listening on every relay', async (t) => {

@@ -23,6 +23,8 @@ interface Known {
   validUntil: number
 }
 
+const REDIS_DOWN_BACKOFF_MS = 1_000
+
 /** {value, PTTL ms} or {'', -2} when there is no lease. */
 const PEEK_LUA = `local v = redis.call('GET', KEYS[1])
 if not v then return {'', -2} end
@@ -57,7 +59,7 @@ export interface LeasesDeps {
  * `host:<hostname>` or `port:<number>`. Ownership is
  * `SET key "owner token tag" NX PX ttl` in Redis with `token` from INCR, so a newer owner always
  * has a larger token. The owning agent's relays renew it (compare-and-PEXPIRE) every ttl/3 while
- * the agent holds a link to them. Serving never asks Redis: each relay keeps, per host, the lease
+ * the agent holds a link to them. Serving never asks Redis: each relay keeps, per resource, the lease
  * it last saw and until when it may serve on it (the time the claim or renewal was SENT plus the
  * TTL, less a margin), so a frozen relay that resumes after the lease passed serves nothing on it.
  */
@@ -68,6 +70,8 @@ export class Leases {
   private renewing = false
   private warned = false
   private readonly marginMs: number
+  /** After a Redis failure, claims fail at once for this long: a publish of many tunnels never waits a second on each. */
+  private downUntil = 0
 
   constructor(private readonly deps: LeasesDeps) {
     this.redis = deps.redis as Redis & LeaseCommands
@@ -87,7 +91,7 @@ export class Leases {
   }
 
   /**
-   * Per request, in memory: may `owner`'s route for `host` serve? Hosts never claimed here (owned
+   * Per request, in memory: may `owner`'s route or port for `resource` serve? Resources never claimed here (owned
    * by config) always may; a leased one only while this relay's view of the lease names `owner`
    * and has not run out.
    */
@@ -104,36 +108,37 @@ export class Leases {
 
   /** Takes the lease on `resource` for `owner`, or finds it already theirs; refused when someone else holds it. */
   async claim(resource: string, owner: LeaseOwner): Promise<LeaseClaim> {
-    const host = resource
+    if (performance.now() < this.downUntil) return { ok: false, code: 'PL_ERR_CLUSTER_REDIS', reason: 'redis did not answer a moment ago' }
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         const sentAt = performance.now()
-        const [value, pttl] = await this.redis.porchlightLeasePeek(this.key(host))
+        const [value, pttl] = await this.redis.porchlightLeasePeek(this.key(resource))
         if (value !== '') {
-          const lease = this.parse(host, value)
+          const lease = this.parse(resource, value)
           if (lease === null) return { ok: false, code: 'PL_ERR_LEASE_HELD', holder: 'an unverifiable value (not written by this cluster)' }
           if (lease.owner !== ownerId(owner)) {
             // Fencing: a route an older owner still has here stops serving at once (the holder's
             // own lease, already known here, is left as it is).
-            const k = this.known.get(host)
-            if (k === undefined || k.owner !== lease.owner || k.token !== lease.token) this.adopt(host, lease.owner, lease.token, value, 0)
+            const k = this.known.get(resource)
+            if (k === undefined || k.owner !== lease.owner || k.token !== lease.token) this.adopt(resource, lease.owner, lease.token, value, 0)
             return { ok: false, code: 'PL_ERR_LEASE_HELD', holder: lease.owner.split('/')[0]! }
           }
-          if (!this.adopt(host, lease.owner, lease.token, value, sentAt + Math.max(0, pttl))) return { ok: false, code: 'PL_ERR_LEASE_HELD', holder: 'a newer lease' }
+          if (!this.adopt(resource, lease.owner, lease.token, value, sentAt + Math.max(0, pttl))) return { ok: false, code: 'PL_ERR_LEASE_HELD', holder: 'a newer lease' }
           return { ok: true, token: lease.token }
         }
         const token = await this.redis.incr(`${this.deps.prefix}fence`)
-        const fresh = this.value(host, ownerId(owner), token)
+        const fresh = this.value(resource, ownerId(owner), token)
         const setAt = performance.now()
-        if (await this.redis.set(this.key(host), fresh, 'PX', this.deps.ttlMs, 'NX') === 'OK') {
-          this.adopt(host, ownerId(owner), token, fresh, setAt + this.deps.ttlMs)
-          this.deps.log.info({ lease: host, agent: owner.agent, token }, 'lease taken')
+        if (await this.redis.set(this.key(resource), fresh, 'PX', this.deps.ttlMs, 'NX') === 'OK') {
+          this.adopt(resource, ownerId(owner), token, fresh, setAt + this.deps.ttlMs)
+          this.deps.log.info({ lease: resource, agent: owner.agent, fence: token }, 'lease taken')
           return { ok: true, token }
         }
         // Someone set it between our look and our SET: look again (theirs, or ours from another relay).
       }
       return { ok: false, code: 'PL_ERR_LEASE_HELD', holder: 'another agent' }
     } catch (err) {
+      this.downUntil = performance.now() + REDIS_DOWN_BACKOFF_MS
       return { ok: false, code: 'PL_ERR_CLUSTER_REDIS', reason: (err as Error).message }
     }
   }
@@ -149,52 +154,52 @@ export class Leases {
     try {
       const held = new Map<string, LeaseOwner>()
       for (const h of this.deps.held()) if (this.known.has(h.resource)) held.set(h.resource, { agent: h.agent, instance: h.instance })
-      for (const [host, k] of this.known) if (!held.has(host) && performance.now() >= k.validUntil) this.known.delete(host)
-      await Promise.all([...held].map(([host, owner]) => this.renewOne(host, owner)))
+      for (const [resource, k] of this.known) if (!held.has(resource) && performance.now() >= k.validUntil) this.known.delete(resource)
+      await Promise.all([...held].map(([resource, owner]) => this.renewOne(resource, owner)))
     } finally {
       this.renewing = false
     }
   }
 
-  private async renewOne(host: string, owner: LeaseOwner): Promise<void> {
-    const k = this.known.get(host)
+  private async renewOne(resource: string, owner: LeaseOwner): Promise<void> {
+    const k = this.known.get(resource)
     if (k === undefined) return
-    if (k.owner !== ownerId(owner)) return this.deps.onLost(host, owner, k.owner.split('/')[0]!)
+    if (k.owner !== ownerId(owner)) return this.deps.onLost(resource, owner, k.owner.split('/')[0]!)
     const sentAt = performance.now()
     let answer: number | string
     try {
-      answer = await this.redis.porchlightLeaseRenew(this.key(host), k.value, this.deps.ttlMs)
+      answer = await this.redis.porchlightLeaseRenew(this.key(resource), k.value, this.deps.ttlMs)
       this.warned = false
     } catch (err) {
-      if (!this.warned) this.deps.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', err: { message: (err as Error).message } }, 'leases not renewed: contested hostnames stop serving here when they run out')
+      if (!this.warned) this.deps.log.warn({ code: 'PL_ERR_CLUSTER_REDIS', err: { message: (err as Error).message } }, 'leases not renewed: contested hostnames and ports stop serving here when they run out')
       this.warned = true
       return
     }
     if (answer === 1) {
       // Only forward: a renewal never revives a lease this relay already saw pass to someone else.
-      if (this.known.get(host) === k) k.validUntil = Math.max(k.validUntil, sentAt + this.deps.ttlMs - this.marginMs)
+      if (this.known.get(resource) === k) k.validUntil = Math.max(k.validUntil, sentAt + this.deps.ttlMs - this.marginMs)
       return
     }
     if (answer === 0) {
-      const again = await this.claim(host, owner)
+      const again = await this.claim(resource, owner)
       if (again.ok || again.code === 'PL_ERR_CLUSTER_REDIS') return
-      this.deps.log.warn({ lease: host, agent: owner.agent, holder: again.holder }, 'lease ran out and another agent took it')
-      return this.deps.onLost(host, owner, again.holder)
+      this.deps.log.warn({ lease: resource, agent: owner.agent, holder: again.holder }, 'lease ran out and another agent took it')
+      return this.deps.onLost(resource, owner, again.holder)
     }
-    const lease = this.parse(host, String(answer))
-    if (lease !== null) this.adopt(host, lease.owner, lease.token, String(answer), 0)
-    this.deps.log.warn({ lease: host, agent: owner.agent, holder: lease?.owner ?? null }, 'lease passed to another owner: the old owner serves nothing here')
-    this.deps.onLost(host, owner, lease?.owner.split('/')[0] ?? null)
+    const lease = this.parse(resource, String(answer))
+    if (lease !== null) this.adopt(resource, lease.owner, lease.token, String(answer), 0)
+    this.deps.log.warn({ lease: resource, agent: owner.agent, holder: lease?.owner ?? null }, 'lease passed to another owner: the old owner serves nothing here')
+    this.deps.onLost(resource, owner, lease?.owner.split('/')[0] ?? null)
   }
 
   /**
    * Records a lease seen in Redis; refuses (false) one older than a lease this relay already saw
-   * for the host: fencing, so a late answer never brings back a previous owner.
+   * for the resource: fencing, so a late answer never brings back a previous owner.
    */
-  private adopt(host: string, owner: string, token: number, value: string, expiresAt: number): boolean {
-    const prev = this.known.get(host)
+  private adopt(resource: string, owner: string, token: number, value: string, expiresAt: number): boolean {
+    const prev = this.known.get(resource)
     if (prev !== undefined && token < prev.token) return false
-    this.known.set(host, { owner, token, value, validUntil: expiresAt - this.marginMs })
+    this.known.set(resource, { owner, token, value, validUntil: expiresAt - this.marginMs })
     return true
   }
 
@@ -202,14 +207,14 @@ export class Leases {
     return `${this.deps.prefix}${resource}`
   }
 
-  private value(host: string, owner: string, token: number): string {
-    return `${owner} ${token} ${hmac(this.deps.tagKey, `${host} ${owner} ${token}`)}`
+  private value(resource: string, owner: string, token: number): string {
+    return `${owner} ${token} ${hmac(this.deps.tagKey, `${resource} ${owner} ${token}`)}`
   }
 
-  private parse(host: string, value: string): { owner: string; token: number } | null {
+  private parse(resource: string, value: string): { owner: string; token: number } | null {
     const [owner, tokenText, tag, extra] = value.split(' ')
     if (owner === undefined || tokenText === undefined || tag === undefined || extra !== undefined || !/^\d{1,15}$/.test(tokenText)) return null
-    return hmacMatches(this.deps.tagKey, `${host} ${owner} ${tokenText}`, tag) ? { owner, token: Number(tokenText) } : null
+    return hmacMatches(this.deps.tagKey, `${resource} ${owner} ${tokenText}`, tag) ? { owner, token: Number(tokenText) } : null
   }
 }
 
