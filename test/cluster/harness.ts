@@ -190,9 +190,9 @@ export interface ClusterRelay {
 
 export interface ClusterOptions {
   redis: RedisProcess
-  /** Agent names, each allowed `hosts`. */
+  /** Agent names, each allowed `<name>.localhost` (owned by config: no lease), unless `hosts` says otherwise. */
   agents: string[]
-  /** Every agent's hosts (default `*.localhost`). */
+  /** Every agent's `hosts` patterns instead, e.g. `['*.localhost']` to make every name contested (leased). */
   hosts?: string[]
   /** relay.yaml `domain` (default localhost). */
   domain?: string
@@ -206,6 +206,8 @@ export interface ClusterOptions {
   redisUrlFor?: (i: number) => string
   heartbeat?: { interval_ms: number; timeout_ms: number }
   drainDelayMs?: number
+  /** cluster.lease_ttl_ms (leases on hostnames several agents' policies admit). */
+  leaseTtlMs?: number
   /** Extra relay.yaml keys for every relay. */
   extra?: Record<string, unknown>
   count?: number
@@ -247,7 +249,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: agentsHost, port: ports.agents }) : null
     const advertisedAgents = opts.tlsAgents ? `wss://localhost:${ports.agents}` : hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
     const pki = opts.tlsAgents?.pkiFor(i)
-    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: opts.hosts ?? ['*.localhost'], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
+    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: opts.hosts ?? [`${name}.localhost`], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
       ...(opts.domain ? { domain: opts.domain } : {}),
@@ -259,6 +261,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           secret_file: secretFile,
           advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
           drain_delay_ms: opts.drainDelayMs ?? 1000,
+          ...(opts.leaseTtlMs !== undefined ? { lease_ttl_ms: opts.leaseTtlMs } : {}),
         },
         ...(pki ? { pki, tls: { cert: join(pki, 'server.crt'), key: join(pki, 'server.key') } } : {}),
         ...opts.extra,

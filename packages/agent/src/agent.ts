@@ -140,7 +140,7 @@ export class Agent extends EventEmitter {
     this.config = config
     this.log = deps.log
     this.traffic.store = buildCaptureStore(config)
-    this.retryDelayMs = deps.rejectedRetryMs ?? REJECTED_RETRY_MS
+    this.retryDelayMs = this.firstRetryMs()
     this.resetStates()
     this.supervisor = new RelaySet({
       log: deps.log,
@@ -169,6 +169,7 @@ export class Agent extends EventEmitter {
     })
     this.supervisor.on('notice', (notice: { code: string; message: string }) => {
       if (notice.code === HTTPS_READY_NOTICE) this.onHttpsReady(notice.message)
+      else if (notice.code === 'PL_ERR_LEASE_LOST') this.onLeaseLost(notice.message)
     })
     this.supervisor.on('connected', (welcome) => this.emit('connected', welcome))
     this.supervisor.on('disconnected', () => this.emit('disconnected'))
@@ -353,7 +354,10 @@ export class Agent extends EventEmitter {
       } else {
         this.acceptedHosts.delete(tunnel.id)
         this.printedUrls.delete(tunnel.id)
+        const before = this.states.get(tunnel.id)
         this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'rejected', url: null, to: localTarget(tunnel), code: result.code, message: result.message })
+        // Every link (one per cluster member) and every retry answers: say it once until it changes.
+        if (before?.state === 'rejected' && before.code === result.code) continue
         this.log.error({ tunnel: tunnel.id, code: result.code }, `tunnel rejected: ${result.message}`)
         this.emit('rejected', { id: tunnel.id, code: result.code, message: result.message } satisfies TunnelRejectedEvent)
       }
@@ -362,7 +366,7 @@ export class Agent extends EventEmitter {
     // A name or port held by another live process (or in use) may come free: try again later,
     // as the error table's `retry` says, with a doubling delay; refusals by policy are not retried.
     if (results.some((r) => !r.ok && (codes as Record<string, { retry: boolean } | undefined>)[r.code]?.retry === true)) this.scheduleRepublish()
-    else this.retryDelayMs = this.deps.rejectedRetryMs ?? REJECTED_RETRY_MS
+    else this.retryDelayMs = this.firstRetryMs()
   }
 
   /**
@@ -382,10 +386,47 @@ export class Agent extends EventEmitter {
     this.emit('tunnel', { id, kind: tunnel.kind, url, to: localTarget(tunnel) } satisfies TunnelReadyEvent)
   }
 
+  /**
+   * A cluster relay says the lease on a tunnel's contested hostname or port passed to another
+   * agent (`TUNNEL-ID HOST` or `TUNNEL-ID tcp:PORT`): this process stops answering for it at once
+   * (whatever link asks), says so once, and publishes again later in case it comes free.
+   */
+  private onLeaseLost(message: string): void {
+    const [id, what] = message.split(' ')
+    const tunnel = this.config.tunnels.find((t) => t.id === id)
+    if (tunnel === undefined || what === undefined) return
+    const port = /^tcp:(\d{1,5})$/.exec(what)?.[1]
+    const state = this.states.get(tunnel.id)
+    if (tunnel.kind === 'http' ? this.acceptedHosts.get(tunnel.id) !== what : port === undefined || state?.state !== 'ready' || !String(state.url).endsWith(`:${port}`)) return
+    this.acceptedHosts.delete(tunnel.id)
+    this.printedUrls.delete(tunnel.id)
+    this.routesCache = null
+    const text = codes.PL_ERR_LEASE_LOST.msg.replace('%s', port === undefined ? `host ${what}` : `port ${port}`).replace('%s', tunnel.id)
+    this.states.set(tunnel.id, { id: tunnel.id, kind: tunnel.kind, state: 'rejected', url: null, to: localTarget(tunnel), code: 'PL_ERR_LEASE_LOST', message: text })
+    this.log.error({ tunnel: tunnel.id, code: 'PL_ERR_LEASE_LOST' }, text)
+    this.emit('rejected', { id: tunnel.id, code: 'PL_ERR_LEASE_LOST', message: text } satisfies TunnelRejectedEvent)
+    this.scheduleRepublish()
+  }
+
+  /** deps.rejectedRetryMs, else PORCHLIGHT_REJECTED_RETRY_MS (tests shorten it), else 5 s. */
+  private firstRetryMs(): number {
+    return this.deps.rejectedRetryMs ?? this.retryFromEnv() ?? REJECTED_RETRY_MS
+  }
+
+  /** PORCHLIGHT_REJECTED_RETRY_MS is also the cap: tests want a steady, short retry. */
+  private retryCapMs(): number {
+    return this.retryFromEnv() ?? REJECTED_RETRY_MAX_MS
+  }
+
+  private retryFromEnv(): number | null {
+    const raw = (this.deps.env ?? process.env)['PORCHLIGHT_REJECTED_RETRY_MS']
+    return raw !== undefined && /^\d{2,9}$/.test(raw.trim()) ? Number(raw) : null
+  }
+
   private scheduleRepublish(): void {
     if (this.retryTimer !== null || this.stopped) return
     const delayMs = this.retryDelayMs
-    this.retryDelayMs = Math.min(delayMs * 2, REJECTED_RETRY_MAX_MS)
+    this.retryDelayMs = Math.min(delayMs * 2, this.retryCapMs())
     this.log.info({ delayMs }, 'publishing the rejected tunnels again later')
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null

@@ -241,7 +241,9 @@ export class Supervisor extends EventEmitter {
     })
     control.on('notice', (notice: { level: 'info' | 'warn' | 'error'; code: string; message: string }) => {
       if (notice.code === 'PL_ERR_LINK_REPLACED') this.replaced = true
-      this.log[notice.level]({ code: notice.code }, `relay notice: ${notice.message}`)
+      // A lost lease comes from every relay of the cluster; the agent says it once itself.
+      if (notice.code === 'PL_ERR_LEASE_LOST') this.log.debug({ code: notice.code }, `relay notice: ${notice.message}`)
+      else this.log[notice.level]({ code: notice.code }, `relay notice: ${notice.message}`)
       this.emit('notice', notice)
     })
     const current: Current = { session, control, connectedAt }

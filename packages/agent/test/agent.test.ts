@@ -328,3 +328,44 @@ t.test('a POST whose head and body arrive in one chunk: body bytes are never par
   const seen = JSON.parse((await readBody(stream)).bytes.toString()) as { bodySha256: string; bodyBytes: number }
   t.same(seen, { ...seen, bodyBytes: body.length, bodySha256: sha256(body) })
 })
+
+t.test('a cluster lease: a repeated refusal is printed once; a lost lease stops serving at once, is printed once and retried', async (t) => {
+  const origin = await startOrigin(t)
+  let held = true
+  const relay = await startFakeRelay(t, {
+    publish: (tunnels) => tunnels.map((s) => (held
+      ? { id: s.id, ok: false as const, code: 'PL_ERR_LEASE_HELD', message: 'host blog.localhost is leased to another agent of the cluster (other); publishing again later' }
+      : { id: s.id, ok: true as const, url: `http://${s.id}.localhost:1` })),
+  })
+  const logs = memoryLogger()
+  const agent = buildAgent(agentConfig(relay, [httpTunnel('blog', origin.url)]), { log: logs.log, env: { ...FAST_ENV, PORCHLIGHT_REJECTED_RETRY_MS: '50' } })
+  t.teardown(() => agent.stop(0))
+  const rejected: string[] = []
+  agent.on('rejected', (r: { code: string }) => rejected.push(r.code))
+  await agent.start()
+  await relay.waitForPublishes(4)
+  const refusals = () => logs.lines().filter((l) => String(l['msg']).startsWith('tunnel rejected')).length
+  t.equal(refusals(), 1, 'four refusals with the same code, one line')
+  t.same(rejected, ['PL_ERR_LEASE_HELD'])
+
+  held = false
+  await once(agent, 'tunnel')
+  const session = relay.lastSession()
+  // The relay says the lease passed: the host is refused by the agent itself from now on.
+  held = true
+  session.send({ type: 'notice', level: 'warn', code: 'PL_ERR_LEASE_LOST', message: 'blog blog.localhost' })
+  session.send({ type: 'notice', level: 'warn', code: 'PL_ERR_LEASE_LOST', message: 'blog blog.localhost' })
+  await until(() => agent.status().tunnels[0]?.state === 'rejected')
+  const stream = session.openStream({ t: 'http', tunnel: 'blog', host: 'blog.localhost', method: 'GET', url: '/', headers: [], upgrade: false })
+  stream.end()
+  const reply = await readReply(stream)
+  t.equal(reply.t === 'error' && reply.code, 'PL_ERR_POLICY_NOT_PUBLISHED', 'not served after the lease was lost')
+  t.equal(origin.connections(), 0)
+  const before = relay.publishCount()
+  await relay.waitForPublishes(before + 2)
+  // Printed: info and above (the supervisor notes each link's notice at debug only).
+  const lost = logs.lines().filter((l) => l['code'] === 'PL_ERR_LEASE_LOST' && Number(l['level']) >= 30)
+  t.equal(lost.length, 1, `printed once: ${String(lost[0]?.['msg'])}`)
+  t.equal(lost[0]?.['msg'], 'the cluster lease on host blog.localhost passed to another agent: tunnel blog removed; publishing again later')
+  t.same(rejected, ['PL_ERR_LEASE_HELD', 'PL_ERR_LEASE_LOST', 'PL_ERR_LEASE_HELD'], 'each change of code said once')
+})

@@ -1,3 +1,4 @@
+import type { FailureLimiterFactory } from './access/failure-limit.js'
 import type { Duplex } from 'node:stream'
 import type { RelayConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
@@ -35,6 +36,8 @@ export interface RelayContext {
   ownAddresses(): Set<string>
   /** This relay as a cluster member, or null (a single relay). */
   cluster: ClusterNode | null
+  /** Counters of failed attempts: this relay's table, or cluster-wide in Redis with `cluster:`. */
+  failureLimiter: FailureLimiterFactory
   /** GET /readyz: false while draining (and, in a cluster, while cut from Redis when a peer is not). */
   readiness(): { ready: boolean; reason: string }
 }

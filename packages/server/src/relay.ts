@@ -28,7 +28,7 @@ import type { AdminApp } from './admin/plugin.js'
 import { createMetrics } from './admin/metrics.js'
 import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
-import { RateLimiter } from './access/rate-limit.js'
+import { localFailureLimiter } from './access/failure-limit.js'
 import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
@@ -75,6 +75,9 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     reservedPorts: () => new Set(Object.values(bound).map((a) => a.port)),
     stateDir: config.state,
     staleOwner: (owner): Promise<boolean> => tunnels.replaceIfStale(owner as AgentSession),
+    leases: () => cluster?.leases ?? null,
+    fence: (port, owner) => cluster?.leases.serves(`port:${port}`, owner) ?? true,
+    onTakenOver: (owner, tunnelId, port) => tunnels.tellLeaseLost(owner, tunnelId, `port ${port}`, `tcp:${port}`),
   })
   const tunnels: TunnelTable<AgentSession> = new TunnelTable<AgentSession>({
     config: () => config,
@@ -83,6 +86,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     reservedHosts: () => reservedHosts,
     publicUrl: (host) => ctx.publicUrl(host),
     onHostPublished: (host) => acme?.want(host, 'published'),
+    leases: () => cluster?.leases ?? null,
   })
   const registry = tunnels.registry
   // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
@@ -98,6 +102,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       // Only the kinds this version knows: a newer member's entries are skipped, not misread.
       else if (event.t === 'link.create' || event.t === 'link.revoke') ctx.links.apply(event)
     },
+    onLeaseLost: (resource, owner, holder) => tunnels.withdrawLeased(resource, owner, holder),
+    leasedPorts: () => tcpPorts.leasedPorts(),
   }) : null
   let closing = false
   // `outbound` rules parsed once per config (at start and on reload), not on every stream.
@@ -124,6 +130,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     // Cluster members share the signing key, so a link minted on one verifies on every member.
     links: new LinkStore({ stateDir: config.state, ...(cluster ? { secret: cluster.keys.links } : {}) }),
     cluster,
+    failureLimiter: cluster ? (name, spec) => cluster.failureLimiter(name, spec) : localFailureLimiter,
     readiness: () => cluster?.readiness() ?? (closing ? { ready: false, reason: 'draining' } : { ready: true, reason: '' }),
     metrics,
     activity: new Activity(),
@@ -176,7 +183,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   }
 
   // One basic-auth limiter for both listeners, so HTTP and HTTPS share the 10-guesses budget.
-  const basicLimiter = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const basicLimiter = ctx.failureLimiter('basic', { limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
   const visitorHandler = createVisitorHandler(ctx, {
     https: false,
     listenerPorts: () => listenerPorts(),
@@ -196,6 +203,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       const s = registry.session(agent, instance)
       return s !== undefined && !s.isClosed && s.link !== link
     },
+    failureLimiter: ctx.failureLimiter,
     onAuthFailure: (reason: AuthFailureReason) => {
       metrics.authFailed(reason)
       if (reason === 'rate_limited') metrics.limitRefused('agent_auth_failures')

@@ -43,6 +43,8 @@ export const codes = {
   PL_ERR_LINK_DUPLICATE: { msg: 'this agent process already holds a link to this relay; retrying with backoff', status: 409, retry: true },
   PL_ERR_CLUSTER_REDIS: { msg: 'cluster redis %s: %s', status: 503, retry: true },
   PL_ERR_CLUSTER_PEER: { msg: 'cluster peer %s: %s', status: 502, retry: true },
+  PL_ERR_LEASE_HELD: { msg: '%s is leased to another agent of the cluster (%s); publishing again later', status: 409, retry: true },
+  PL_ERR_LEASE_LOST: { msg: 'the cluster lease on %s passed to another agent: tunnel %s removed; publishing again later', retry: true },
   PL_ERR_LINK_HEARTBEAT: { msg: 'no heartbeat from peer for %s ms', retry: true },
   PL_ERR_LINK_TIMEOUT: { msg: 'relay did not answer %s within %s ms', retry: true },
 

@@ -2,7 +2,7 @@ import type { ErrorCode } from '@porchlight/shared/errors'
 import { BASIC_CHALLENGE, checkBasicCredentials, isPasswordHash, parseBasicAuth, type PasswordCache } from './basic.js'
 import { ipAllowed, parseCidrList, type Cidr } from './ips.js'
 import { buildAccessCookie, readAccessCookies, stripShareParam, type LinkFailure, type LinkStore } from './links.js'
-import type { RateLimiter } from './rate-limit.js'
+import type { FailureLimiter } from './failure-limit.js'
 
 /**
  * The one visitor authorisation function: every entry path (requests, upgrades, HEAD, OPTIONS)
@@ -39,7 +39,7 @@ export interface AccessInput {
 
 export interface AccessDeps {
   links: Pick<LinkStore, 'verify'>
-  basicLimiter: RateLimiter
+  basicLimiter: FailureLimiter
   now: () => number
   passwordCache?: PasswordCache
 }
@@ -99,7 +99,7 @@ export async function decideAccess(input: AccessInput, deps: AccessDeps): Promis
     const creds = parseBasicAuth(input.authorizationHeader)
     // The attempt is counted BEFORE the slow check: concurrent guesses each take a slot, so no
     // more than the limit are ever checked at once (issue 16). Successes reset the count.
-    const gate = creds === null ? deps.basicLimiter.peek(key) : deps.basicLimiter.hit(key)
+    const gate = await (creds === null ? deps.basicLimiter.peek(key) : deps.basicLimiter.hit(key))
     if (!gate.allowed) return { ...deny(429, 'PL_ERR_ACCESS_RATE_LIMITED', 'basic_rate_limited'), retryAfterS: gate.retryAfterS }
     if (creds !== null) {
       let ok: boolean

@@ -3,7 +3,6 @@ import type { Server } from 'node:http'
 import { isIP } from 'node:net'
 import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayContext } from '../context.js'
-import { RateLimiter } from '../access/rate-limit.js'
 import { DASHBOARD_CSS, DASHBOARD_JS, dashboardPage, loginPage } from './dashboard.js'
 import { AdminSessions, CLEAR_ADMIN_COOKIE, CSRF_HEADER, csrfMatches, type AdminSession } from './login-sessions.js'
 import { registerApi } from './api.js'
@@ -40,7 +39,7 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   const app = Fastify({ logger: false, requestTimeout: 10_000, bodyLimit: 64 * 1024 })
   const sessions = new AdminSessions()
   // Wrong tokens typed into the login form: 10 per 5 minutes per address.
-  const loginFailures = new RateLimiter({ limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
+  const loginFailures = ctx.failureLimiter('admin_login', { limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
   app.decorateRequest('adminSession', null)
 
   // DNS rebinding: a web page on evil.example that re-points its name at 127.0.0.1 could
@@ -71,14 +70,14 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
   app.post('/login', async (req, reply) => {
     const ip = req.socket.remoteAddress ?? ''
     if (!sameOrigin(req)) return csrfRefused(reply)
-    if (!loginFailures.peek(ip).allowed) {
+    if (!(await loginFailures.peek(ip)).allowed) {
       ctx.metrics.limitRefused('admin_login_failures')
       return reply.code(429).type('text/html; charset=utf-8').headers({ ...PAGE_HEADERS, 'retry-after': '60' }).send(loginPage('Too many wrong tokens; try again in a few minutes.'))
     }
     const token = typeof (req.body as { token?: unknown } | undefined)?.token === 'string' ? (req.body as { token: string }).token : ''
     const expected = ctx.config.admin_token_sha256
     if (!expected || token === '' || !tokenMatchesHash(token, expected)) {
-      loginFailures.hit(ip)
+      await loginFailures.hit(ip)
       ctx.log.warn({ component: 'admin', ip }, 'dashboard login failed')
       return reply.code(401).type('text/html; charset=utf-8').headers(PAGE_HEADERS).send(loginPage('That is not the admin token.'))
     }

@@ -82,6 +82,19 @@ export class Registry<S extends SessionRef = SessionRef> {
     return this.routes.get(host)
   }
 
+  /**
+   * Whether a route may serve now (in a cluster: its owner's lease on a contested name is current
+   * here); checked in memory on every visitor lookup. Default: always.
+   */
+  fence: (route: HttpRoute<S>) => boolean = () => true
+
+  /** The route visitors are served by: as route(), but offline (no session) while fenced. */
+  servingRoute(host: string): HttpRoute<S> | undefined {
+    const route = this.routes.get(host)
+    if (route === undefined || route.session === null || this.fence(route)) return route
+    return { ...route, session: null }
+  }
+
   /** May `session` publish `host`? (Policy is checked elsewhere; this is ownership only.) */
   claimRefusal(host: string, session: Pick<S, 'agent' | 'instance'>): ClaimRefusal {
     const route = this.routes.get(host)

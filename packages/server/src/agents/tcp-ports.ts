@@ -1,10 +1,12 @@
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import type { Logger } from '@porchlight/shared/log'
 import type { RelayConfig } from '@porchlight/shared/config'
+import { PorchlightError } from '@porchlight/shared/errors'
 import { TcpTunnelListener, type TcpTunnelMeter } from '../visitors/tcp.js'
 import { PickedPorts } from './picked-ports.js'
 import { pickPort, portAllowed } from './port-policy.js'
 import { reject, resultFromError } from './results.js'
+import type { LeaseClaims } from './tunnel-table.js'
 import type { SessionRef } from './registry.js'
 
 type TcpSpec = Extract<TunnelSpec, { kind: 'tcp' }>
@@ -40,6 +42,12 @@ export class TcpPorts {
     tcpMeter?: TcpTunnelMeter
     /** Pings another process's session holding a wanted port; true once a stale one has been closed. */
     staleOwner?: (owner: Session) => Promise<boolean>
+    /** Cluster leases for ports several agents' `tcp_ports` admit; null on a single relay. */
+    leases?: () => LeaseClaims | null
+    /** May this port's owner serve now (its lease current here)? Checked on every visitor connection. */
+    fence?: (port: number, owner: { agent: string; instance: string }) => boolean
+    /** A port taken over through its lease from another owner: tell that owner (PL_ERR_LEASE_LOST). */
+    onTakenOver?: (owner: { agent: string; instance: string }, tunnelId: string, port: number) => void
   }) {
     this.picked = new PickedPorts(deps.stateDir, deps.log)
   }
@@ -74,6 +82,29 @@ export class TcpPorts {
     }
     await Promise.all(stale)
     return results
+  }
+
+  /**
+   * The port's lease passed from `owner` to another agent: stop listening for it. Returns the
+   * tunnel id it served, or null when `owner` does not hold the port here.
+   */
+  withdraw(port: number, owner: { agent: string; instance: string }): string | null {
+    const entry = this.byPort.get(port)
+    if (entry === undefined || entry.agent !== owner.agent || entry.instance !== owner.instance) return null
+    void this.closeEntry(port, entry)
+    return entry.tunnelId
+  }
+
+  /** Contested ports this relay listens on for live sessions, as lease resources (renewed by the cluster). */
+  leasedPorts(): Array<{ resource: string; agent: string; instance: string }> {
+    return [...this.byPort].filter(([port, e]) => !e.session.isClosed && this.contested(port)).map(([port, e]) => ({ resource: `port:${port}`, agent: e.agent, instance: e.instance }))
+  }
+
+  /** More than one agent's `tcp_ports` admit `port`: config does not pin it to one agent. */
+  private contested(port: number): boolean {
+    let admitting = 0
+    for (const policy of Object.values(this.deps.config().agents)) if (portAllowed(port, policy.tcp_ports ?? []) && ++admitting > 1) return true
+    return false
   }
 
   /** The agents holding ports, for a reload to check. */
@@ -144,6 +175,17 @@ export class TcpPorts {
   private async listenOn(session: Session, spec: TcpSpec, port: number, ranges: RelayPortRanges, reserved: Set<number>): Promise<PublishResult> {
     const config = this.deps.config()
     if (!portAllowed(port, ranges) || reserved.has(port)) return reject(spec.id, 'PL_ERR_POLICY_PORT_DENIED', port, session.agent)
+    // A port several agents' policies admit is decided by the cluster's lease, not by who reached this relay first.
+    const leases = this.deps.leases?.() ?? null
+    if (leases !== null && this.contested(port)) {
+      const lease = await leases.claim(`port:${port}`, session)
+      if (!lease.ok) return lease.code === 'PL_ERR_LEASE_HELD' ? reject(spec.id, lease.code, `port ${port}`, lease.holder) : reject(spec.id, lease.code, 'lease', lease.reason)
+      const held = this.byPort.get(port)
+      if (held !== undefined && (held.agent !== session.agent || held.instance !== session.instance)) {
+        await this.closeEntry(port, held)
+        this.deps.onTakenOver?.(held, held.tunnelId, port)
+      }
+    }
     let existing = this.byPort.get(port)
     if (existing && existing.agent !== session.agent) return reject(spec.id, 'PL_ERR_POLICY_PORT_IN_USE', port)
     if (existing && existing.instance !== session.instance && !existing.session.isClosed) {
@@ -175,7 +217,12 @@ export class TcpPorts {
       tunnelId: spec.id,
       agent: session.agent,
       allowIps: spec.allow_ips ?? [],
-      openStream: () => (entry as PortEntry).session.openStream(),
+      openStream: () => {
+        const e = entry as PortEntry
+        // Fenced: a port whose lease this relay no longer sees as its owner's serves nobody.
+        if (this.deps.fence?.(port, e) === false) throw new PorchlightError('PL_ERR_HTTP_TUNNEL_OFFLINE')
+        return e.session.openStream()
+      },
       log: session.log.child({ tunnel: spec.id }),
       ...(this.deps.tcpMeter ? { meter: this.deps.tcpMeter } : {}),
     })

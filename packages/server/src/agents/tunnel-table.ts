@@ -47,6 +47,13 @@ export interface TunnelTableDeps {
   publicUrl: (host: string) => string
   /** A hostname was accepted under the agent's policy (ACME orders its certificate). */
   onHostPublished?: (host: string) => void
+  /** Cluster leases for hostnames and ports several agents' policies admit; null on a single relay. */
+  leases?: () => LeaseClaims | null
+}
+
+/** What publishing needs of the cluster's leases (cluster/leases.ts); resources are `host:<name>` or `port:<n>`. */
+export interface LeaseClaims {
+  claim(resource: string, owner: { agent: string; instance: string }): Promise<{ ok: true } | { ok: false; code: 'PL_ERR_LEASE_HELD'; holder: string } | { ok: false; code: 'PL_ERR_CLUSTER_REDIS'; reason: string }>
 }
 
 /**
@@ -98,6 +105,17 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
         results.push(decision.code === 'PL_ERR_POLICY_NO_FREE_NAME' ? reject(spec.id, decision.code, session.agent) : reject(spec.id, decision.code, decision.host, session.agent))
         continue
       }
+      // A name several agents' policies admit is decided by the cluster's lease, not by who reached this relay first.
+      const leases = seenHosts.has(decision.host) ? null : this.deps.leases?.() ?? null
+      if (leases !== null && this.contested(decision.host)) {
+        const lease = await leases.claim(`host:${decision.host}`, session)
+        if (!lease.ok) {
+          results.push(lease.code === 'PL_ERR_LEASE_HELD' ? reject(spec.id, lease.code, `host ${decision.host}`, lease.holder) : reject(spec.id, lease.code, 'lease', lease.reason))
+          continue
+        }
+        const held = this.registry.route(decision.host)
+        if (held !== undefined && (held.agent !== session.agent || held.instance !== session.instance)) this.withdrawLeased(`host:${decision.host}`, held, session.agent)
+      }
       let refusal = seenHosts.has(decision.host) ? 'other-agent' : this.registry.claimRefusal(decision.host, session)
       if (refusal === 'other-instance' && await this.ownerIsStale(decision.host)) refusal = this.registry.claimRefusal(decision.host, session)
       if (refusal === 'other-agent') {
@@ -127,6 +145,47 @@ export class TunnelTable<S extends TunnelSession = TunnelSession> {
     session.tunnels = tunnels
     session.results = results
     return results
+  }
+
+  /** More than one agent's policy admits `host`: config does not pin it to one agent. */
+  private contested(host: string): boolean {
+    const config = this.deps.config()
+    const reserved = this.deps.reservedHosts()
+    let admitting = 0
+    for (const policy of Object.values(config.agents)) {
+      if (decideHost(host, config.domain, policy.hosts, reserved).ok && ++admitting > 1) return true
+    }
+    return false
+  }
+
+  /**
+   * The cluster lease on `resource` (`host:<name>` or `port:<n>`) passed from `owner` to another
+   * agent: its route here is dropped (not kept offline for it), or its port stops listening, and
+   * its live session is told once per relay (PL_ERR_LEASE_LOST).
+   */
+  withdrawLeased(resource: string, owner: { agent: string; instance: string }, holder: string | null): void {
+    if (resource.startsWith('port:')) {
+      const port = Number(resource.slice(5))
+      const tunnelId = this.deps.tcpPorts.withdraw(port, owner)
+      if (tunnelId === null) return
+      this.deps.log.warn({ port, agent: owner.agent, holder }, 'lease lost: port closed')
+      this.tellLeaseLost(owner, tunnelId, `port ${port}`, `tcp:${port}`)
+      return
+    }
+    const host = resource.slice(5)
+    const route = this.registry.route(host)
+    if (route === undefined || route.agent !== owner.agent || route.instance !== owner.instance) return
+    this.registry.dropRoutes((r) => r !== route)
+    this.deps.log.warn({ host, agent: owner.agent, holder }, 'lease lost: route removed')
+    this.tellLeaseLost(owner, route.tunnelId, `host ${host}`, host)
+  }
+
+  /** Marks the tunnel rejected in `owner`'s live session and sends `TUNNEL-ID WHAT` (the host, or tcp:PORT). */
+  tellLeaseLost(owner: { agent: string; instance: string }, tunnelId: string, what: string, word: string): void {
+    const s = this.registry.session(owner.agent, owner.instance)
+    if (s === undefined || s.isClosed) return
+    s.results = s.results.map((r) => (r.id === tunnelId ? reject(r.id, 'PL_ERR_LEASE_LOST', what, r.id) : r))
+    s.send({ type: 'notice', level: 'warn', code: 'PL_ERR_LEASE_LOST', message: `${tunnelId} ${word}` })
   }
 
   /** True when `host` is a name the relay picked earlier for this process (asked for again by name). */

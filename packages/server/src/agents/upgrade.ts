@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayConfig } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
-import { RateLimiter } from '../access/rate-limit.js'
+import { localFailureLimiter, type FailureLimiterFactory } from '../access/failure-limit.js'
 import { checkClientCert } from './tls.js'
 import type { AuthFailureReason } from '../admin/metrics.js'
 
@@ -43,6 +43,8 @@ export interface AgentEndpointDeps {
   linkConflict?: (agent: string, instance: string, link: string) => boolean
   /** Told of every refused upgrade (the `porchlight_agent_auth_failures_total` count). */
   onAuthFailure?: (reason: AuthFailureReason) => void
+  /** Where bad tokens are counted (cluster-wide in a cluster); default: this relay's own table. */
+  failureLimiter?: FailureLimiterFactory
 }
 
 export interface AgentListenerDeps extends Omit<AgentEndpointDeps, 'clientCerts'> {
@@ -64,7 +66,7 @@ export interface AgentEndpoint {
 }
 
 export function createAgentEndpoint(deps: AgentEndpointDeps): AgentEndpoint {
-  const failures = new RateLimiter({ limit: 20, windowMs: 60_000, maxKeys: 10_000 })
+  const failures = (deps.failureLimiter ?? localFailureLimiter)('agent_token', { limit: 20, windowMs: 60_000, maxKeys: 10_000 })
   const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false })
   const log = deps.log.child({ component: 'agents' })
   const failed = deps.onAuthFailure ?? (() => undefined)
@@ -76,19 +78,26 @@ export function createAgentEndpoint(deps: AgentEndpointDeps): AgentEndpoint {
 
   function onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => undefined)
+    handleUpgrade(req, socket, head).catch((err: unknown) => {
+      log.error({ err: { message: (err as Error).message } }, 'agent upgrade failed')
+      socket.destroy()
+    })
+  }
+
+  async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const remoteAddress = normaliseIp(socket.remoteAddress ?? '')
     const refuse = (status: number, body: string, extra = ''): void => {
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
     }
     if (req.rawHeaders.length > 2 * MAX_UPGRADE_HEADERS) return refuse(431, `PL_ERR_HTTP_BAD_REQUEST: more than ${MAX_UPGRADE_HEADERS} header lines\n`)
-    if (!failures.peek(remoteAddress).allowed) {
+    if (!(await failures.peek(remoteAddress)).allowed) {
       log.warn({ remote: remoteAddress }, 'agent authentication rate-limited')
       failed('rate_limited')
       return refuse(429, 'too many failed attempts\n', 'retry-after: 60\r\n')
     }
     const agent = authenticate(deps.config(), req.headers.authorization)
     if (agent === null) {
-      const hit = failures.hit(remoteAddress)
+      const hit = await failures.hit(remoteAddress)
       log.warn({ remote: remoteAddress, code: 'PL_ERR_AUTH_BAD_TOKEN' }, 'agent authentication failed')
       failed(hit.allowed ? 'bad_token' : 'rate_limited')
       return hit.allowed ? refuse(401, GENERIC_401) : refuse(429, 'too many failed attempts\n', `retry-after: ${hit.retryAfterS}\r\n`)
@@ -100,7 +109,7 @@ export function createAgentEndpoint(deps: AgentEndpointDeps): AgentEndpoint {
       const verdict = checkClientCert(tlsSocket, agent, deps.revokedSerials())
       if (verdict.ok) certSerial = verdict.serial ?? null
       else if (policy.require_cert) {
-        failures.hit(remoteAddress)
+        void failures.hit(remoteAddress)
         log.warn({ agent, remote: remoteAddress, code: verdict.code, reason: verdict.reason, serial: verdict.serial, detail: verdict.detail }, 'agent certificate rejected')
         failed('cert_rejected')
         return refuse(403, `${verdict.code}: ${verdict.reason}\n`)

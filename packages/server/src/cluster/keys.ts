@@ -16,6 +16,10 @@ export interface ClusterKeys {
   links: Buffer
   /** AES-256-GCM key for ACME state in Redis (account key, certificates and their keys, challenges). */
   acme: Buffer
+  /** HMAC key for failure-limit keys in Redis (no address or user name is stored there). */
+  limits: Buffer
+  /** HMAC key tagging lease values (owner and fencing token) in Redis. */
+  leases: Buffer
 }
 
 export function loadClusterKeys(file: string): ClusterKeys {
@@ -26,7 +30,7 @@ export function loadClusterKeys(file: string): ClusterKeys {
     throw new PorchlightError('PL_ERR_CONFIG_SECRET', [file, (err as Error).message], { cause: err })
   }
   const derive = (label: string): Buffer => Buffer.from(hkdfSync('sha256', secret, 'porchlight-cluster', label, 32))
-  return { peer: derive('peer-hmac-v1'), seal: derive('redis-seal-v1'), links: derive('share-links-v1'), acme: derive('acme-seal-v1') }
+  return { peer: derive('peer-hmac-v1'), seal: derive('redis-seal-v1'), links: derive('share-links-v1'), acme: derive('acme-seal-v1'), limits: derive('limit-keys-v1'), leases: derive('lease-tags-v1') }
 }
 
 /** Encrypts and authenticates `text` (AES-256-GCM, random nonce): base64url of nonce|tag|ciphertext. */

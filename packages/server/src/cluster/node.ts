@@ -3,15 +3,18 @@ import type { Redis } from 'ioredis'
 import type { RelayCluster } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
 import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
+import type { FailureLimiter, FailureLimitSpec } from '../access/failure-limit.js'
 import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
 import { forwardToPeer } from './forward.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
+import { Leases, type LeaseOwner } from './leases.js'
 import { Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
 import { connectRedis } from './redis.js'
 import { RevocationStream, type RevocationEvent } from './revocations.js'
+import { sharedFailureLimiter } from './shared-limits.js'
 
 /** Most bytes of a notice's message (protocol shortText); the member list is cut to fit. */
 const NOTICE_MAX_CHARS = 1024
@@ -30,6 +33,10 @@ export interface ClusterNodeDeps {
   stateDir: string | null
   /** A revocation or share-link change from the stream (this member's own ones too: idempotent). */
   onEvent: (event: RevocationEvent) => void
+  /** The lease on a contested hostname or port passed from `owner` to another agent: drop it here. */
+  onLeaseLost: (resource: string, owner: LeaseOwner, holder: string | null) => void
+  /** Contested TCP ports this relay listens on for live sessions (`port:<n>` resources), to renew. */
+  leasedPorts: () => Array<{ resource: string } & LeaseOwner>
 }
 
 /**
@@ -43,6 +50,7 @@ export class ClusterNode {
   readonly membership: Membership
   readonly id: string
   readonly revocations: RevocationStream
+  readonly leases: Leases
   private readonly reader: Redis
   private draining = false
   /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
@@ -77,6 +85,17 @@ export class ClusterNode {
       stateDir: deps.stateDir,
       apply: (event) => deps.onEvent(event),
     })
+    this.leases = new Leases({
+      redis: this.redis,
+      tagKey: this.keys.leases,
+      ttlMs: c.lease_ttl_ms,
+      log: this.log,
+      prefix: 'porchlight:lease:',
+      held: () => [...this.leasedRoutes(), ...deps.leasedPorts()],
+      onLost: (host, owner, holder) => deps.onLeaseLost(host, owner, holder),
+    })
+    // Visitors are served by a contested name's route only while its owner's lease is current here.
+    deps.registry.fence = (route) => this.leases.serves(`host:${route.host}`, route)
     this.membership.on('members', () => {
       for (const s of deps.registry.allSessions()) this.tellMembers(s)
     })
@@ -85,6 +104,7 @@ export class ClusterNode {
   async start(): Promise<void> {
     await this.membership.start()
     this.revocations.start()
+    this.leases.start()
     this.started = true
     // Often, so /readyz fails soon after max_staleness; a no-op while Redis answers.
     this.probeTimer = setInterval(() => void this.probeFreshness(), FRESH_PROBE_INTERVAL_MS)
@@ -100,6 +120,7 @@ export class ClusterNode {
 
   async stop(): Promise<void> {
     if (this.probeTimer) clearInterval(this.probeTimer)
+    this.leases.stop()
     await this.membership.stop()
     await this.revocations.stop()
     this.redis.disconnect()
@@ -114,6 +135,11 @@ export class ClusterNode {
     this.revocations.publish(event).catch((err: unknown) => {
       this.log.error({ code: 'PL_ERR_CLUSTER_REDIS', event: event.t, err: { message: (err as Error).message } }, 'cluster write failed: applied on this relay only; repeat it once redis is back')
     })
+  }
+
+  /** A failure limit counted across all members (Redis, with the per-relay table as insurance). */
+  failureLimiter(name: string, spec: FailureLimitSpec): FailureLimiter {
+    return sharedFailureLimiter(this.redis, this.keys.limits, name, spec)
   }
 
   get fresh(): boolean {
@@ -193,7 +219,7 @@ export class ClusterNode {
   private forwardTarget(req: IncomingMessage): Member | null {
     const host = hostOf(req.headers.host)
     if (host === null) return null
-    const route = this.deps.registry.route(host)
+    const route = this.deps.registry.servingRoute(host)
     if (route?.session && !route.session.isClosed && !route.session.suspect) return null
     // No link, or a suspect one: a peer that lists a healthy link serves it; else the local handler answers.
     return this.membership.peerServing(host)
@@ -204,9 +230,21 @@ export class ClusterNode {
     const hosts: string[] = []
     for (const s of this.deps.registry.allSessions()) {
       if (s.isClosed || s.suspect) continue
-      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s) hosts.push(r.host)
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) if (r.session === s && this.leases.serves(`host:${r.host}`, r)) hosts.push(r.host)
     }
     return hosts
+  }
+
+  /** Leased hostnames this relay holds a live link of their owner for: what it renews. */
+  private leasedRoutes(): Array<{ resource: string } & LeaseOwner> {
+    const held: Array<{ resource: string } & LeaseOwner> = []
+    for (const s of this.deps.registry.allSessions()) {
+      if (s.isClosed) continue
+      for (const r of this.deps.registry.routesOfInstance(s.agent, s.instance)) {
+        if (r.session === s && this.leases.leased(`host:${r.host}`)) held.push({ resource: `host:${r.host}`, agent: r.agent, instance: r.instance })
+      }
+    }
+    return held
   }
 
   /** While cut from Redis: does any peer still reach it? (Asked over listen.peer, never via Redis.) */

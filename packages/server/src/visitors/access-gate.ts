@@ -6,7 +6,7 @@ import { checkPeerCert } from '../agents/tls.js'
 import { stripRelayCookies } from '../access/links.js'
 import type { HttpRoute } from '../agents/registry.js'
 import type { RelayContext } from '../context.js'
-import type { RateLimiter } from '../access/rate-limit.js'
+import type { FailureLimiter } from '../access/failure-limit.js'
 
 /** The outcome of checking a visitor against a site's `access:` rules. */
 export type GateResult =
@@ -36,7 +36,7 @@ export async function checkVisitorAccess(
   req: IncomingMessage,
   clientIp: string,
   https: boolean,
-  basicLimiter: RateLimiter,
+  basicLimiter: FailureLimiter,
 ): Promise<GateResult> {
   const open = openSiteGate(route, req)
   if (open !== null) return open

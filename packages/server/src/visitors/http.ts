@@ -7,7 +7,7 @@ import { pipeBoth } from '@porchlight/shared/net'
 import { REDACT_PATHS, redactUrl, type Logger } from '@porchlight/shared/log'
 import type { RelayContext } from '../context.js'
 import type { HttpRoute } from '../agents/registry.js'
-import type { RateLimiter } from '../access/rate-limit.js'
+import type { FailureLimiter } from '../access/failure-limit.js'
 import { SHARE_PARAM, stripShareParam } from '../access/links.js'
 import { clientAddress } from '../access/ips.js'
 import { checkRequest, originForm } from './request-checks.js'
@@ -30,7 +30,7 @@ export interface VisitorHandlerOptions {
   /** Ports a Host header may carry (the public listeners' and the defaults). */
   listenerPorts: () => ReadonlySet<number>
   /** Basic-auth failures per IP and site, shared by the HTTP and HTTPS listeners. */
-  basicLimiter: RateLimiter
+  basicLimiter: FailureLimiter
   /** Answers a request before routing (ACME HTTP-01 challenges); true (or a promise of true) when it did. */
   beforeRouting?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
 }
@@ -45,7 +45,7 @@ export function createVisitorHandler(ctx: RelayContext, opts: VisitorHandlerOpti
     { ok: true; route: HttpRoute; host: string; clientIp: string; peerIp: string; trustedChain: string | null } | { ok: false; code: ErrorCode; detail?: string; status?: number } {
     const check = checkRequest(req, opts.listenerPorts())
     if (!check.ok) return { ok: false, code: 'PL_ERR_HTTP_BAD_REQUEST', detail: `bad request: ${check.reason}`, ...(check.status ? { status: check.status } : {}) }
-    const found = ctx.registry.route(check.host)
+    const found = ctx.registry.servingRoute(check.host)
     if (!found) return { ok: false, code: 'PL_ERR_HTTP_UNKNOWN_HOST' }
     void accept
     const peer = req.socket.remoteAddress ?? ''

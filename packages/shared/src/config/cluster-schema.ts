@@ -21,9 +21,14 @@ export interface RelayCluster {
   max_staleness_ms: number
   /** After SIGTERM, /readyz answers 503 this long before the listeners close (ms), so balancers move away. */
   drain_delay_ms: number
+  /**
+   * How long a lease on a hostname several agents' policies admit lasts without renewal (ms); the
+   * owning agent's relays renew it every third of this while the agent holds a link.
+   */
+  lease_ttl_ms: number
 }
 
-export const CLUSTER_DEFAULTS = { max_staleness_ms: 5_000, drain_delay_ms: 2_000 } as const
+export const CLUSTER_DEFAULTS = { max_staleness_ms: 5_000, drain_delay_ms: 2_000, lease_ttl_ms: 10_000 } as const
 
 /** Member ids: what logs, Redis keys and agents' link lists show. */
 export const MEMBER_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/
@@ -73,5 +78,6 @@ export function clusterSection(ctx: SchemaContext) {
     }),
     max_staleness_ms: z.number().int().min(1_000).max(3_600_000).default(CLUSTER_DEFAULTS.max_staleness_ms),
     drain_delay_ms: z.number().int().min(0).max(600_000).default(CLUSTER_DEFAULTS.drain_delay_ms),
+    lease_ttl_ms: z.number().int().min(1_000).max(600_000).default(CLUSTER_DEFAULTS.lease_ttl_ms),
   }).nullable().default(null)
 }

@@ -33,6 +33,7 @@ t.test('a member: defaults filled in, paths resolved', (t) => {
     advertise: { agents: 'ws://127.0.0.11:7443', peer: 'http://127.0.0.11:7444' },
     max_staleness_ms: 5000,
     drain_delay_ms: 2000,
+    lease_ttl_ms: 10000,
   })
   t.same(config.listen.peer, { host: '127.0.0.11', port: 7444 })
   t.end()
@@ -43,7 +44,7 @@ t.test('bad cluster values: one line each, PL_ERR_CONFIG_INVALID', (t) => {
   const f = failure(() => parse({
     listen: { peer: '127.0.0.11:7444' },
     agents,
-    cluster: { id: 'R 1', redis: 'http://x', secret_file: 'short.secret', advertise: { agents: 'http://a', peer: 'ftp://b' }, max_staleness_ms: 10, extra: 1 },
+    cluster: { id: 'R 1', redis: 'http://x', secret_file: 'short.secret', advertise: { agents: 'http://a', peer: 'ftp://b' }, max_staleness_ms: 10, lease_ttl_ms: 50, extra: 1 },
   }, dir))
   t.equal(f.code, 'PL_ERR_CONFIG_INVALID')
   t.same(f.lines.sort(), [
@@ -52,6 +53,7 @@ t.test('bad cluster values: one line each, PL_ERR_CONFIG_INVALID', (t) => {
     'cluster.advertise.peer: expected an http:// URL of listen.peer as other relays reach it, got "ftp://b"',
     'cluster.id: use 1-32 lowercase letters, digits, "-" or "_", starting with a letter or digit',
     'cluster.max_staleness_ms: must be at least 1000',
+    'cluster.lease_ttl_ms: must be at least 1000',
     'cluster.redis: expected a redis:// or rediss:// URL, got "http://x"',
     `cluster.secret_file: ${join(dir, 'short.secret')} holds fewer than 32 bytes (make one with: openssl rand -hex 32 > ${join(dir, 'short.secret')})`,
   ].sort())
