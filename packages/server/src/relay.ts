@@ -33,7 +33,7 @@ import { loadRevokedSerials } from '@porchlight/shared/pki/runtime'
 import type { RelayContext } from './context.js'
 import { AcmeManager } from './acme/manager.js'
 import { ACME_TLS_ALPN } from './acme/challenges.js'
-import { ClusterNode } from './cluster/node.js'
+import type { ClusterNode } from './cluster/node.js'
 import { createPeerServer } from './cluster/peer-server.js'
 
 export interface RelayAddresses {
@@ -58,11 +58,25 @@ export interface Relay {
   reload(config: RelayConfig): Promise<void>
 }
 
+export interface RelayDeps {
+  log: Logger
+  /** cluster/node.js's class; only a relay with `cluster:` loads it (loadClusterNode). */
+  ClusterNode?: typeof ClusterNode
+}
+
+/**
+ * The cluster code for a relay with `cluster:`, else nothing: a single relay never loads ioredis
+ * (about 40 modules, 3-5 MiB of RSS).
+ */
+export async function loadClusterNode(config: RelayConfig): Promise<Pick<RelayDeps, 'ClusterNode'>> {
+  return config.cluster ? { ClusterNode: (await import('./cluster/node.js')).ClusterNode } : {}
+}
+
 /**
  * Builds the relay without binding anything (fastify's "build, don't listen"): bin.ts and tests
  * call listen(); tests can build many relays in one process.
  */
-export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
+export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
   let config = initial
   const log = deps.log
   const reservedHosts = new Set(['localhost', config.domain])
@@ -84,7 +98,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   })
   const registry = tunnels.registry
   // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
-  const cluster = config.cluster ? new ClusterNode({
+  if (config.cluster && deps.ClusterNode === undefined) throw new Error('buildRelay: cluster: needs deps.ClusterNode (see loadClusterNode)')
+  const cluster = config.cluster && deps.ClusterNode ? new deps.ClusterNode({
     cluster: config.cluster,
     log,
     registry,
