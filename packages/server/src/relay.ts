@@ -24,7 +24,7 @@ import { proxyProtocolFront } from './visitors/proxy-v2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
-import type { AdminApp } from './admin/plugin.js'
+import { LazyAdminServer } from './admin/lazy-server.js'
 import { createMetrics } from './admin/metrics.js'
 import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
@@ -302,7 +302,7 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
     return ports
   }
 
-  let admin: AdminApp | null = null
+  let admin: LazyAdminServer | null = null
 
   return {
     ctx,
@@ -320,10 +320,10 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
           started.push(agentServer)
         }
         if (config.listen.admin) {
-          // fastify and the dashboard (~15 MiB of RSS) load only for a relay that serves them.
-          const { buildAdmin } = await import('./admin/plugin.js')
-          admin = await buildAdmin(ctx)
+          // Bound now; fastify and the dashboard load at its first request.
+          admin = new LazyAdminServer(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
+          started.push(admin.server)
         }
         if (peerServer && config.listen.peer) {
           bound.peer = await listenOn(peerServer, config.listen.peer, 'peer')
@@ -372,7 +372,7 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
       await cluster?.stop()
       peerServer?.closeAllConnections()
       peerServer?.close()
-      await admin?.app.close()
+      await admin?.close()
     },
     async reload(next: RelayConfig): Promise<void> {
       // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a
