@@ -1,4 +1,4 @@
-import { PerformanceObserver } from 'node:perf_hooks'
+import { constants, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 
 /** V8's own default for --semi-space-growth-factor. */
@@ -7,6 +7,13 @@ const V8_DEFAULT_GROWTH_FACTOR = 2
 export const MAX_YOUNG_GENERATION_BYTES = 8 * 1024 * 1024
 /** How often the young generation's size is looked at once serving. */
 const CHECK_EVERY_MS = 250
+/**
+ * Scavenges within LOAD_WINDOW_MS that mean load (at 1 MiB semi-spaces, 8 MiB/s allocated): below
+ * it the young generation keeps its initial size, so an idle process that saw a login or a
+ * reload does not keep 8 MiB for good. A quick wrk run scavenges hundreds of times a second.
+ */
+const LOAD_SCAVENGES = 8
+const LOAD_WINDOW_MS = 1000
 
 let growthFactor = 0
 
@@ -29,18 +36,34 @@ setGrowthFactor(1)
 
 /**
  * Called once the process serves (relay: listening; agent: first link up). From here the young
- * generation may grow with load again, up to MAX_YOUNG_GENERATION_BYTES: under many small requests
+ * generation may grow under load again, up to MAX_YOUNG_GENERATION_BYTES: under many small requests
  * a bigger one means fewer scavenges (held at 1 MiB, a quick wrk run cost 5-30% more CPU per
- * request), but V8's full 32 MiB buys little more and costs that much RSS under any load.
+ * request), but V8's full 32 MiB buys little more and costs that much RSS under any load. Load is
+ * LOAD_SCAVENGES scavenges within a second; without it (idle, a login, a reload) it does not grow.
  */
 export function startupDone(): void {
+  let windowStart = -Infinity
+  let scavenges = 0
   const check = (): void => {
     const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
-    setGrowthFactor(young !== undefined && young.space_size >= MAX_YOUNG_GENERATION_BYTES ? 1 : V8_DEFAULT_GROWTH_FACTOR)
+    const full = young !== undefined && young.space_size >= MAX_YOUNG_GENERATION_BYTES
+    const loaded = scavenges >= LOAD_SCAVENGES && performance.now() - windowStart <= LOAD_WINDOW_MS
+    setGrowthFactor(!full && loaded ? V8_DEFAULT_GROWTH_FACTOR : 1)
+  }
+  const countScavenge = (entry: PerformanceEntry): void => {
+    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MINOR) return
+    if (entry.startTime - windowStart > LOAD_WINDOW_MS) {
+      windowStart = entry.startTime
+      scavenges = 0
+    }
+    scavenges++
   }
   check()
   // After every GC (the young generation only grows at one), and on a timer as a backstop.
-  const observer = new PerformanceObserver(check)
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) countScavenge(entry)
+    check()
+  })
   observer.observe({ entryTypes: ['gc'] })
   setInterval(check, CHECK_EVERY_MS).unref()
 }
