@@ -15,8 +15,8 @@ const CHECK_EVERY_MS = 250
  */
 const LOAD_SCAVENGES = 8
 const LOAD_WINDOW_MS = 1000
-/** Scavenges since serving after which the optimizing compiler is back even at a slow rate (~32 MiB allocated). */
-const OPTIMIZE_AFTER_SCAVENGES = 32
+/** Scavenges since serving after which the optimizing compiler is back even at a slow rate (~16 MiB allocated). */
+const OPTIMIZE_AFTER_SCAVENGES = 16
 
 let growthFactor = 0
 
