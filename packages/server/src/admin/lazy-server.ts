@@ -10,7 +10,7 @@ type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
 
 /**
  * The admin listener binds at start, but fastify, its schema compiler and the dashboard (about 150
- * modules, 5-7 MiB of RSS) load at its first request: many relays are never browsed or scraped,
+ * modules, 8.5 MiB of idle RSS) load at its first request: many relays are never browsed or scraped,
  * and the first request waits once for the build (tens of ms).
  *
  * Requests that arrive during the build wait for it with their bodies unread; then fastify's
