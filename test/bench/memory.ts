@@ -2,6 +2,8 @@
 // during a bulk download, and 10,000 concurrent streams on one agent, which must all complete.
 // `measureMemory()` is called by run.ts when present; run this file alone to print just these rows:
 //   node --import=tsx --conditions=porchlight-source test/bench/memory.ts [--quick]
+// or only the idle rows, the median of N fresh relay + agent pairs (docs/performance.md, Memory):
+//   node --import=tsx --conditions=porchlight-source test/bench/memory.ts --idle [--runs 3]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
@@ -54,7 +56,7 @@ async function peakRss<T>(pids: number[], work: () => Promise<T>): Promise<{ res
   }
 }
 
-export async function measureMemory(opts: { quick: boolean }, log: (line: string) => void = () => undefined): Promise<MemoryRow[]> {
+export async function measureMemory(opts: { quick: boolean; idleOnly?: boolean }, log: (line: string) => void = () => undefined): Promise<MemoryRow[]> {
   const size = opts.quick ? QUICK : FULL
   const scope = new BenchScope()
   let echo: ChildProcess | null = null
@@ -73,6 +75,7 @@ export async function measureMemory(opts: { quick: boolean }, log: (line: string
     const relayIdle = rssBytes(relay.pid)
     const agentIdle = rssBytes(agent.pid)
     log(`idle: relay ${(relayIdle / MiB).toFixed(1)} MiB, agent ${(agentIdle / MiB).toFixed(1)} MiB`)
+    if (opts.idleOnly === true) return [{ key: 'relayIdleMiB', value: round1(relayIdle / MiB) }, { key: 'agentIdleMiB', value: round1(agentIdle / MiB) }]
 
     const perAgent = await relayPerIdleAgent(relay, size.idleAgents, size.settleMs, log)
     const transfer = await transferPeaks(relay, agent, size.transferBytes, log)
@@ -196,9 +199,28 @@ async function startEchoServer(): Promise<{ child: ChildProcess; port: number }>
   return { child, port }
 }
 
+/** The idle rows of `runs` fresh pairs, one after another, and their medians. */
+async function idleMedians(runs: number, log: (line: string) => void): Promise<MemoryRow[]> {
+  const samples: MemoryRow[][] = []
+  for (let i = 0; i < runs; i++) samples.push(await measureMemory({ quick: true, idleOnly: true }, log))
+  const median = (key: string): number => {
+    const values = samples.map((rows) => rows.find((r) => r.key === key)?.value ?? 0).sort((a, b) => a - b)
+    return values[Math.floor(values.length / 2)] ?? 0
+  }
+  return [{ key: 'relayIdleMiB', value: median('relayIdleMiB') }, { key: 'agentIdleMiB', value: median('agentIdleMiB') }]
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick')
-  measureMemory({ quick }, (line) => process.stderr.write(`# ${line}\n`)).then((rows) => {
+  const runsAt = process.argv.indexOf('--runs')
+  const runs = runsAt === -1 ? 3 : Number(process.argv[runsAt + 1])
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) {
+    process.stderr.write('PL_ERR_USAGE: --runs takes a whole number from 1 to 20\n')
+    process.exit(2)
+  }
+  const log = (line: string): void => { process.stderr.write(`# ${line}\n`) }
+  const measured = process.argv.includes('--idle') ? idleMedians(runs, log) : measureMemory({ quick }, log)
+  measured.then((rows) => {
     for (const r of rows) process.stdout.write(`${r.key.padEnd(24)} ${String(r.value).padStart(10)}\n`)
     process.exit(0)
   }, (err: unknown) => {

@@ -7,7 +7,7 @@ import type { Logger } from '@porchlight/shared/log'
 import type { PublishResult, TunnelSpec } from '@porchlight/shared/protocol'
 import { HTTPS_READY_NOTICE } from '@porchlight/shared/protocol'
 import { normalizeHost, serveInboundStream, type HttpTunnel, type RouteTable, type TcpTunnel } from './inbound.js'
-import { InspectServer } from './inspect.js'
+import type { InspectServer } from './inspect.js'
 import { ForwardSet } from './forwards.js'
 import { dialRelay, type RelayLinkOptions } from './relay-link.js'
 import type { LinkState } from './supervisor.js'
@@ -467,6 +467,8 @@ export class Agent extends EventEmitter {
    */
   private async startInspect(address: Address | null): Promise<void> {
     if (address === null) return
+    // The status API and the inspector's page load only for an agent that serves them (`inspect: false` never does).
+    const { InspectServer } = await import('./inspect.js')
     let lastErr: unknown = null
     const tries = address.port === 0 ? 1 : Math.min(INSPECT_PORT_TRIES, 65536 - address.port)
     for (let i = 0; i < tries; i++) {

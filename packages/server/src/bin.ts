@@ -3,18 +3,18 @@
 import '@porchlight/shared/heap'
 import { Command, CommanderError } from 'commander'
 import { formatForCli, PorchlightError } from '@porchlight/shared/errors'
-import { runServe } from './commands/serve.js'
-import { runCheck } from './commands/check.js'
-import { runTokenNew } from './commands/token.js'
-import { resolvePkiDir } from './commands/pki-dir.js'
 import { resolveRelayConfig } from './commands/relay-config.js'
 import { RELAY_VERSION } from './commands/version.js'
 
-// The ca, cert, init and agent commands load node-forge or the yaml editor (about 10 MB of RSS):
-// imported only when run, so a serving relay never carries them.
+// Every command's module is imported when it runs. The ca, cert, init and agent commands load
+// node-forge or the yaml editor (about 10 MB of RSS), so a serving relay never carries them; and
+// `serve`'s own graph loads after heap.ts has run: ESM parses a static import graph before it
+// runs any of it, and parsing the relay's grew V8's young generation to 8 MiB (6 MiB of RSS).
 const caCommands = () => import('./commands/ca.js')
 const certCommands = () => import('./commands/cert.js')
 const agentCommands = () => import('./commands/agent.js')
+/** --pki, else the config's pki:, else ./pki (reading the config loads the config schemas). */
+const resolvePkiDir = async (o: { pki?: string; config?: string }): Promise<string> => (await import('./commands/pki-dir.js')).resolvePkiDir(o)
 
 /** argv -> commands/*. Usage errors exit 2; config and auth errors exit 1 with one line. */
 const debug = process.argv.includes('--debug')
@@ -50,15 +50,21 @@ program.command('init').description('set up a relay: relay.yaml, CA, agents\' ce
 
 program.command('serve').description('run the relay')
   .option('-c, --config <file>', CONFIG_HELP)
-  .action(async (o: { config?: string }) => { await runServe({ config: await resolveRelayConfig(o.config), debug }) })
+  .action(async (o: { config?: string }) => {
+    const { runServe } = await import('./commands/serve.js')
+    await runServe({ config: await resolveRelayConfig(o.config), debug })
+  })
 
 program.command('check').description('validate relay.yaml, print every problem, exit 0/1')
   .option('-c, --config <file>', CONFIG_HELP)
-  .action(async (o: { config?: string }) => { process.exitCode = await runCheck({ config: await resolveRelayConfig(o.config) }, print) })
+  .action(async (o: { config?: string }) => {
+    const { runCheck } = await import('./commands/check.js')
+    process.exitCode = await runCheck({ config: await resolveRelayConfig(o.config) }, print)
+  })
 
 program.command('token').description('agent tokens')
   .command('new').argument('<name>', 'agent name').description('print a fresh agent token and its relay.yaml lines')
-  .action((name: string) => { runTokenNew({ name }, print) })
+  .action(async (name: string) => { const { runTokenNew } = await import('./commands/token.js'); runTokenNew({ name }, print) })
 
 const agent = program.command('agent').description('agents in relay.yaml: add (prints the laptop\'s login line), list, remove, allow')
 const grantOptions = (cmd: Command): Command => cmd

@@ -24,7 +24,7 @@ import { proxyProtocolFront } from './visitors/proxy-v2.js'
 import { limitConnectionsPerIp } from './visitors/connection-limit.js'
 import { RefusalWatch } from './visitors/refusals.js'
 import { loadSniCertificates } from './visitors/tls-certs.js'
-import type { AdminApp } from './admin/plugin.js'
+import { LazyAdminServer } from './admin/lazy-server.js'
 import { createMetrics } from './admin/metrics.js'
 import { Activity } from './admin/activity.js'
 import { LinkStore } from './access/links.js'
@@ -35,7 +35,7 @@ import { AcmeManager } from './acme/manager.js'
 import { AcmeSharedState } from './acme/shared-state.js'
 import { directoryId } from './acme/store.js'
 import { ACME_TLS_ALPN } from './acme/challenges.js'
-import { ClusterNode } from './cluster/node.js'
+import type { ClusterNode } from './cluster/node.js'
 import { createPeerServer } from './cluster/peer-server.js'
 
 export interface RelayAddresses {
@@ -60,11 +60,25 @@ export interface Relay {
   reload(config: RelayConfig): Promise<void>
 }
 
+export interface RelayDeps {
+  log: Logger
+  /** cluster/node.js's class; only a relay with `cluster:` loads it (loadClusterNode). */
+  ClusterNode?: typeof ClusterNode
+}
+
+/**
+ * The cluster code for a relay with `cluster:`, else nothing: a single relay never loads ioredis
+ * (about 40 modules, 4.8 MiB of idle RSS).
+ */
+export async function loadClusterNode(config: RelayConfig): Promise<Pick<RelayDeps, 'ClusterNode'>> {
+  return config.cluster ? { ClusterNode: (await import('./cluster/node.js')).ClusterNode } : {}
+}
+
 /**
  * Builds the relay without binding anything (fastify's "build, don't listen"): bin.ts and tests
  * call listen(); tests can build many relays in one process.
  */
-export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
+export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
   let config = initial
   const log = deps.log
   const reservedHosts = new Set(['localhost', config.domain])
@@ -90,7 +104,8 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
   })
   const registry = tunnels.registry
   // `cluster:`: membership in Redis, the member list for agents, forwarding to peers.
-  const cluster = config.cluster ? new ClusterNode({
+  if (config.cluster && deps.ClusterNode === undefined) throw new Error('buildRelay: cluster: needs deps.ClusterNode (see loadClusterNode)')
+  const cluster = config.cluster && deps.ClusterNode ? new deps.ClusterNode({
     cluster: config.cluster,
     log,
     registry,
@@ -302,7 +317,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
     return ports
   }
 
-  let admin: AdminApp | null = null
+  let admin: LazyAdminServer | null = null
 
   return {
     ctx,
@@ -320,10 +335,10 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
           started.push(agentServer)
         }
         if (config.listen.admin) {
-          // fastify and the dashboard (~15 MiB of RSS) load only for a relay that serves them.
-          const { buildAdmin } = await import('./admin/plugin.js')
-          admin = await buildAdmin(ctx)
+          // Bound now; fastify and the dashboard load at its first request.
+          admin = new LazyAdminServer(ctx)
           bound.admin = await listenOn(admin.server, config.listen.admin, 'admin')
+          started.push(admin.server)
         }
         if (peerServer && config.listen.peer) {
           bound.peer = await listenOn(peerServer, config.listen.peer, 'peer')
@@ -372,7 +387,7 @@ export function buildRelay(initial: RelayConfig, deps: { log: Logger }): Relay {
       await cluster?.stop()
       peerServer?.closeAllConnections()
       peerServer?.close()
-      await admin?.app.close()
+      await admin?.close()
     },
     async reload(next: RelayConfig): Promise<void> {
       // Certificate rotation (e.g. after a renewal): every file is read and checked first, so a

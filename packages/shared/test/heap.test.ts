@@ -10,18 +10,24 @@ const MiB = 1024 * 1024
  * A fresh process allocating the way a busy relay does (short-lived objects, some of which
  * survive a scavenge), then reporting its young generation's size in bytes.
  */
-function youngGenerationAfterChurn(mode: 'starting' | 'served' | 'without'): Promise<number> {
+function youngGenerationAfterChurn(mode: 'starting' | 'served' | 'without' | 'trickle'): Promise<number> {
+  // trickle: a serving process that is not loaded (a login, a reload): 150 event-loop turns 40 ms
+  // apart with 2,000 objects each, about 4 MiB/s, a few scavenges a second.
+  const trickle = mode === 'trickle'
+  const pauseMs = trickle ? 40 : 5
+  const turnEvery = trickle ? 2000 : 20000
+  const iterations = trickle ? 3e5 : 3e6
   const source = `
     ${mode === 'without' ? '' : `const heap = await import(${JSON.stringify(HEAP_MODULE)})`}
-    ${mode === 'served' ? 'heap.startupDone()' : ''}
+    ${mode === 'served' || trickle ? 'heap.startupDone()' : ''}
     const v8 = await import('node:v8')
     let keep = []
     const held = []
-    for (let i = 0; i < 3e6; i++) {
+    for (let i = 0; i < ${iterations}; i++) {
       keep.push({ i, s: 'x' + i })
       if (keep.length === 50000) { held.push(keep); if (held.length > 4) held.shift(); keep = [] }
       // Event-loop turns, as a serving process has, so heap.ts's check can run.
-      if (i % 20000 === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+      if (i % ${turnEvery} === 0) await new Promise((resolve) => setTimeout(resolve, ${pauseMs}))
     }
     process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size))
   `
@@ -42,4 +48,10 @@ t.test('heap.ts keeps the young generation at its initial size while starting; a
   // Two doublings can fall between two checks: at most twice the cap.
   t.ok(served > kept && served <= 2 * MAX_YOUNG_GENERATION_BYTES, `after startupDone(): ${(served / MiB).toFixed(1)} MiB, grown but <= ${2 * MAX_YOUNG_GENERATION_BYTES / MiB} MiB`)
   t.ok(grown >= 16 * MiB, `without heap.ts: ${(grown / MiB).toFixed(1)} MiB >= 16 MiB`)
+})
+
+t.test('after startupDone() the young generation grows only under load: a trickle of allocations leaves it as it was', async (t) => {
+  const [kept, trickle] = await Promise.all([youngGenerationAfterChurn('starting'), youngGenerationAfterChurn('trickle')])
+  t.comment(`new space: ${(kept / MiB).toFixed(1)} MiB starting, ${(trickle / MiB).toFixed(1)} MiB after startupDone() and a slow trickle`)
+  t.ok(trickle > 0 && trickle <= kept, `trickle: ${(trickle / MiB).toFixed(1)} MiB <= ${(kept / MiB).toFixed(1)} MiB (not grown)`)
 })

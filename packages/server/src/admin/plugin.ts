@@ -1,15 +1,17 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
 import { parseBearer, tokenMatchesHash } from '@porchlight/shared/secrets'
 import type { RelayContext } from '../context.js'
 import { DASHBOARD_CSS, DASHBOARD_JS, dashboardPage, loginPage } from './dashboard.js'
 import { AdminSessions, CLEAR_ADMIN_COOKIE, CSRF_HEADER, csrfMatches, type AdminSession } from './login-sessions.js'
 import { registerApi } from './api.js'
+import { ADMIN_REQUEST_TIMEOUT_MS } from './lazy-server.js'
 
 export interface AdminApp {
   app: FastifyInstance
-  server: Server
+  /** fastify's handler for the listener's 'request' events. */
+  handle: (req: IncomingMessage, res: ServerResponse) => void
   sessions: AdminSessions
 }
 
@@ -35,8 +37,15 @@ declare module 'fastify' {
  * the admin token (a Bearer header, or the dashboard's login cookie); the dashboard at `/`.
  * State-changing requests that ride on the cookie also need the page's CSRF token in a header.
  */
-export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
-  const app = Fastify({ logger: false, requestTimeout: 10_000, bodyLimit: 64 * 1024 })
+export async function buildAdmin(ctx: RelayContext, server: Server): Promise<AdminApp> {
+  // The listener is already bound (LazyAdminServer); fastify serves its requests.
+  let handle: AdminApp['handle'] | null = null
+  const app = Fastify({
+    logger: false,
+    requestTimeout: ADMIN_REQUEST_TIMEOUT_MS,
+    bodyLimit: 64 * 1024,
+    serverFactory: (handler) => { handle = handler; return server },
+  })
   const sessions = new AdminSessions()
   // Wrong tokens typed into the login form: 10 per 5 minutes per address.
   const loginFailures = ctx.failureLimiter('admin_login', { limit: 10, windowMs: 5 * 60_000, maxKeys: 10_000 })
@@ -105,7 +114,8 @@ export async function buildAdmin(ctx: RelayContext): Promise<AdminApp> {
     registerApi(api, ctx)
   })
   await app.ready()
-  return { app, server: app.server, sessions }
+  if (handle === null) throw new Error('fastify did not call serverFactory')
+  return { app, handle, sessions }
 }
 
 function csrfRefused(reply: FastifyReply): FastifyReply {

@@ -2,7 +2,7 @@ import path from 'node:path'
 import { loadRelayConfig } from '@porchlight/shared/config'
 import { startupDone } from '@porchlight/shared/heap'
 import { createLogger } from '@porchlight/shared/log'
-import { buildRelay, type Relay } from '../relay.js'
+import { buildRelay, loadClusterNode, type Relay } from '../relay.js'
 import { installLifecycle } from '../lifecycle.js'
 import { removeRunFileSync, runFilePath, writeRunFile, type RunFile } from './run-file.js'
 
@@ -11,7 +11,7 @@ export async function runServe(opts: { config: string; debug: boolean }): Promis
   const { config, warnings } = await loadRelayConfig(opts.config)
   const log = createLogger({ name: 'porchlight-relay', ...(opts.debug ? { level: 'debug' } : {}) })
   for (const w of warnings) log.warn(w)
-  const relay = buildRelay(config, { log })
+  const relay = buildRelay(config, { log, ...(await loadClusterNode(config)) })
   const addresses = await relay.listen()
   const stateDir = config.state
   let run: RunFile | null = null
