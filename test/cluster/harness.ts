@@ -192,8 +192,11 @@ export interface ClusterOptions {
   redis: RedisProcess
   /** Agent names, each allowed `<name>.localhost` (owned by config: no lease), unless `hosts` says otherwise. */
   agents: string[]
-  /** Every agent's `hosts` patterns instead, e.g. `['*.localhost']` to make every name contested (leased). */
-  hosts?: string[]
+  /**
+   * Every agent's `hosts` patterns instead, e.g. `['*.localhost']` to make every name contested
+   * (leased); or each agent's own, by name (names no two agents share need no lease).
+   */
+  hosts?: string[] | Record<string, string[]>
   /** relay.yaml `domain` (default localhost). */
   domain?: string
   /** listen.public_tls on every relay (same port on each address, no certificate files: ACME provides them). */
@@ -249,7 +252,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     const hop = opts.agentsHops?.includes(i) === true ? await startTcpHop(t, { host: agentsHost, port: ports.agents }) : null
     const advertisedAgents = opts.tlsAgents ? `wss://localhost:${ports.agents}` : hop ? `ws://${hop.host}:${hop.port}` : `ws://${ip}:${ports.agents}`
     const pki = opts.tlsAgents?.pkiFor(i)
-    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: opts.hosts ?? [`${name}.localhost`], ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
+    const agents = Object.fromEntries(opts.agents.map((name) => [name, { hosts: hostsOf(opts.hosts, name), ...(opts.tcpPorts ? { tcp_ports: opts.tcpPorts } : {}), ...(tokens[name] ? { token: tokens[name].token } : {}) }]))
     const proc = new RelayProcess(t, {
       agents,
       ...(opts.domain ? { domain: opts.domain } : {}),
@@ -410,6 +413,11 @@ export function visit(port: number, host: string, timeoutMs = 10_000, address = 
     req.on('timeout', () => req.destroy(new Error('timed out')))
     req.on('error', (err) => done(0, null, err.message))
   })
+}
+
+function hostsOf(hosts: string[] | Record<string, string[]> | undefined, agent: string): string[] {
+  if (hosts === undefined) return [`${agent}.localhost`]
+  return Array.isArray(hosts) ? hosts : hosts[agent] ?? []
 }
 
 /** Starts `rate` requests per second for `durationMs`, alternating hosts; resolves with every outcome. */
