@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Scope } from '../e2e/harness/scope.js'
@@ -223,6 +224,8 @@ export interface ClusterOptions {
   proxyProtocol?: boolean
   /** Relays (by index) whose advertised agents URL goes through a TcpHop, so a test can cut that link alone. */
   agentsHops?: number[]
+  /** cluster.peer_tls for relay i (its certificate must name its IP): listen.peer is https with mTLS. */
+  peerTls?: (i: number) => { cert: string; key: string; ca: string }
 }
 
 export async function startCluster(t: Scope, opts: ClusterOptions): Promise<ClusterRelay[]> {
@@ -259,7 +262,8 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           id,
           redis: opts.redisUrlFor?.(i) ?? opts.redis.url,
           secret_file: secretFile,
-          advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
+          advertise: { agents: advertisedAgents, peer: `${opts.peerTls ? 'https' : 'http'}://${ip}:${ports.peer}` },
+          ...(opts.peerTls ? { peer_tls: opts.peerTls(i) } : {}),
           drain_delay_ms: opts.drainDelayMs ?? 1000,
           ...(opts.leaseTtlMs !== undefined ? { lease_ttl_ms: opts.leaseTtlMs } : {}),
         },
@@ -288,13 +292,17 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
   return relays
 }
 
+function peerUrlOf(proc: RelayProcess): string {
+  return String((proc.config['cluster'] as { advertise: { peer: string } }).advertise.peer)
+}
+
 function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: ClusterRelay['ports'], agentsHop: TcpHop | null): ClusterRelay {
   const adminUrl = `http://${ip}:${ports.admin}`
   const agentsUrl = String((proc.config['cluster'] as { advertise: { agents: string } }).advertise.agents)
   return {
     id, ip, proc, ports, agentsHop,
     agentsUrl: agentsHop ? `ws://${ip}:${ports.agents}` : agentsUrl,
-    peerUrl: `http://${ip}:${ports.peer}`,
+    peerUrl: peerUrlOf(proc),
     adminUrl,
     signal(sig) { process.kill(proc.pid, sig) },
     async restart() {
@@ -302,7 +310,9 @@ function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: Cluster
       await proc.start()
     },
     readyz: () => new Promise<number>((resolve) => {
-      const req = http.get({ host: ip, port: ports.peer, path: '/readyz', agent: false, timeout: 1000 }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+      // Like a balancer's check: no client certificate (and, with peer_tls, no verification).
+      const get = peerUrlOf(proc).startsWith('https:') ? https.get : http.get
+      const req = get({ host: ip, port: ports.peer, path: '/readyz', agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
       req.on('timeout', () => req.destroy())
       req.on('error', () => resolve(0))
     }),
