@@ -355,12 +355,13 @@ export interface Haproxy {
 /**
  * HAProxy in TCP mode in front of the relays' public listeners: health checks GET /readyz on each
  * relay's peer listener every 200 ms (one failure marks it down, one success up), connection
- * failures retried on another relay (redispatch). `proxyV2` adds send-proxy-v2.
+ * failures retried on another relay (redispatch). `proxyV2` adds send-proxy-v2; `checkSsl` checks
+ * over TLS without a client certificate (listen.peer with cluster.peer_tls).
  */
-export async function startHaproxy(t: Scope, relays: ClusterRelay[], opts: { proxyV2?: boolean } = {}): Promise<Haproxy> {
+export async function startHaproxy(t: Scope, relays: ClusterRelay[], opts: { proxyV2?: boolean; checkSsl?: boolean } = {}): Promise<Haproxy> {
   const dir = childDir(t, 'haproxy')
   const port = await freePortOn('127.0.0.1')
-  const servers = relays.map((r) => `  server ${r.id} ${r.ip}:${r.ports.public} check port ${r.ports.peer} inter 200 fall 1 rise 1 observe layer4 error-limit 1 on-error mark-down${opts.proxyV2 === true ? ' send-proxy-v2' : ''}`)
+  const servers = relays.map((r) => `  server ${r.id} ${r.ip}:${r.ports.public} check port ${r.ports.peer} inter 200 fall 1 rise 1 observe layer4 error-limit 1 on-error mark-down${opts.proxyV2 === true ? ' send-proxy-v2' : ''}${opts.checkSsl === true ? ' check-ssl verify none' : ''}`)
   const cfg = [
     'global',
     '  maxconn 2000',

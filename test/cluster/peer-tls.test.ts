@@ -8,7 +8,7 @@ import { FRESH_PATH } from '../../packages/server/src/cluster/peer-server.js'
 import { createTestCa } from '../../packages/shared/src/pki/testing.js'
 import { initPki, issuePeerCert } from '../e2e/harness/pki.js'
 import { pollUntil } from '../e2e/harness/wait.js'
-import { failures, misrouted, startCluster, startClusterAgent, startEchoOrigin, startRedis, visit, waitForLinks, type ClusterRelay } from './harness.js'
+import { failures, misrouted, startCluster, startHaproxy, startClusterAgent, startEchoOrigin, startRedis, visit, waitForLinks, type ClusterRelay } from './harness.js'
 
 // cluster.peer_tls: listen.peer is https with client certificates from the cluster's CA, both ways
 // verified; the HMAC is still required on top. A balancer's /readyz needs no certificate.
@@ -62,6 +62,15 @@ t.test('mTLS on listen.peer: forwards work, no or a foreign certificate gets not
 
   t.equal(await r1.readyz(), 200, '/readyz without a client certificate: 200')
   t.equal(await r2.readyz(), 200)
+
+  // HAProxy checks /readyz with check-ssl and no client certificate (deploy/examples/haproxy.cfg).
+  // Servers start up in HAProxy; after several 200 ms checks, only the relays that pass them are.
+  const [plainChecks, tlsChecks] = [await startHaproxy(t, relays), await startHaproxy(t, relays, { checkSsl: true })]
+  await new Promise((r) => setTimeout(r, 2_000))
+  const down = await pollUntil(() => visit(plainChecks.port, 'one.localhost', 2000), (o) => o.status === 0, { timeoutMs: 5_000, intervalMs: 200 })
+  t.ok(down.ok, 'plain-http checks against the TLS peer port fail: HAProxy marks every relay down')
+  const through = await Promise.all([1, 2, 3, 4].map(() => visit(tlsChecks.port, 'one.localhost', 5000)))
+  t.same(through.map((o) => [o.status, o.served?.agent]), [[200, 'one'], [200, 'one'], [200, 'one'], [200, 'one']], 'check-ssl without a client certificate passes: visitors served through both relays')
 })
 
 interface PeerAnswer { status: number; body: string; error: string | null }
