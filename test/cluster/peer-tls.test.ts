@@ -8,7 +8,7 @@ import { FRESH_PATH } from '../../packages/server/src/cluster/peer-server.js'
 import { createTestCa } from '../../packages/shared/src/pki/testing.js'
 import { initPki, issuePeerCert } from '../e2e/harness/pki.js'
 import { pollUntil } from '../e2e/harness/wait.js'
-import { failures, misrouted, startCluster, startHaproxy, startClusterAgent, startEchoOrigin, startRedis, visit, waitForLinks, type ClusterRelay } from './harness.js'
+import { failures, misrouted, startCluster, startHaproxy, startTcpHop, startClusterAgent, startEchoOrigin, startRedis, visit, waitForLinks, type ClusterRelay } from './harness.js'
 
 // cluster.peer_tls: listen.peer is https with client certificates from the cluster's CA, both ways
 // verified; the HMAC is still required on top. A balancer's /readyz needs no certificate.
@@ -92,3 +92,19 @@ function peerAsk(relay: ClusterRelay, peerKey: Buffer, path: string, client: { c
     req.on('error', (err) => resolve({ status: 0, body: '', error: err.message }))
   })
 }
+
+t.test('freshness probe over mTLS: a relay cut from Redis asks its peer and fails /readyz', async (t) => {
+  const pki = await initPki(t)
+  const peerCerts = [await issuePeerCert(pki, ['127.0.0.11'], 'peer-r1'), await issuePeerCert(pki, ['127.0.0.12'], 'peer-r2')]
+  const redis = await startRedis(t)
+  const hop = await startTcpHop(t, { host: '127.0.0.1', port: redis.port })
+  const relays = await startCluster(t, { redis, agents: ['one'], count: 2, peerTls: (i) => peerCerts[i]!, redisUrlFor: (i) => (i === 1 ? `redis://127.0.0.1:${hop.port}` : redis.url) })
+  const [r1, r2] = [relays[0]!, relays[1]!]
+  t.same([await r1.readyz(), await r2.readyz()], [200, 200], 'both ready')
+  hop.set('blackhole')
+  // Only an answer from r1 over mTLS ({"fresh":true}) makes r2 give up readiness; no answer keeps it ready.
+  const ready = await pollUntil(() => r2.readyz(), (s) => s === 503, { timeoutMs: 15_000, intervalMs: 100 })
+  t.equal(ready.value, 503, `r2 /readyz fails after its https probe of r1 (${ready.ms} ms after the cut)`)
+  t.ok(r2.proc.logs().some((l) => l['msg'] === 'cut from redis while a peer reaches it: /readyz fails'), 'r2 says a peer reaches Redis')
+  t.equal(await r1.readyz(), 200, 'r1 stays ready')
+})
