@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { constants } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import { isIP } from 'node:net'
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls'
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type TLSSocket } from 'node:tls'
+import { PorchlightError } from '@porchlight/shared/errors'
+import { readPem } from '../agents/tls.js'
 
 /** cluster.peer_tls read into memory at start: this relay's certificate and key, the members' CA. */
 export interface PeerTls {
@@ -11,8 +13,20 @@ export interface PeerTls {
   ca: Buffer
 }
 
+/** Reads and checks the files (PEM labels, key matching certificate): PL_ERR_TLS_FILE naming the file. */
 export function loadPeerTls(files: { cert: string; key: string; ca: string }): PeerTls {
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) }
+  const tls = {
+    cert: Buffer.from(readPem(files.cert, ['CERTIFICATE'])),
+    key: Buffer.from(readPem(files.key, ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY'])),
+    ca: Buffer.from(readPem(files.ca, ['CERTIFICATE'])),
+  }
+  try {
+    createSecureContext({ cert: tls.cert, key: tls.key, ca: tls.ca })
+  } catch (err) {
+    const message = (err as Error).message
+    throw new PorchlightError('PL_ERR_TLS_FILE', [/key|mismatch/i.test(message) ? files.key : files.cert, message], { cause: err })
+  }
+  return tls
 }
 
 /**
@@ -28,6 +42,8 @@ export function peerServerTlsOptions(t: PeerTls): https.ServerOptions {
     requestCert: true,
     rejectUnauthorized: false, // lint-allow: relay-decides (peerAuthenticated per request; only /readyz without one)
     minVersion: 'TLSv1.2',
+    // No resumption (SECURITY rule 4): every connection presents and verifies its certificate.
+    secureOptions: constants.SSL_OP_NO_TICKET,
   }
 }
 

@@ -1,7 +1,8 @@
 import https from 'node:https'
+import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { peerAuthenticated, peerServerTlsOptions, requestPeer, type PeerTls } from '../../src/cluster/peer-tls.js'
+import { loadPeerTls, peerAuthenticated, peerServerTlsOptions, requestPeer, type PeerTls } from '../../src/cluster/peer-tls.js'
 import { createTestCa, createTestCert, type TestCa } from '../../../shared/src/pki/testing.js'
 
 // The dialling side of cluster.peer_tls: a peer's certificate must come from the CA and name the
@@ -54,4 +55,14 @@ t.test('requestPeer verifies the peer against the CA and the advertised host, an
   t.match(await ask(`https://127.0.0.1:${foreign}`, self), /^error: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/, 'a peer certificate from another CA: refused')
 
   t.equal(await ask('http://127.0.0.1:1', self), 'threw: peer http://127.0.0.1:1 is not https:// while cluster.peer_tls is set', 'no downgrade to plain http')
+})
+
+t.test('loadPeerTls: a key that does not match the certificate, or a file without PEM, is PL_ERR_TLS_FILE naming it', async (t) => {
+  const ca = await createTestCa({ commonName: 'cluster CA' })
+  const [a, b] = [await createTestCert(ca, { commonName: 'a', profile: 'peer' }), await createTestCert(ca, { commonName: 'b', profile: 'peer' })]
+  const dir = t.testdir({ 'a.crt': a.certPem, 'b.key': b.keyPem, 'a.key': a.keyPem, 'ca.crt': ca.certPem, 'empty.crt': 'nothing\n' })
+  const files = (cert: string, key: string) => ({ cert: join(dir, cert), key: join(dir, key), ca: join(dir, 'ca.crt') })
+  t.ok(loadPeerTls(files('a.crt', 'a.key')).cert.length > 0, 'a matching pair loads')
+  t.throws(() => loadPeerTls(files('a.crt', 'b.key')), { code: 'PL_ERR_TLS_FILE', message: new RegExp(`^cannot load TLS file ${join(dir, 'b.key')}: `) })
+  t.throws(() => loadPeerTls(files('empty.crt', 'a.key')), { code: 'PL_ERR_TLS_FILE', message: `cannot load TLS file ${join(dir, 'empty.crt')}: no CERTIFICATE PEM block` })
 })
