@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Scope } from '../e2e/harness/scope.js'
@@ -226,6 +227,8 @@ export interface ClusterOptions {
   proxyProtocol?: boolean
   /** Relays (by index) whose advertised agents URL goes through a TcpHop, so a test can cut that link alone. */
   agentsHops?: number[]
+  /** cluster.peer_tls for relay i (its certificate must name its IP): listen.peer is https with mTLS. */
+  peerTls?: (i: number) => { cert: string; key: string; ca: string }
 }
 
 export async function startCluster(t: Scope, opts: ClusterOptions): Promise<ClusterRelay[]> {
@@ -262,7 +265,8 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
           id,
           redis: opts.redisUrlFor?.(i) ?? opts.redis.url,
           secret_file: secretFile,
-          advertise: { agents: advertisedAgents, peer: `http://${ip}:${ports.peer}` },
+          advertise: { agents: advertisedAgents, peer: `${opts.peerTls ? 'https' : 'http'}://${ip}:${ports.peer}` },
+          ...(opts.peerTls ? { peer_tls: opts.peerTls(i) } : {}),
           drain_delay_ms: opts.drainDelayMs ?? 1000,
           ...(opts.leaseTtlMs !== undefined ? { lease_ttl_ms: opts.leaseTtlMs } : {}),
         },
@@ -291,13 +295,17 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
   return relays
 }
 
+function peerUrlOf(proc: RelayProcess): string {
+  return String((proc.config['cluster'] as { advertise: { peer: string } }).advertise.peer)
+}
+
 function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: ClusterRelay['ports'], agentsHop: TcpHop | null): ClusterRelay {
   const adminUrl = `http://${ip}:${ports.admin}`
   const agentsUrl = String((proc.config['cluster'] as { advertise: { agents: string } }).advertise.agents)
   return {
     id, ip, proc, ports, agentsHop,
     agentsUrl: agentsHop ? `ws://${ip}:${ports.agents}` : agentsUrl,
-    peerUrl: `http://${ip}:${ports.peer}`,
+    peerUrl: peerUrlOf(proc),
     adminUrl,
     signal(sig) { process.kill(proc.pid, sig) },
     async restart() {
@@ -305,7 +313,9 @@ function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: Cluster
       await proc.start()
     },
     readyz: () => new Promise<number>((resolve) => {
-      const req = http.get({ host: ip, port: ports.peer, path: '/readyz', agent: false, timeout: 1000 }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+      // Like a balancer's check: no client certificate (and, with peer_tls, no verification).
+      const get = peerUrlOf(proc).startsWith('https:') ? https.get : http.get
+      const req = get({ host: ip, port: ports.peer, path: '/readyz', agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
       req.on('timeout', () => req.destroy())
       req.on('error', () => resolve(0))
     }),
@@ -348,12 +358,13 @@ export interface Haproxy {
 /**
  * HAProxy in TCP mode in front of the relays' public listeners: health checks GET /readyz on each
  * relay's peer listener every 200 ms (one failure marks it down, one success up), connection
- * failures retried on another relay (redispatch). `proxyV2` adds send-proxy-v2.
+ * failures retried on another relay (redispatch). `proxyV2` adds send-proxy-v2; `checkSsl` checks
+ * over TLS without a client certificate (listen.peer with cluster.peer_tls).
  */
-export async function startHaproxy(t: Scope, relays: ClusterRelay[], opts: { proxyV2?: boolean } = {}): Promise<Haproxy> {
+export async function startHaproxy(t: Scope, relays: ClusterRelay[], opts: { proxyV2?: boolean; checkSsl?: boolean } = {}): Promise<Haproxy> {
   const dir = childDir(t, 'haproxy')
   const port = await freePortOn('127.0.0.1')
-  const servers = relays.map((r) => `  server ${r.id} ${r.ip}:${r.ports.public} check port ${r.ports.peer} inter 200 fall 1 rise 1 observe layer4 error-limit 1 on-error mark-down${opts.proxyV2 === true ? ' send-proxy-v2' : ''}`)
+  const servers = relays.map((r) => `  server ${r.id} ${r.ip}:${r.ports.public} check port ${r.ports.peer} inter 200 fall 1 rise 1 observe layer4 error-limit 1 on-error mark-down${opts.proxyV2 === true ? ' send-proxy-v2' : ''}${opts.checkSsl === true ? ' check-ssl verify none' : ''}`)
   const cfg = [
     'global',
     '  maxconn 2000',

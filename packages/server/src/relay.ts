@@ -258,6 +258,7 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
     readiness: () => ctx.readiness(),
     fresh: () => cluster.fresh,
     visitors: { http: cluster.guardStale(visitorHandler.onRequest), https: cluster.guardStale((httpsVisitors ?? visitorHandler).onRequest) },
+    tls: cluster.peerTls,
   }) : null
 
   function attachAgent(a: AuthenticatedAgent): void {

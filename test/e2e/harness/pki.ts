@@ -101,6 +101,20 @@ export async function issueSiteCert(pki: RelayPki, hostnames: string[], fileBase
   return { cert, key }
 }
 
+/**
+ * cluster.peer_tls for one relay: a certificate from `ca` with serverAuth and clientAuth (a relay
+ * both serves listen.peer and dials its peers with it) naming `hostnames` (IPs go to IP SANs).
+ */
+export async function issuePeerCert(pki: RelayPki, hostnames: string[], fileBase: string, ca?: TestCa): Promise<{ cert: string; key: string; ca: string }> {
+  const issuer = ca ?? await loadCa(pki.dir)
+  const leaf = await createTestCert(issuer, { commonName: hostnames[0] ?? 'localhost', profile: 'peer', hostnames })
+  const cert = join(pki.bundles, `${fileBase}.crt`)
+  const key = join(pki.bundles, `${fileBase}.key`)
+  writeFileSync(cert, leaf.certPem, { mode: 0o644 })
+  writeFileSync(key, leaf.keyPem, { mode: 0o600 })
+  return { cert, key, ca: pki.caCert }
+}
+
 /** relay.yaml keys for an agents listener on wss:// with client certificates from this PKI. */
 export function relayTlsKeys(pki: RelayPki): { pki: string; tls: { cert: string; key: string } } {
   return { pki: pki.dir, tls: { cert: pki.serverCert, key: pki.serverKey } }

@@ -166,7 +166,8 @@ export function watchRevocations(
   }
 }
 
-function readPem(file: string, labels: string[]): string {
+/** The PEM blocks labelled `labels` in `file` (also for cluster.peer_tls); PL_ERR_TLS_FILE naming the file otherwise. */
+export function readPem(file: string, labels: string[]): string {
   let text: string
   try {
     text = readFileSync(file, 'utf8')

@@ -1,8 +1,9 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '@porchlight/shared/log'
 import { signPeerRequest } from './peer-auth.js'
 import type { Member } from './membership.js'
 import { PEER_HEADERS } from './peer-auth.js'
+import { requestPeer, type PeerTls } from './peer-tls.js'
 
 /** Hop-by-hop headers (RFC 9110 section 7.6.1) are the connection's, not the message's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade'])
@@ -14,6 +15,8 @@ export interface ForwardDeps {
   log: Logger
   /** How long the peer has to send the response head (the origin's timeout plus a margin). */
   responseTimeoutMs: number
+  /** cluster.peer_tls: forward over https with this relay's certificate, verifying the peer's. */
+  tls: PeerTls | null
 }
 
 /**
@@ -36,15 +39,14 @@ export function forwardToPeer(req: IncomingMessage, res: ServerResponse, peer: M
 
   return new Promise((resolve) => {
     let answered = false
-    const out = http.request({
-      host: target.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(target.port === '' ? 80 : target.port),
-      method: req.method,
-      path: req.url,
-      headers,
-      agent: false,
-      setHost: false,
-    })
+    let out: ClientRequest
+    try {
+      out = requestPeer(target, { method: req.method, path: req.url, headers, agent: false, setHost: false }, deps.tls)
+    } catch (err) {
+      deps.log.warn({ code: 'PL_ERR_CLUSTER_PEER', peer: peer.id, host, err: { message: (err as Error).message } }, 'forward to peer refused')
+      resolve(false)
+      return
+    }
     out.setTimeout(deps.responseTimeoutMs, () => out.destroy(new Error('no response head in time')))
     out.on('continue', () => res.writeContinue())
     out.on('response', (reply) => {

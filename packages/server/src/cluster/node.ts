@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Redis } from 'ioredis'
 import type { RelayCluster } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
@@ -12,6 +12,7 @@ import { Leases, type LeaseOwner } from './leases.js'
 import { Membership, type Member } from './membership.js'
 import { signPeerRequest } from './peer-auth.js'
 import { FRESH_PATH } from './peer-server.js'
+import { loadPeerTls, requestPeer, type PeerTls } from './peer-tls.js'
 import { connectRedis } from './redis.js'
 import { RevocationStream, type RevocationEvent } from './revocations.js'
 import { sharedFailureLimiter } from './shared-limits.js'
@@ -51,6 +52,8 @@ export class ClusterNode {
   readonly id: string
   readonly revocations: RevocationStream
   readonly leases: Leases
+  /** cluster.peer_tls, read at start: listen.peer is https and peers are dialled with it. */
+  readonly peerTls: PeerTls | null
   private readonly reader: Redis
   private draining = false
   /** False until the first heartbeat was tried: a relay that knows no peers yet is not ready. */
@@ -65,6 +68,7 @@ export class ClusterNode {
     this.id = c.id
     this.log = deps.log.child({ component: 'cluster', member: c.id })
     this.keys = loadClusterKeys(c.secret_file)
+    this.peerTls = c.peer_tls ? loadPeerTls(c.peer_tls) : null
     this.redis = connectRedis(c.redis, this.log, { name: `${c.id}-control` })
     this.membership = new Membership({
       redis: this.redis,
@@ -185,6 +189,7 @@ export class ClusterNode {
         peerKey: this.keys.peer,
         log: this.log,
         responseTimeoutMs: this.deps.originTimeoutMs() + 5_000,
+        tls: this.peerTls,
       }).then((sent) => {
         if (sent) return
         // Nothing reached the visitor yet: a request without a body is answered here (503
@@ -273,7 +278,14 @@ export class ClusterNode {
     return new Promise((resolve) => {
       const url = new URL(FRESH_PATH, peer.peer)
       const headers = Object.fromEntries(signPeerRequest(this.keys.peer, { from: this.id, visitor: '0.0.0.0', proto: 'http' }, { method: 'GET', host: url.host, url: FRESH_PATH }))
-      const req = http.get({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), path: FRESH_PATH, headers: { ...headers, host: url.host }, agent: false, timeout: FRESH_PROBE_TIMEOUT_MS }, (res) => {
+      let req
+      try {
+        req = requestPeer(url, { method: 'GET', path: FRESH_PATH, headers: { ...headers, host: url.host }, agent: false, timeout: FRESH_PROBE_TIMEOUT_MS }, this.peerTls)
+      } catch {
+        resolve(false)
+        return
+      }
+      req.on('response', (res) => {
         let body = ''
         res.setEncoding('utf8')
         res.on('data', (d: string) => { if (body.length < 256) body += d })
@@ -287,6 +299,7 @@ export class ClusterNode {
       })
       req.on('timeout', () => req.destroy())
       req.on('error', () => resolve(false))
+      req.end()
     })
   }
 }

@@ -1,8 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
 import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
 import type { Logger } from '@porchlight/shared/log'
 import { verifyPeerRequest, PEER_HEADERS } from './peer-auth.js'
+import { peerAuthenticated, peerServerTlsOptions, type PeerTls } from './peer-tls.js'
 
 /** What the peer listener needs of the cluster node and the relay. */
 export interface PeerServerDeps {
@@ -15,26 +17,40 @@ export interface PeerServerDeps {
   fresh: () => boolean
   /** The relay's visitor handlers serving over local links only (never forwarding again). */
   visitors: { http: (req: IncomingMessage, res: ServerResponse) => void; https: (req: IncomingMessage, res: ServerResponse) => void }
+  /** cluster.peer_tls: https, and everything but /readyz needs a client certificate from its CA. */
+  tls: PeerTls | null
 }
 
 export const FRESH_PATH = '/_porchlight/peer/fresh'
 
 /**
  * `listen.peer`: readiness for load balancers (GET /readyz, no data, no auth) and, for the other
- * relays, signed requests: a freshness probe and forwarded visitor requests, handed to this
+ * relays (with peer_tls: over mTLS, certificates from its CA), signed requests: a freshness probe and forwarded visitor requests, handed to this
  * relay's visitor handler as if the visitor's connection had come here.
  */
 export function createPeerServer(deps: PeerServerDeps): http.Server {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024, joinDuplicateHeaders: false })
+  const options: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024, joinDuplicateHeaders: false }
+  const server = deps.tls ? https.createServer({ ...options, ...peerServerTlsOptions(deps.tls) }) : http.createServer(options)
   server.maxHeadersCount = 0
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const readyz = req.url === '/readyz' && (req.method === 'GET' || req.method === 'HEAD') && req.headers[PEER_HEADERS.from] === undefined
+    if (readyz) {
+      const r = deps.readiness()
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' })
+      res.end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`)
+      return
+    }
+    if (deps.tls && !peerAuthenticated(req.socket)) {
+      // A balancer's check may come without a certificate; nothing else may (mTLS, then the HMAC).
+      const failed = (req.socket as { authorizationError?: Error | string }).authorizationError
+      const reason = failed === undefined ? 'no client certificate' : String(typeof failed === 'string' ? failed : failed.message)
+      deps.log.warn({ code: 'PL_ERR_CLUSTER_PEER', remote: req.socket.remoteAddress, reason }, 'peer request refused: no valid client certificate')
+      res.writeHead(401, { 'content-type': 'text/plain', connection: 'close' })
+      res.end('PL_ERR_CLUSTER_PEER: a client certificate from cluster.peer_tls.ca is required\n')
+      req.resume()
+      return
+    }
     if (req.headers[PEER_HEADERS.from] === undefined) {
-      if (req.url === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const r = deps.readiness()
-        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' })
-        res.end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`)
-        return
-      }
       res.writeHead(404, { 'content-type': 'text/plain' })
       res.end('not found\n')
       return

@@ -2,7 +2,7 @@ import { closeSync, readSync } from 'node:fs'
 import { z } from 'zod'
 import { convert, requireString, strict } from './fields.js'
 import { resolveConfigPath } from './paths.js'
-import { openConfigFile, type SchemaContext } from './value-fields.js'
+import { openConfigFile, pemFile, type SchemaContext } from './value-fields.js'
 
 /**
  * relay.yaml `cluster:`: several relays sharing control state in Redis (docs/cluster.md).
@@ -26,6 +26,12 @@ export interface RelayCluster {
    * owning agent's relays renew it every third of this while the agent holds a link.
    */
   lease_ttl_ms: number
+  /**
+   * mTLS on listen.peer (PEM files): this relay's certificate (it serves and dials with it, so it
+   * needs serverAuth and clientAuth and must name advertise.peer's host) and the CA that issued
+   * every member's. Null: plain HTTP, requests still signed with the HMAC.
+   */
+  peer_tls: { cert: string; key: string; ca: string } | null
 }
 
 export const CLUSTER_DEFAULTS = { max_staleness_ms: 5_000, drain_delay_ms: 2_000, lease_ttl_ms: 10_000 } as const
@@ -74,10 +80,11 @@ export function clusterSection(ctx: SchemaContext) {
     secret_file: convert((v) => checkSecretFile(resolveConfigPath(v, ctx.baseDir, ctx.env))),
     advertise: strict({
       agents: url(['ws:', 'wss:'], 'a ws:// or wss:// URL agents dial'),
-      peer: url(['http:', 'https:'], 'an http:// URL of listen.peer as other relays reach it'),
+      peer: url(['http:', 'https:'], 'an http:// or https:// URL of listen.peer as other relays reach it'),
     }),
     max_staleness_ms: z.number().int().min(1_000).max(3_600_000).default(CLUSTER_DEFAULTS.max_staleness_ms),
     drain_delay_ms: z.number().int().min(0).max(600_000).default(CLUSTER_DEFAULTS.drain_delay_ms),
     lease_ttl_ms: z.number().int().min(1_000).max(600_000).default(CLUSTER_DEFAULTS.lease_ttl_ms),
+    peer_tls: strict({ cert: pemFile(ctx), key: pemFile(ctx), ca: pemFile(ctx) }).nullable().default(null),
   }).nullable().default(null)
 }

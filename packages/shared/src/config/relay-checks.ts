@@ -31,6 +31,12 @@ export function checkRelay(s: Sections, issues: IssueList): string[] {
     if (s.cluster !== null && listen.peer === null) issues.add(['listen', 'peer'], 'cluster needs listen.peer (where other relays forward requests), e.g. 10.0.0.1:7444')
     if (s.cluster === null && listen.peer !== null) issues.add(['listen', 'peer'], 'listen.peer is only used with cluster; set cluster or remove listen.peer')
   }
+  if (s.cluster) {
+    // Peers dial advertise.peer: its scheme must match what listen.peer speaks.
+    const https = s.cluster.advertise.peer.startsWith('https:')
+    if (s.cluster.peer_tls !== null && !https) issues.add(['cluster', 'advertise', 'peer'], `cluster.peer_tls makes listen.peer https; advertise it as https://, got ${JSON.stringify(s.cluster.advertise.peer)}`)
+    if (s.cluster.peer_tls === null && https) issues.add(['cluster', 'advertise', 'peer'], 'an https:// peer URL needs cluster.peer_tls (cert, key, ca) for mTLS between relays')
+  }
   if (listen?.public_proxy_protocol === true && (s.trust_proxy ?? []).length === 0) {
     issues.add(['listen', 'public_proxy_protocol'], 'PROXY headers are read only from trust_proxy addresses; list your load balancer in trust_proxy')
   }

@@ -7,7 +7,7 @@ import forge from 'node-forge'
  * made by Node's OpenSSL (`crypto.sign`), which is fast and keeps forge's pure-JS RSA off the
  * event loop. Nothing here verifies anything: verification is OpenSSL's job in the TLS stack.
  */
-export type CertProfile = 'ca' | 'server' | 'client'
+export type CertProfile = 'ca' | 'server' | 'client' | 'peer'
 
 /**
  * Every certificate starts this long before it is made, as Let's Encrypt's do: a peer whose clock
@@ -31,9 +31,9 @@ export interface CertificateSpec {
   signerKeyPem: string
   /** PEM of the issuing certificate; omitted for a self-signed certificate. */
   issuerCertPem?: string
-  /** ca: CA:true pathlen 0, keyCertSign+cRLSign; server: serverAuth + SANs; client: clientAuth. */
+  /** ca: CA:true pathlen 0, keyCertSign+cRLSign; server: serverAuth + SANs; client: clientAuth; peer: both + SANs. */
   profile: CertProfile
-  /** Server profile only: DNS names and IP addresses for subjectAltName. */
+  /** Server and peer profiles only: DNS names and IP addresses for subjectAltName. */
   altNames?: { dns: string[]; ips: string[] }
 }
 
@@ -80,6 +80,14 @@ function profileExtensions(spec: CertificateSpec): object[] {
         { name: 'basicConstraints', cA: false, critical: true },
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
         { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames: subjectAltNames(spec.altNames ?? { dns: [spec.commonName], ips: [] }) },
+      ]
+    case 'peer':
+      // A relay on listen.peer with cluster.peer_tls: it serves and dials with one certificate.
+      return [
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
         { name: 'subjectAltName', altNames: subjectAltNames(spec.altNames ?? { dns: [spec.commonName], ips: [] }) },
       ]
     case 'client':

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import t from 'tap'
 import { parseRelayConfig } from '../../src/config/index.js'
-import { failure, HASH_A, writeFiles } from './helpers.js'
+import { failure, HASH_A, PEM, writeFiles } from './helpers.js'
 
 const parse = (value: unknown, baseDir: string) => parseRelayConfig(value, 'relay.yaml', baseDir, {})
 const agents = { laptop: { token_sha256: HASH_A } }
@@ -34,6 +34,7 @@ t.test('a member: defaults filled in, paths resolved', (t) => {
     max_staleness_ms: 5000,
     drain_delay_ms: 2000,
     lease_ttl_ms: 10000,
+    peer_tls: null,
   })
   t.same(config.listen.peer, { host: '127.0.0.11', port: 7444 })
   t.end()
@@ -50,7 +51,7 @@ t.test('bad cluster values: one line each, PL_ERR_CONFIG_INVALID', (t) => {
   t.same(f.lines.sort(), [
     'cluster.extra: unknown key "extra"',
     'cluster.advertise.agents: expected a ws:// or wss:// URL agents dial, got "http://a"',
-    'cluster.advertise.peer: expected an http:// URL of listen.peer as other relays reach it, got "ftp://b"',
+    'cluster.advertise.peer: expected an http:// or https:// URL of listen.peer as other relays reach it, got "ftp://b"',
     'cluster.id: use 1-32 lowercase letters, digits, "-" or "_", starting with a letter or digit',
     'cluster.max_staleness_ms: must be at least 1000',
     'cluster.lease_ttl_ms: must be at least 1000',
@@ -69,5 +70,27 @@ t.test('listen.peer and cluster go together; PROXY protocol needs trust_proxy', 
   t.same(failure(() => parse({ listen: { public_proxy_protocol: true }, agents }, dir)).lines, ['listen.public_proxy_protocol: PROXY headers are read only from trust_proxy addresses; list your load balancer in trust_proxy'])
   t.same(failure(() => parse({ ...member(dir), listen: { public: '127.0.0.11:7444', agents: '127.0.0.11:7443', peer: '127.0.0.11:7444' } }, dir)).lines, ['listen.peer: 127.0.0.11:7444 overlaps listen.public (127.0.0.11:7444)'])
   t.same(failure(() => parse({ ...member(dir), cluster: { ...(member(dir)['cluster'] as object), secret_file: 'missing' } }, dir)).lines, [`cluster.secret_file: file not found: ${join(dir, 'missing')}`])
+  t.end()
+})
+
+t.test('peer_tls: PEM files checked and resolved; advertise.peer must be https with it, http without', (t) => {
+  const dir = writeFiles(t.testdir(), { 'cluster.secret': SECRET, 'peer.crt': PEM, 'peer.key': PEM, 'ca.crt': PEM, 'notpem.txt': 'hello\n' })
+  const https = { agents: 'ws://127.0.0.11:7443', peer: 'https://127.0.0.11:7444' }
+  const { config } = parse(member(dir, { advertise: https, peer_tls: { cert: 'peer.crt', key: 'peer.key', ca: 'ca.crt' } }), dir)
+  t.same(config.cluster?.peer_tls, { cert: join(dir, 'peer.crt'), key: join(dir, 'peer.key'), ca: join(dir, 'ca.crt') })
+  t.equal(config.cluster?.advertise.peer, 'https://127.0.0.11:7444')
+
+  t.same(failure(() => parse(member(dir, { peer_tls: { cert: 'peer.crt', key: 'peer.key', ca: 'ca.crt' } }), dir)).lines,
+    ['cluster.advertise.peer: cluster.peer_tls makes listen.peer https; advertise it as https://, got "http://127.0.0.11:7444"'])
+  t.same(failure(() => parse(member(dir, { advertise: https }), dir)).lines,
+    ['cluster.advertise.peer: an https:// peer URL needs cluster.peer_tls (cert, key, ca) for mTLS between relays'])
+  const bad = failure(() => parse(member(dir, { advertise: https, peer_tls: { cert: 'missing.crt', key: 'notpem.txt', extra: 1 } }), dir))
+  t.equal(bad.code, 'PL_ERR_CONFIG_INVALID')
+  t.same(bad.lines.sort(), [
+    'cluster.peer_tls.ca: required',
+    `cluster.peer_tls.cert: file not found: ${join(dir, 'missing.crt')}`,
+    'cluster.peer_tls.extra: unknown key "extra"',
+    `cluster.peer_tls.key: no PEM block in ${join(dir, 'notpem.txt')}`,
+  ].sort())
   t.end()
 })
