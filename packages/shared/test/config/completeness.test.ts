@@ -53,7 +53,9 @@ function examplePaths(value: unknown, prefix = ''): string[] {
 // relay.yaml ships its file-naming blocks commented out (so a copy passes check): count them too.
 const load = (name: string): unknown => {
   const text = readFileSync(`${root}deploy/examples/${name}`, 'utf8')
-  return parseYamlConfig(name === 'relay.yaml' ? everyKey(text) : text, name).value
+  // cluster.peer_tls stays commented inside the cluster block (it names files): read its keys too.
+  const relay = (): string => everyKey(text).replace(/^(\s*)# (peer_tls:|  (?:cert|key|ca): \/etc\/porchlight\/peer\/)/gm, '$1$2')
+  return parseYamlConfig(name === 'relay.yaml' ? relay() : text, name).value
 }
 const docs = readFileSync(`${root}docs/configuration.md`, 'utf8')
 
