@@ -8,11 +8,12 @@
 // postject into a copy of the Node binary that runs this script. The result needs no node_modules
 // and no Node: `DIR/porchlight` and `DIR/porchlight-relay`, for this machine's OS and CPU.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
+import { absentAddons, pinoWithoutWorkers, staticImportMeta, withoutZodLocales } from './bundle-plugins.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -24,64 +25,6 @@ export const SEA_TARGETS = {
 
 /** The fuse Node's binary carries for postject (documented in Node's single-executable-applications.md). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
-const PINO_IN_THREAD = path.join(root, 'scripts/sea/pino-in-thread.cjs')
-const SHARED_SRC = path.join(root, 'packages/shared/src')
-
-/**
- * The product's `import.meta.url` uses, made static: a CommonJS bundle has no import.meta, so
- * `readFileSync(new URL('../package.json', import.meta.url), 'utf8')` (the version read) becomes
- * the file's text. Any other import.meta left in product code fails the build, not the user.
- */
-const staticImportMeta = {
-  name: 'porchlight-static-import-meta',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]src[\\/].*\.ts$/ }, (args) => {
-      let text = readFileSync(args.path, 'utf8')
-      if (!text.includes('import.meta')) return undefined
-      text = text.replace(
-        /readFileSync\(new URL\((['"])(\.\.?\/[^'"]*\.json)\1, import\.meta\.url\), (['"])utf-?8\3\)/g,
-        (_m, _q, rel) => JSON.stringify(readFileSync(path.resolve(path.dirname(args.path), rel), 'utf8')),
-      )
-      const left = text.split('\n').findIndex((line) => line.includes('import.meta'))
-      if (left !== -1) {
-        return { errors: [{ text: `import.meta has no value in the single executable (${path.relative(root, args.path)}:${left + 1}); read the file another way or teach scripts/sea.mjs this pattern` }] }
-      }
-      return { contents: text, loader: 'ts' }
-    })
-  },
-}
-
-/** The product's `pino` is scripts/sea/pino-in-thread.cjs, which then loads the real one. */
-const pinoWithoutWorkers = {
-  name: 'porchlight-pino-in-thread',
-  setup(b) {
-    b.onResolve({ filter: /^pino(-pretty)?$/ }, async (args) => {
-      if (args.pluginData === 'real') return undefined
-      if (args.importer === PINO_IN_THREAD) {
-        return b.resolve(args.path, { kind: args.kind, resolveDir: SHARED_SRC, pluginData: 'real' })
-      }
-      if (args.path === 'pino' && args.importer.startsWith(path.join(root, 'packages'))) return { path: PINO_IN_THREAD }
-      return undefined
-    })
-  },
-}
-
-/**
- * ws uses the native add-ons bufferutil and utf-8-validate when require() finds them and plain
- * JavaScript otherwise. In the executable they are modules that throw, so ws takes its fallback
- * without the require() of a file (which a single executable warns about on stderr).
- */
-const absentAddons = {
-  name: 'porchlight-absent-addons',
-  setup(b) {
-    b.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (args) => ({ path: args.path, namespace: 'absent-addon' }))
-    b.onLoad({ filter: /.*/, namespace: 'absent-addon' }, (args) => ({
-      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of the single executable`)})`,
-      loader: 'js',
-    }))
-  },
-}
-
 /** Bundles one CLI to a CommonJS file; resolves with its path. */
 export async function bundle(target, workDir) {
   const { entry, name } = SEA_TARGETS[target]
@@ -97,7 +40,7 @@ export async function bundle(target, workDir) {
     conditions: ['porchlight-source'],
     minify: true,
     legalComments: 'eof',
-    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons],
+    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons, withoutZodLocales],
     logLevel: 'silent',
   })
   const meta = result.warnings.filter((w) => /import\.meta/.test(w.text))

@@ -11,11 +11,11 @@ import { visit } from './harness/visitor.js'
 const RECORD_IMPORTS = join(ROOT, 'test/e2e/fixtures/record-imports.mjs')
 const MiB = 1024 * 1024
 /**
- * Idle RSS bounds, with room for a loaded machine: measured 61 MiB (relay, admin listener on)
- * and 59.5 MiB (agent) after this work, 87 and 72 MiB before it (docs/performance.md, Memory).
+ * Idle RSS bounds, with room for a loaded machine: measured 57 MiB (relay) and 54.5 MiB (agent)
+ * as bundles, 61 and 59.5 MiB as tsc's modules, 87 and 72 MiB before any of it (docs/performance.md, Memory).
  */
-const RELAY_IDLE_LIMIT_MIB = 70
-const AGENT_IDLE_LIMIT_MIB = 66
+const RELAY_IDLE_LIMIT_MIB = 64
+const AGENT_IDLE_LIMIT_MIB = 61
 /** How long the pair sits idle before it is looked at. */
 const SETTLE_MS = 1500
 /** --trace-opt's line for a function TurboFan finished optimizing. */
@@ -28,12 +28,19 @@ function rssBytes(pid: number): number {
   return m?.[1] !== undefined ? Number(m[1]) * 1024 : 0
 }
 
-/** Packages (node_modules/NAME/) among the module URLs a recorded process resolved. */
+/**
+ * Packages among the module URLs a recorded process resolved: a node_modules/NAME/ path, or a chunk
+ * of a bundle (dist/bundle/CHUNK.js), whose manifest.json names the packages built into it.
+ */
 function packagesIn(file: string): Set<string> {
   let text = ''
   try { text = readFileSync(file, 'utf8') } catch { /* nothing recorded yet */ }
   const names = new Set<string>()
   for (const m of text.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)) names.add(m[1]!)
+  for (const m of text.matchAll(/^file:\/\/(\/\S+\/dist\/bundle)\/([\w-]+\.js)$/gm)) {
+    const manifest = JSON.parse(readFileSync(join(m[1]!, 'manifest.json'), 'utf8')) as Record<string, string[]>
+    for (const name of manifest[m[2]!] ?? []) names.add(name)
+  }
   return names
 }
 

@@ -39,7 +39,7 @@ t.test('a shim whose dist/ is not built yet says how to build it', async t => {
     const res = await run(process.execPath, [join(dir, 'bin', `${name}.js`), '--version'], { env, cwd: dir })
     t.equal(res.code, 1)
     t.equal(res.stdout, '')
-    t.equal(res.stderr, `${name}: ${join(dir, 'dist/bin.js')} is not built yet: run \`npm run build\` in the checkout\n`)
+    t.equal(res.stderr, `${name}: ${join(dir, 'dist/bundle/bin.js')} is not built yet: run \`npm run build\` in the checkout\n`)
   }
 })
 

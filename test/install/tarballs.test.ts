@@ -34,6 +34,13 @@ function tarManifest(file: string): PackedManifest {
   return JSON.parse(execFileSync('tar', ['-xzOf', file, 'package/package.json'], { encoding: 'utf8' })) as PackedManifest
 }
 
+/** Each package's build on `npm pack`: tsc, and for the two commands the bundle their bin/ shim runs. */
+const PREPACK: Record<string, string> = {
+  '@porchlight/shared': 'tsc -b',
+  '@porchlight/agent': 'tsc -b && node ../../scripts/bundle.mjs agent',
+  '@porchlight/server': 'tsc -b && node ../../scripts/bundle.mjs relay',
+}
+
 t.test('npm run dist writes one tarball per package', async t => {
   t.equal(packed.code, 0, packed.stderr)
   t.same(readdirSync(out).filter(f => f.endsWith('.tgz')).sort(), [...names].sort())
@@ -45,8 +52,9 @@ t.test('each tarball is publishable and declares what it imports', async t => {
   for (const file of [shared, agent, server]) {
     const m = tarManifest(file)
     t.equal(m.private, undefined, `${m.name} is not private`)
-    t.equal(m.scripts?.['prepack'], 'tsc -b', `${m.name} builds on prepack`)
+    t.equal(m.scripts?.['prepack'], PREPACK[m.name ?? ''], `${m.name} builds on prepack`)
     const files = tarList(file)
+    if (m.name !== '@porchlight/shared') t.ok(files.includes('package/dist/bundle/bin.js') && files.includes('package/dist/bundle/manifest.json'), `${m.name} ships its bundle (what bin/ runs)`)
     t.ok(files.some(f => f.startsWith('package/dist/') && f.endsWith('.js')), `${m.name} ships dist/`)
     t.same(files.filter(f => /^package\/(src|test|bench)\//.test(f) || f.endsWith('.tsbuildinfo') || f.endsWith('.map')), [], `${m.name} ships no sources, tests, maps or build info`)
   }

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `porchlight` command. This file is committed, not built, so npm links it into node_modules/.bin
 // at install time even in a fresh clone where dist/ does not exist yet. It only loads the compiled
-// CLI, which parses process.argv and runs on import.
+// CLI (scripts/bundle.mjs), which parses process.argv and runs on import.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-const cli = new URL('../dist/bin.js', import.meta.url)
+const cli = new URL('../dist/bundle/bin.js', import.meta.url)
 if (!existsSync(cli)) {
   process.stderr.write(`porchlight: ${fileURLToPath(cli)} is not built yet: run \`npm run build\` in the checkout\n`)
   process.exit(1)

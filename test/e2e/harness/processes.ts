@@ -10,15 +10,18 @@ import { splitHostPort } from './ports.js'
 import { childDir } from './workdir.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-/** The built binaries; PORCHLIGHT_E2E_RELAY_BIN / _AGENT_BIN point the suite at other builds. */
-export const RELAY_BIN = process.env['PORCHLIGHT_E2E_RELAY_BIN'] ?? join(ROOT, 'packages/server/dist/bin.js')
-export const AGENT_BIN = process.env['PORCHLIGHT_E2E_AGENT_BIN'] ?? join(ROOT, 'packages/agent/dist/bin.js')
+/**
+ * The built binaries: the bundles the commands run (scripts/bundle.mjs). PORCHLIGHT_E2E_RELAY_BIN /
+ * _AGENT_BIN point the suite at other builds, e.g. tsc's one file per module (dist/bin.js).
+ */
+export const RELAY_BIN = process.env['PORCHLIGHT_E2E_RELAY_BIN'] ?? join(ROOT, 'packages/server/dist/bundle/bin.js')
+export const AGENT_BIN = process.env['PORCHLIGHT_E2E_AGENT_BIN'] ?? join(ROOT, 'packages/agent/dist/bundle/bin.js')
 
 /** How long a child may take to print its readiness line (cold start of node + config load). */
 const READY_TIMEOUT_MS = 15_000
 
 function requireBin(bin: string): string {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: e2e tests run the built binaries, run \`npx tsc -b\` first`)
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: e2e tests run the built binaries, run \`npm run build\` first`)
   return bin
 }
 

@@ -83,7 +83,8 @@ let PoolClass: typeof Pool | null = null
 /** Null once undici is loaded; otherwise the load, after which the caller starts again. */
 export function loadUndici(): Promise<void> | null {
   if (PoolClass !== null) return null
-  return import('undici').then((undici) => { PoolClass = undici.Pool })
+  // `default` (module.exports): a bundle's import() of a CommonJS package has no named exports.
+  return import('undici').then((undici) => { PoolClass = undici.default.Pool })
 }
 
 function undiciPool(): typeof Pool {
