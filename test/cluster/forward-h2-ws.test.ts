@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import http2 from 'node:http2'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { loadClusterKeys } from '../../packages/server/src/cluster/keys.js'
 import { signPeerRequest } from '../../packages/server/src/cluster/peer-auth.js'
 import { startHttpOrigin } from '../e2e/harness/origins.js'
-import { initPki, issueSiteCert } from '../e2e/harness/pki.js'
+import { initPki, issuePeerCert, issueSiteCert } from '../e2e/harness/pki.js'
 import { startAgent } from '../e2e/harness/processes.js'
 import { pollUntil } from '../e2e/harness/wait.js'
 import { startCluster, startRedis, waitForLinks, type ClusterRelay } from './harness.js'
@@ -61,15 +62,23 @@ function echoes(ws: WebSocket, messages: Array<string | Buffer>): Promise<Buffer
   })
 }
 
-t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through the peer that has one', async (t) => {
+/**
+ * Two relays with one agent (sites one, locked with share links, office with an IP allow-list)
+ * whose link to r2 is cut: everything through r2 must go to r1. `peerTls`: listen.peer with mTLS.
+ */
+async function linkedOnlyToR1(t: Test, opts: { peerTls?: boolean } = {}) {
   const pki = await initPki(t)
   const names = ['one.localhost', 'locked.localhost', 'office.localhost']
   const site = await issueSiteCert(pki, names)
   const ca = readFileSync(pki.caCert)
+  const peerCerts = opts.peerTls === true ? [await issuePeerCert(pki, ['127.0.0.11'], 'peer-r1'), await issuePeerCert(pki, ['127.0.0.12'], 'peer-r2')] : []
   const redis = await startRedis(t)
-  const relays = await startCluster(t, { redis, agents: ['one'], hosts: { one: names }, count: 2, agentsHops: [1], publicTls: { certs: [site] } })
+  const relays = await startCluster(t, {
+    redis, agents: ['one'], hosts: { one: names }, count: 2, agentsHops: [1], publicTls: { certs: [site] },
+    ...(opts.peerTls === true ? { peerTls: (i: number) => peerCerts[i]! } : {}),
+  })
   const [r1, r2] = [relays[0]!, relays[1]!]
-  let hanging = 0
+  const state = { hanging: 0 }
   const origin = await startHttpOrigin(t, {
     // Names the agent and what it saw; answered without a content-length (chunked from the origin).
     '/who': (req, res) => {
@@ -82,8 +91,8 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
       })
     },
     '/hang': (req) => {
-      hanging++
-      req.on('close', () => { hanging-- })
+      state.hanging++
+      req.on('close', () => { state.hanging-- })
     },
   })
   const agent = await startAgent(t, r1.proc, {
@@ -99,19 +108,25 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
   t.ok((await waitForLinks(relays, ['one'], 10_000)).ok, 'linked to both relays')
   // Peers learn which hosts a member serves from its heartbeat: one to write it, one to read it.
   await new Promise((r) => setTimeout(r, 2_500))
-  // Cut only the agent's link to r2: everything through r2 from now on must go to r1.
   r2.agentsHop!.set('reset')
   t.ok((await pollUntil(() => r2.linksOf('one'), (n) => n === 0, { timeoutMs: 10_000 })).ok, 'r2 lost its link')
 
   const tlsPort = r2.ports.public_tls
-  const authority = `one.localhost:${tlsPort}`
   const h2Session = (relay: ClusterRelay): http2.ClientHttp2Session => {
     const s = http2.connect(`https://${relay.ip}:${tlsPort}`, { ca, servername: 'one.localhost' })
     s.on('error', () => undefined)
     t.teardown(() => s.destroy())
     return s
   }
-  const wsUrl = (relay: ClusterRelay, path: string): string => `ws://${relay.ip}:${relay.ports.public}${path}`
+  return {
+    pki, ca, r1, r2, origin, agent, state, tlsPort, peerCerts, h2Session,
+    authority: `one.localhost:${tlsPort}`,
+    wsUrl: (relay: ClusterRelay, path: string): string => `ws://${relay.ip}:${relay.ports.public}${path}`,
+  }
+}
+
+t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through the peer that has one', async (t) => {
+  const { ca, r1, r2, origin, agent, state, tlsPort, authority, h2Session, wsUrl } = await linkedOnlyToR1(t)
 
   await t.test('(a) HTTP/2 through r2: GET and a POST without content-length', async (t) => {
     const session = h2Session(r2)
@@ -142,9 +157,9 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
     const session = h2Session(r2)
     const req = session.request({ ':method': 'GET', ':path': '/hang', ':authority': authority })
     req.on('error', () => undefined)
-    t.ok((await pollUntil(async () => hanging, (n) => n === 1, { timeoutMs: 5_000 })).ok, 'the request reached the origin through r1')
+    t.ok((await pollUntil(async () => state.hanging, (n) => n === 1, { timeoutMs: 5_000 })).ok, 'the request reached the origin through r1')
     req.close(http2.constants.NGHTTP2_CANCEL)
-    const gone = await pollUntil(async () => hanging, (n) => n === 0, { timeoutMs: 10_000 })
+    const gone = await pollUntil(async () => state.hanging, (n) => n === 0, { timeoutMs: 10_000 })
     t.ok(gone.ok, `RST_STREAM at r2 closed the origin request (${gone.ms} ms)`)
   })
 
@@ -233,4 +248,33 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
     const upAgain = await upgrade(wsUrl(r2, '/ws/live'), { host: 'one.localhost' })
     t.equal(upAgain.status, 503, 'no peer: upgrade 503')
   })
+})
+
+t.test('with peer_tls: forwarded over mTLS; an upgrade without a client certificate gets 401', async (t) => {
+  const { r1, r2, origin, peerCerts, authority, h2Session, wsUrl } = await linkedOnlyToR1(t, { peerTls: true })
+  const get = await h2Request(h2Session(r2), { ':method': 'GET', ':path': '/who', ':authority': authority })
+  t.same([get.status, (JSON.parse(get.body) as { agent: string }).agent], [200, 'one'], 'h2 through r2, served by r1 over mTLS')
+  const up = await upgrade(wsUrl(r2, '/ws/tls-peer'), { host: 'one.localhost' })
+  t.equal(up.status, 101, `upgrade through r2 over mTLS (${up.error ?? ''})`)
+  t.same((await echoes(up.ws!, ['via mtls', Buffer.from([9, 8, 7])])).map((b) => b.toString('hex')), [Buffer.from('via mtls').toString('hex'), '090807'])
+  up.ws!.close()
+
+  // A valid signature but no client certificate on r1's peer listener: refused before any handler.
+  const keys = loadClusterKeys(String((readFileSync(r1.proc.configFile, 'utf8').match(/secret_file: (\S+)/) ?? [])[1]))
+  const before = origin.upgrades.length
+  const peerCa = readFileSync(peerCerts[0]!.ca)
+  const attempt = (client: { cert?: Buffer; key?: Buffer }): Promise<number> => new Promise((resolve) => {
+    const headers: Record<string, string> = { host: 'one.localhost', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') }
+    for (const [k, v] of signPeerRequest(keys.peer, { from: 'r2', visitor: '127.0.0.1', proto: 'http' }, { method: 'GET', host: 'one.localhost', url: '/ws/peer' })) headers[k] = v
+    const req = https.request({ host: r1.ip, port: r1.ports.peer, path: '/ws/peer', headers, agent: false, ca: peerCa, servername: '', ...client, timeout: 5000 })
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('upgrade', (_res, socket) => { socket.destroy(); resolve(101) })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(0))
+    req.end()
+  })
+  t.equal(await attempt({}), 401, 'no client certificate: 401 despite the signature')
+  t.equal(origin.upgrades.length, before, 'nothing reached the origin')
+  t.equal(await attempt({ cert: readFileSync(peerCerts[1]!.cert), key: readFileSync(peerCerts[1]!.key) }), 101, 'r2\'s certificate and the signature: upgraded')
+  t.equal(origin.upgrades.length, before + 1)
 })
