@@ -139,7 +139,7 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
 
     const body = [randomBytes(40_000), randomBytes(70_000), Buffer.from('end')]
     const post = await h2Request(session, { ':method': 'POST', ':path': '/who', ':authority': authority, 'content-type': 'application/octet-stream' }, body)
-    t.equal(post.status, 200)
+    t.equal(post.status, 200, 'POST served')
     const posted = JSON.parse(post.body) as Record<string, unknown>
     t.same([posted['method'], posted['bytes'], posted['sha256']], ['POST', 110_003, createHash('sha256').update(Buffer.concat(body)).digest('hex')], 'the whole body arrived (sha256)')
 
@@ -177,7 +177,7 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
 
     const secure = await upgrade(`wss://${r2.ip}:${tlsPort}/ws/tls`, { host: authority }, { ca, servername: 'one.localhost' })
     t.equal(secure.status, 101, `upgraded over TLS (${secure.error ?? ''})`)
-    t.same((await echoes(secure.ws!, ['over tls']))[0]!.toString(), 'over tls')
+    t.same((await echoes(secure.ws!, ['over tls']))[0]!.toString(), 'over tls', 'echoed over wss://')
     secure.ws!.close()
     t.equal(origin.upgrades.at(-1)!['x-forwarded-proto'], 'https', 'the TLS listener\'s scheme reached the origin')
     t.equal(await r2.linksOf('one'), 0, 'forwarded: r2 has no link')
@@ -196,7 +196,7 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
     t.equal(origin.upgrades.length, before, 'neither reached the origin')
     const allowed = await upgrade(wsUrl(r2, '/ws/locked'), { host: 'locked.localhost', cookie: `porchlight_access=${token}` })
     t.equal(allowed.status, 101, 'with the link: upgraded')
-    t.same((await echoes(allowed.ws!, ['shared']))[0]!.toString(), 'shared')
+    t.same((await echoes(allowed.ws!, ['shared']))[0]!.toString(), 'shared', 'echoed behind the share link')
     allowed.ws!.close()
     t.notMatch(JSON.stringify(origin.upgrades.at(-1)), /porchlight_access/, 'the relay cookie never reached the origin')
 
@@ -226,7 +226,7 @@ t.test('no local link: HTTP/2 requests and WebSocket upgrades are served through
     t.equal(await peerUpgrade('none'), 404, 'no peer headers: 404')
     t.equal(origin.upgrades.length, before, 'neither reached the origin')
     t.equal(await peerUpgrade('good'), 101, 'a signed one is served over r1\'s link')
-    t.equal(origin.upgrades.length, before + 1)
+    t.equal(origin.upgrades.length, before + 1, 'that one reached the origin')
   })
 
   await t.test('(e) the peer unreachable, then no peer at all: h2 and upgrades get 503', async (t) => {
@@ -256,7 +256,7 @@ t.test('with peer_tls: forwarded over mTLS; an upgrade without a client certific
   t.same([get.status, (JSON.parse(get.body) as { agent: string }).agent], [200, 'one'], 'h2 through r2, served by r1 over mTLS')
   const up = await upgrade(wsUrl(r2, '/ws/tls-peer'), { host: 'one.localhost' })
   t.equal(up.status, 101, `upgrade through r2 over mTLS (${up.error ?? ''})`)
-  t.same((await echoes(up.ws!, ['via mtls', Buffer.from([9, 8, 7])])).map((b) => b.toString('hex')), [Buffer.from('via mtls').toString('hex'), '090807'])
+  t.same((await echoes(up.ws!, ['via mtls', Buffer.from([9, 8, 7])])).map((b) => b.toString('hex')), [Buffer.from('via mtls').toString('hex'), '090807'], 'echoed both ways')
   up.ws!.close()
 
   // A valid signature but no client certificate on r1's peer listener: refused before any handler.
@@ -276,5 +276,5 @@ t.test('with peer_tls: forwarded over mTLS; an upgrade without a client certific
   t.equal(await attempt({}), 401, 'no client certificate: 401 despite the signature')
   t.equal(origin.upgrades.length, before, 'nothing reached the origin')
   t.equal(await attempt({ cert: readFileSync(peerCerts[1]!.cert), key: readFileSync(peerCerts[1]!.key) }), 101, 'r2\'s certificate and the signature: upgraded')
-  t.equal(origin.upgrades.length, before + 1)
+  t.equal(origin.upgrades.length, before + 1, 'that one reached the origin')
 })

@@ -46,8 +46,8 @@ export interface ClusterNodeDeps {
 
 /**
  * This relay as a cluster member: its Redis clients, membership and readiness, the member list
- * agents hear, and forwarding a request to the peer that holds a link for its host when this
- * relay has none. Built only when relay.yaml has `cluster:`.
+ * agents hear, and forwarding a request or WebSocket upgrade to the peer that holds a link for
+ * its host when this relay has none. Built only when relay.yaml has `cluster:`.
  */
 export class ClusterNode {
   readonly keys: ClusterKeys
