@@ -200,8 +200,11 @@ export interface ClusterOptions {
   hosts?: string[] | Record<string, string[]>
   /** relay.yaml `domain` (default localhost). */
   domain?: string
-  /** listen.public_tls on every relay (same port on each address, no certificate files: ACME provides them). */
-  publicTls?: boolean
+  /**
+   * listen.public_tls on every relay (same port on each address): `true` with no certificate files
+   * (ACME provides them), or the certificates to serve (e2e/harness/pki.ts issueSiteCert).
+   */
+  publicTls?: boolean | { certs: Array<{ cert: string; key: string }> }
   /** Only the first N relays start (default all); a test starts the others with `proc.start()`. */
   startCount?: number
   /** Called with every relay built (configs and ports known) before any starts, e.g. to start a CA that needs their ports. */
@@ -245,7 +248,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     taken.add(port)
     return port
   }
-  const shared = { public: await pick(), public_tls: opts.publicTls === true ? await pick() : 0, agents: await pick(), admin: await pick(), peer: await pick() }
+  const shared = { public: await pick(), public_tls: opts.publicTls !== undefined && opts.publicTls !== false ? await pick() : 0, agents: await pick(), admin: await pick(), peer: await pick() }
   for (let i = 0; i < count; i++) {
     const ip = RELAY_IPS[i]!
     const id = `r${i + 1}`
@@ -278,7 +281,7 @@ export async function startCluster(t: Scope, opts: ClusterOptions): Promise<Clus
     for (const name of opts.agents) tokens[name] ??= { token: proc.tokens[name]! }
     proc.config.listen = {
       public: `${ip}:${ports.public}`,
-      ...(opts.publicTls === true ? { public_tls: { address: `${ip}:${ports.public_tls}`, certs: [] } } : {}),
+      ...(ports.public_tls !== 0 ? { public_tls: { address: `${ip}:${ports.public_tls}`, certs: typeof opts.publicTls === 'object' ? opts.publicTls.certs : [] } } : {}),
       agents: `${agentsHost}:${ports.agents}`, admin: `${ip}:${ports.admin}`, peer: `${ip}:${ports.peer}`,
       ...(opts.proxyProtocol === true ? { public_proxy_protocol: true } : {}),
     } as typeof proc.config.listen

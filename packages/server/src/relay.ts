@@ -250,7 +250,7 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
   // Pre-auth cap on the agents listener (SECURITY A10): a few agents per address is plenty.
   if (agentServer) limitConnectionsPerIp(agentServer, 32, { listener: 'agents', answer: false, watch: refusals })
   let stopWatching: (() => void) | null = null
-  // Forwarded requests are served by the unwrapped handlers: over local links only, never forwarded again.
+  // Forwarded requests and upgrades are served by the unwrapped handlers: over local links only, never forwarded again.
   const peerServer = cluster && config.listen.peer ? createPeerServer({
     self: cluster.id,
     peerKey: cluster.keys.peer,
@@ -258,6 +258,7 @@ export function buildRelay(initial: RelayConfig, deps: RelayDeps): Relay {
     readiness: () => ctx.readiness(),
     fresh: () => cluster.fresh,
     visitors: { http: cluster.guardStale(visitorHandler.onRequest), https: cluster.guardStale((httpsVisitors ?? visitorHandler).onRequest) },
+    upgrades: { http: cluster.guardStaleUpgrade(visitorHandler.onUpgrade), https: cluster.guardStaleUpgrade((httpsVisitors ?? visitorHandler).onUpgrade) },
     tls: cluster.peerTls,
   }) : null
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Redis } from 'ioredis'
 import type { RelayCluster } from '@porchlight/shared/config'
 import type { Logger } from '@porchlight/shared/log'
@@ -6,7 +7,8 @@ import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
 import type { FailureLimiter, FailureLimitSpec } from '../access/failure-limit.js'
 import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
-import { forwardToPeer } from './forward.js'
+import { forwardToPeer, hasRequestBody, type ForwardDeps } from './forward.js'
+import { forwardUpgrade } from './forward-upgrade.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
 import { Leases, type LeaseOwner } from './leases.js'
 import { Membership, type Member } from './membership.js'
@@ -22,7 +24,9 @@ const NOTICE_MAX_CHARS = 1024
 const FRESH_PROBE_TIMEOUT_MS = 500
 const FRESH_PROBE_INTERVAL_MS = 250
 
-type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void }
+type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void
+type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void; onUpgrade: UpgradeHandler }
+const STALE_TEXT = '503 Service unavailable: this relay lost the cluster\'s shared state; try again (PL_ERR_CLUSTER_REDIS)\n'
 
 export interface ClusterNodeDeps {
   cluster: RelayCluster
@@ -42,8 +46,8 @@ export interface ClusterNodeDeps {
 
 /**
  * This relay as a cluster member: its Redis clients, membership and readiness, the member list
- * agents hear, and forwarding a request to the peer that holds a link for its host when this
- * relay has none. Built only when relay.yaml has `cluster:`.
+ * agents hear, and forwarding a request or WebSocket upgrade to the peer that holds a link for
+ * its host when this relay has none. Built only when relay.yaml has `cluster:`.
  */
 export class ClusterNode {
   readonly keys: ClusterKeys
@@ -174,23 +178,26 @@ export class ClusterNode {
   }
 
   /**
-   * The public listeners' handler: a request for a host this relay has no live link for goes to
-   * the one peer whose heartbeat lists one (HTTP/1.x, not upgrades); anything else, and a peer
-   * that cannot be reached, is answered here as without a cluster (503 when offline).
+   * The public listeners' handler: a request (HTTP/1.x or HTTP/2) or a WebSocket upgrade for a
+   * host this relay has no healthy link for goes once to the peer whose heartbeat lists one
+   * (forward.ts, forward-upgrade.ts); anything else, and a peer that cannot be reached, is
+   * answered here as without a cluster (503 when offline). The peer applies the site's access
+   * rules with the visitor's address, as for a visitor of its own.
    */
   wrapVisitors<H extends VisitorHandler>(handler: H, proto: 'http' | 'https'): H {
+    const forwardDeps = (): ForwardDeps => ({
+      self: this.id,
+      peerKey: this.keys.peer,
+      log: this.log,
+      responseTimeoutMs: this.deps.originTimeoutMs() + 5_000,
+      tls: this.peerTls,
+    })
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       if (this.refuseStale(req, res)) return
-      const peer = req.httpVersionMajor === 1 ? this.forwardTarget(req) : null
+      const peer = this.forwardTarget(req)
       if (peer === null) return handler.onRequest(req, res)
-      const bodiless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
-      void forwardToPeer(req, res, peer, { visitor: req.socket.remoteAddress ?? '', proto }, {
-        self: this.id,
-        peerKey: this.keys.peer,
-        log: this.log,
-        responseTimeoutMs: this.deps.originTimeoutMs() + 5_000,
-        tls: this.peerTls,
-      }).then((sent) => {
+      const bodiless = !hasRequestBody(req)
+      void forwardToPeer(req, res, peer, { visitor: req.socket.remoteAddress ?? '', proto }, forwardDeps()).then((sent) => {
         if (sent) return
         // Nothing reached the visitor yet: a request without a body is answered here (503
         // offline page); one whose body went to the peer can only be closed.
@@ -198,7 +205,17 @@ export class ClusterNode {
         else res.destroy()
       })
     }
-    return { ...handler, onRequest }
+    const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+      socket.on('error', () => undefined)
+      if (this.refuseStaleUpgrade(req, socket)) return
+      const peer = this.forwardTarget(req)
+      if (peer === null) return handler.onUpgrade(req, socket, head)
+      void forwardUpgrade(req, socket, head, peer, { visitor: socket.remoteAddress ?? '', proto }, forwardDeps()).then((sent) => {
+        // Unreachable: nothing was read from the visitor or written to it, so it is answered here.
+        if (!sent) handler.onUpgrade(req, socket, head)
+      })
+    }
+    return { ...handler, onRequest, onUpgrade }
   }
 
   /** The peer listener's handlers: local links only, with the same staleness rule. */
@@ -206,19 +223,34 @@ export class ClusterNode {
     return (req, res) => { if (!this.refuseStale(req, res)) onRequest(req, res) }
   }
 
+  /** guardStale for the peer listener's upgrades. */
+  guardStaleUpgrade(onUpgrade: UpgradeHandler): UpgradeHandler {
+    return (req, socket, head) => { if (!this.refuseStaleUpgrade(req, socket)) onUpgrade(req, socket, head) }
+  }
+
   /**
    * Past max_staleness a revocation made elsewhere may not have reached this relay: sites behind
    * share links or client certificates get 503 here (other sites keep serving). True when answered.
    */
   private refuseStale(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.staleForHost(req)) return false
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', 'cache-control': 'no-store', connection: 'close' })
+    res.end(STALE_TEXT)
+    req.resume()
+    return true
+  }
+
+  private refuseStaleUpgrade(req: IncomingMessage, socket: Socket): boolean {
+    if (!this.staleForHost(req)) return false
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 5\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(STALE_TEXT)}\r\nconnection: close\r\n\r\n${STALE_TEXT}`)
+    return true
+  }
+
+  private staleForHost(req: IncomingMessage): boolean {
     if (this.fresh) return false
     const host = hostOf(req.headers.host)
     const access = host === null ? null : this.deps.registry.route(host)?.access ?? null
-    if (access === null || (access.links !== true && (access.client_certs === undefined || access.client_certs === false))) return false
-    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', 'cache-control': 'no-store', connection: 'close' })
-    res.end('503 Service unavailable: this relay lost the cluster\'s shared state; try again (PL_ERR_CLUSTER_REDIS)\n')
-    req.resume()
-    return true
+    return access !== null && (access.links === true || (access.client_certs !== undefined && access.client_certs !== false))
   }
 
   private forwardTarget(req: IncomingMessage): Member | null {
