@@ -64,6 +64,9 @@ export async function bundleTarget(target) {
     // The workspace packages' exports point at their TypeScript sources under this condition.
     conditions: ['porchlight-source'],
     minify: true,
+    // For --debug, which turns source maps on: stack traces name the TypeScript files and lines.
+    sourcemap: 'linked',
+    sourcesContent: false,
     legalComments: 'eof',
     banner: { js: REQUIRE_BANNER },
     plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons, withoutZodLocales],

@@ -52,3 +52,15 @@ t.test('a missing config file exits 1 with one PL_ERR_CONFIG_READ line', async t
     t.match(lines[0], /^PL_ERR_CONFIG_READ: /)
   }
 })
+
+t.test('--debug adds the stack, mapped from the minified bundle to the TypeScript source lines', async t => {
+  for (const [which, args] of [['agent', ['--debug', 'up', '-c', '/nonexistent/agent.yaml']], ['relay', ['serve', '--debug', '-c', '/nonexistent/relay.yaml']]] as const) {
+    const res = await runCli(which, [...args])
+    t.equal(res.code, 1, `${which} exits 1`)
+    const lines = res.stderr.trim().split('\n').filter(l => !l.startsWith('{'))
+    t.match(lines[0], /^PL_ERR_CONFIG_READ: /)
+    const frames = lines.filter(l => /^\s+at /.test(l))
+    t.ok(frames.length >= 2, `${which}: a stack follows (${frames.length} frames)`)
+    t.match(frames[0], /packages\/shared\/src\/config\/load\.ts:\d+:\d+\)$/, `${which}: the first frame names the source file and line: ${frames[0]}`)
+  }
+})

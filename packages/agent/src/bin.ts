@@ -8,6 +8,10 @@ import { AGENT_VERSION } from './version.js'
 import type { LogFormat } from './logger.js'
 import type { LogTail } from './terminal-view.js'
 
+// The bundles are minified: with --debug, stack traces go through their source maps to the .ts lines
+// (before any command's module loads; costs nothing otherwise).
+if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true)
+
 // Command modules are imported when their command runs: `--help`, usage errors and `status`
 // stay fast because they never load ws, the mux or the PKI code.
 

@@ -6,6 +6,10 @@ import { formatForCli, PorchlightError } from '@porchlight/shared/errors'
 import { resolveRelayConfig } from './commands/relay-config.js'
 import { RELAY_VERSION } from './commands/version.js'
 
+// The bundles are minified: with --debug, stack traces go through their source maps to the .ts lines
+// (before any command's module loads; costs nothing otherwise).
+if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true)
+
 // Every command's module is imported when it runs. The ca, cert, init and agent commands load
 // node-forge or the yaml editor (about 10 MB of RSS), so a serving relay never carries them; and
 // `serve`'s own graph loads after heap.ts has run: ESM parses a static import graph before it
