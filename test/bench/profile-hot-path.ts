@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { startAgent, startRelay } from '../e2e/harness/processes.js'
+import { ROOT, startAgent, startRelay } from '../e2e/harness/processes.js'
 import { BenchScope } from './bench-scope.js'
 
 const seconds = Number(process.argv[2] ?? 8)
@@ -16,8 +16,12 @@ const origin = new Worker(new URL('./origin-worker.mjs', import.meta.url))
 const port = await new Promise<number>((resolve) => origin.once('message', (m: { port: number }) => resolve(m.port)))
 const scope = new BenchScope()
 process.env['PORCHLIGHT_E2E_NODE_ARGS'] = `--cpu-prof --cpu-prof-dir=${dir}`
-const relay = await startRelay(scope)
-const agent = await startAgent(scope, relay, { tunnels: [{ http: 'bench', to: `http://127.0.0.1:${port}` }] })
+// tsc's one file per module, not the minified bundles, so the profiles name real functions
+// (PORCHLIGHT_E2E_RELAY_BIN / _AGENT_BIN profile another build).
+const relayBin = process.env['PORCHLIGHT_E2E_RELAY_BIN'] ?? join(ROOT, 'packages/server/dist/bin.js')
+const agentBin = process.env['PORCHLIGHT_E2E_AGENT_BIN'] ?? join(ROOT, 'packages/agent/dist/bin.js')
+const relay = await startRelay(scope, { bin: relayBin })
+const agent = await startAgent(scope, relay, { bin: agentBin, tunnels: [{ http: 'bench', to: `http://127.0.0.1:${port}` }] })
 const probe = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: bench.localhost', `http://127.0.0.1:${relay.publicPort}/1k`], { encoding: 'utf8' })
 process.stdout.write(`probe: ${probe.stdout} ${probe.stderr}\n`)
 // PROFILE_PATH=/bytes/10000000 PROFILE_CONNECTIONS=4: the bulk case instead.
