@@ -53,5 +53,8 @@ t.test('heap.ts keeps the young generation at its initial size while starting; a
 t.test('after startupDone() the young generation grows only under load: a trickle of allocations leaves it as it was', async (t) => {
   const [kept, trickle] = await Promise.all([youngGenerationAfterChurn('starting'), youngGenerationAfterChurn('trickle')])
   t.comment(`new space: ${(kept / MiB).toFixed(1)} MiB starting, ${(trickle / MiB).toFixed(1)} MiB after startupDone() and a slow trickle`)
-  t.ok(trickle > 0 && trickle <= kept, `trickle: ${(trickle / MiB).toFixed(1)} MiB <= ${(kept / MiB).toFixed(1)} MiB (not grown)`)
+  // Not grown to the loaded size: at most the 4 MiB a process that only started has under tsx. (While
+  // the optimizer is held, --optimize-for-size may keep `starting` at 2 MiB; the trickle's 16th
+  // scavenge ends that hold, so it is compared with the bound, not with `kept`.)
+  t.ok(trickle > 0 && trickle <= Math.max(kept, 4 * MiB) && trickle < MAX_YOUNG_GENERATION_BYTES, `trickle: ${(trickle / MiB).toFixed(1)} MiB <= ${(Math.max(kept, 4 * MiB) / MiB).toFixed(1)} MiB (not grown)`)
 })
