@@ -15,7 +15,8 @@ import { buildRelay } from './relay.js'
  * publishing it as demo.localhost. Nothing to configure; Ctrl-C stops everything.
  */
 const here = path.dirname(fileURLToPath(import.meta.url))
-const agentBin = path.resolve(here, '../../agent/dist/bin.js')
+// What the `porchlight` command runs (packages/agent/bin/porchlight.js loads the same bundle).
+const agentBin = path.resolve(here, '../../agent/dist/bundle/bin.js')
 const dir = mkdtempSync(path.join(os.tmpdir(), 'porchlight-demo-'))
 const token = newToken()
 const log = createLogger({ name: 'porchlight-demo', level: process.env['PORCHLIGHT_LOG_LEVEL'] ?? 'warn' })
