@@ -58,22 +58,28 @@ function rawUpgrade(address: string, port: number, path: string, headers: Record
   })
 }
 
-/** Upgrades with the ws client, sends each message and resolves with the echoes (hex), or the refusal's status. */
+/** Upgrades with the ws client, sends each message and resolves with the echoes (hex) and 101, or the refusal's status. */
 function wsEcho(url: string, host: string, cookie: string | null, messages: Array<string | Buffer>): Promise<{ status: number; echoed: string[] }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers: { host, ...(cookie !== null ? { cookie } : {}) }, perMessageDeflate: false, handshakeTimeout: 5_000 })
     const echoed: string[] = []
+    const done = (status: number): void => {
+      clearTimeout(timer)
+      resolve({ status, echoed })
+    }
+    // Bounded: echoes still missing after 5 s resolve with what came (status 0).
+    const timer = setTimeout(() => { ws.terminate(); done(0) }, 5_000)
     ws.once('unexpected-response', (_req, res) => {
       res.resume()
-      resolve({ status: res.statusCode ?? 0, echoed })
+      done(res.statusCode ?? 0)
     })
-    ws.once('error', () => resolve({ status: 0, echoed }))
+    ws.once('error', () => done(0))
     ws.once('open', () => {
       ws.on('message', (data: Buffer) => {
         echoed.push(Buffer.from(data).toString('hex'))
         if (echoed.length === messages.length) {
           ws.close()
-          resolve({ status: 101, echoed })
+          done(101)
         }
       })
       for (const m of messages) ws.send(m)
