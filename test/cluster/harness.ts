@@ -336,7 +336,7 @@ function clusterRelay(id: string, ip: string, proc: RelayProcess, ports: Cluster
 }
 
 /** An agent publishing `<name>.localhost` to its echo origin, configured with the first relay's URL. */
-export async function startClusterAgent(t: Scope, relays: ClusterRelay[], name: string, origin: EchoOrigin, env: Record<string, string> = {}, opts: { access?: Record<string, unknown>; inspect?: boolean } = {}): Promise<AgentProcess> {
+export async function startClusterAgent(t: Scope, relays: ClusterRelay[], name: string, origin: Pick<EchoOrigin, 'url'>, env: Record<string, string> = {}, opts: { access?: Record<string, unknown>; inspect?: boolean } = {}): Promise<AgentProcess> {
   return startAgent(t, relays[0]!.proc, {
     name,
     tunnels: [{ http: name, to: origin.url, ...(opts.access ? { access: opts.access } : {}) }],

@@ -7,6 +7,7 @@ import { CLUSTER_MEMBERS_NOTICE } from '@porchlight/shared/protocol'
 import type { FailureLimiter, FailureLimitSpec } from '../access/failure-limit.js'
 import type { AgentSession } from '../agents/session.js'
 import type { Registry } from '../agents/registry.js'
+import { sendPage, writeRawPage } from '../visitors/pages.js'
 import { forwardToPeer, hasRequestBody, type ForwardDeps } from './forward.js'
 import { forwardUpgrade } from './forward-upgrade.js'
 import { loadClusterKeys, type ClusterKeys } from './keys.js'
@@ -26,7 +27,9 @@ const FRESH_PROBE_INTERVAL_MS = 250
 
 type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void
 type VisitorHandler = { onRequest: (req: IncomingMessage, res: ServerResponse) => void; onUpgrade: UpgradeHandler }
-const STALE_TEXT = '503 Service unavailable: this relay lost the cluster\'s shared state; try again (PL_ERR_CLUSTER_REDIS)\n'
+/** The 503 past max_staleness: the relay's own error page, so it carries x-porchlight-error like every other. */
+const STALE_DETAIL = 'this relay lost the cluster\'s shared state; try again'
+const STALE_HEADERS = { 'retry-after': '5', 'cache-control': 'no-store' }
 
 export interface ClusterNodeDeps {
   cluster: RelayCluster
@@ -234,15 +237,17 @@ export class ClusterNode {
    */
   private refuseStale(req: IncomingMessage, res: ServerResponse): boolean {
     if (!this.staleForHost(req)) return false
-    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5', 'cache-control': 'no-store', connection: 'close' })
-    res.end(STALE_TEXT)
+    // HTTP/1.x: closed, so the visitor's next connection may reach a fresher relay. HTTP/2 has no
+    // connection header (Node drops it with a process warning).
+    const headers = req.httpVersionMajor === 2 ? STALE_HEADERS : { ...STALE_HEADERS, connection: 'close' }
+    sendPage(res, 'PL_ERR_CLUSTER_REDIS', req.headers.accept, { detail: STALE_DETAIL, headers })
     req.resume()
     return true
   }
 
   private refuseStaleUpgrade(req: IncomingMessage, socket: Socket): boolean {
     if (!this.staleForHost(req)) return false
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 5\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(STALE_TEXT)}\r\nconnection: close\r\n\r\n${STALE_TEXT}`)
+    writeRawPage(socket, 'PL_ERR_CLUSTER_REDIS', req.headers.accept, { detail: STALE_DETAIL, headers: STALE_HEADERS })
     return true
   }
 

@@ -51,6 +51,9 @@ export function sendPage(res: ServerResponse, code: ErrorCode, acceptHeader: str
   res.end(page.body)
 }
 
+/** How long a visitor may keep its half of a connection open after a raw error page. */
+export const RAW_PAGE_LINGER_MS = 2_000
+
 /** Error page on a raw socket (upgrade path, client errors); always closes the connection. */
 export function writeRawPage(socket: Socket, code: ErrorCode, acceptHeader: string | undefined, opts: PageOptions = {}): void {
   if (socket.destroyed) return
@@ -61,6 +64,13 @@ export function writeRawPage(socket: Socket, code: ErrorCode, acceptHeader: stri
     `content-type: ${page.type}\r\ncontent-length: ${Buffer.byteLength(page.body)}\r\n` +
     `x-porchlight-error: ${code}\r\n${extra}connection: close\r\n\r\n${page.body}`,
   )
+  // Node's HTTP servers allow half-open connections, so a visitor that never closes its side would
+  // hold this socket for ever. What it still sends is read and dropped (unread bytes would turn the
+  // close into a RST that can discard the page), and the socket goes RAW_PAGE_LINGER_MS later.
+  socket.resume()
+  const linger = setTimeout(() => socket.destroy(), RAW_PAGE_LINGER_MS)
+  linger.unref()
+  socket.once('close', () => clearTimeout(linger))
 }
 
 function escapeHtml(text: string): string {
