@@ -80,8 +80,8 @@ export interface LeasesDeps {
  * Fenced leases on what several agents' policies admit (issue 15), each a resource string:
  * `host:<hostname>` or `port:<number>`. Ownership is
  * `SET key "owner token tag" NX PX ttl` in Redis with `token` from a counter (FENCE_LUA), so a newer
- * owner always has a larger token, also after Redis lost its data. The owning agent's relays renew it (compare-and-PEXPIRE) every ttl/3 while
- * the agent holds a link to them. Serving never asks Redis: each relay keeps, per resource, the lease
+ * owner always has a larger token, also after Redis lost its data. The owning agent's relays renew it
+ * (compare-and-PEXPIRE) every ttl/3 while the agent holds a link to them. Serving never asks Redis: each relay keeps, per resource, the lease
  * it last saw and until when it may serve on it (the time the claim or renewal was SENT plus the
  * TTL, less a margin), so a frozen relay that resumes after the lease passed serves nothing on it.
  */
