@@ -27,7 +27,9 @@ process.stdout.write(`probe: ${probe.stdout} ${probe.stderr}\n`)
 // PROFILE_PATH=/bytes/10000000 PROFILE_CONNECTIONS=4: the bulk case instead.
 const path = process.env['PROFILE_PATH'] ?? '/1k'
 const connections = process.env['PROFILE_CONNECTIONS'] ?? '50'
-const r = await runAsync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-H', 'Host: bench.localhost', `http://127.0.0.1:${relay.publicPort}${path}`], { encoding: 'utf8' })
+// PROFILE_NEW_CONNECTIONS=1: a new connection per request (wrk closes after each answer).
+const perRequest = process.env['PROFILE_NEW_CONNECTIONS'] === '1' ? ['-H', 'Connection: close'] : []
+const r = await runAsync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-H', 'Host: bench.localhost', ...perRequest, `http://127.0.0.1:${relay.publicPort}${path}`], { encoding: 'utf8' })
 process.stdout.write(r.stdout)
 // A clean exit writes the profiles (the scope's teardown may SIGKILL).
 process.kill(agent.pid, 'SIGTERM')

@@ -41,8 +41,10 @@ t.test('destroy() sends RST and the peer stream errors with PL_ERR_MUX_STREAM_RE
   const [peer] = await serverSide
   const peerError = once(peer, 'error')
   s.destroy()
-  const [err] = (await peerError) as [{ code: string }]
+  const [err] = (await peerError) as [{ code: string; stack?: string }]
   t.equal(err.code, 'PL_ERR_MUX_STREAM_RESET')
+  // The peer's decision, not a fault here: no stack is captured (it cost ~9% of an agent's CPU).
+  t.notMatch(err.stack ?? '', /\n\s+at /, 'the reset error carries no stack frames')
   await waitFor(() => client.streamCount === 0 && server.streamCount === 0, 2_000, 'released after reset')
   t.equal(server.streamCount, 0)
   t.equal(client.closed, false, 'a reset stream leaves the session alone')
