@@ -105,6 +105,8 @@ t.test('freshness probe over mTLS: a relay cut from Redis asks its peer and fail
   // Only an answer from r1 over mTLS ({"fresh":true}) makes r2 give up readiness; no answer keeps it ready.
   const ready = await pollUntil(() => r2.readyz(), (s) => s === 503, { timeoutMs: 15_000, intervalMs: 100 })
   t.equal(ready.value, 503, `r2 /readyz fails after its https probe of r1 (${ready.ms} ms after the cut)`)
-  t.ok(r2.proc.logs().some((l) => l['msg'] === 'cut from redis while a peer reaches it: /readyz fails'), 'r2 says a peer reaches Redis')
+  // The log line is written as readiness flips; it reaches us through the child's stdout a moment later.
+  const said = await pollUntil(async () => r2.proc.logs().some((l) => l['msg'] === 'cut from redis while a peer reaches it: /readyz fails'), (seen) => seen, { timeoutMs: 3_000, intervalMs: 50 })
+  t.ok(said.ok, 'r2 says a peer reaches Redis')
   t.equal(await r1.readyz(), 200, 'r1 stays ready')
 })
