@@ -14,14 +14,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { absentAddons, pinoWithoutWorkers, staticImportMeta, withoutZodLocales } from './bundle-plugins.mjs'
+import { cliBuildOptions, cliEntry } from './bundle-common.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
-/** Each CLI's source entry and the directory its bundle is written to. */
+/** The directory each CLI's bundle is written to. */
 export const BUNDLE_TARGETS = {
-  agent: { entry: 'packages/agent/src/bin.ts', outDir: 'packages/agent/dist/bundle' },
-  relay: { entry: 'packages/server/src/bin.ts', outDir: 'packages/server/dist/bundle' },
+  agent: { outDir: 'packages/agent/dist/bundle' },
+  relay: { outDir: 'packages/server/dist/bundle' },
 }
 
 // CommonJS dependencies call require(); an ESM chunk has none of its own.
@@ -51,28 +51,19 @@ function writeInPlace(dir, files) {
 
 /** Builds one target; resolves with its output directory. */
 export async function bundleTarget(target) {
-  const { entry, outDir } = BUNDLE_TARGETS[target]
-  const out = path.join(root, outDir)
+  const out = path.join(root, BUNDLE_TARGETS[target].outDir)
   const result = await build({
-    entryPoints: { bin: path.join(root, entry) },
+    ...cliBuildOptions(),
+    entryPoints: { bin: cliEntry(target) },
     outdir: out,
-    bundle: true,
     splitting: true,
-    platform: 'node',
     format: 'esm',
-    target: `node${process.versions.node.split('.')[0]}`,
-    // The workspace packages' exports point at their TypeScript sources under this condition.
-    conditions: ['porchlight-source'],
-    minify: true,
     // For --debug, which turns source maps on: stack traces name the TypeScript files and lines.
     sourcemap: 'linked',
     sourcesContent: false,
-    legalComments: 'eof',
     banner: { js: REQUIRE_BANNER },
-    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons, withoutZodLocales],
     metafile: true,
     write: false,
-    logLevel: 'silent',
   })
   const files = new Map(result.outputFiles.map((f) => [path.basename(f.path), Buffer.from(f.contents)]))
   const manifest = {}

@@ -13,36 +13,23 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
-import { absentAddons, pinoWithoutWorkers, staticImportMeta, withoutZodLocales } from './bundle-plugins.mjs'
+import { cliBuildOptions, cliEntry } from './bundle-common.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 /** What to build: the CLI entry of each package and the executable's name. */
 export const SEA_TARGETS = {
-  agent: { entry: 'packages/agent/src/bin.ts', name: 'porchlight' },
-  relay: { entry: 'packages/server/src/bin.ts', name: 'porchlight-relay' },
+  agent: { name: 'porchlight' },
+  relay: { name: 'porchlight-relay' },
 }
 
 /** The fuse Node's binary carries for postject (documented in Node's single-executable-applications.md). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 /** Bundles one CLI to a CommonJS file; resolves with its path. */
 export async function bundle(target, workDir) {
-  const { entry, name } = SEA_TARGETS[target]
+  const { name } = SEA_TARGETS[target]
   const outfile = path.join(workDir, `${name}.cjs`)
-  const result = await build({
-    entryPoints: [path.join(root, entry)],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: `node${process.versions.node.split('.')[0]}`,
-    // The workspace packages' exports point at their TypeScript sources under this condition.
-    conditions: ['porchlight-source'],
-    minify: true,
-    legalComments: 'eof',
-    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons, withoutZodLocales],
-    logLevel: 'silent',
-  })
+  const result = await build({ ...cliBuildOptions(), entryPoints: [cliEntry(target)], outfile, format: 'cjs' })
   const meta = result.warnings.filter((w) => /import\.meta/.test(w.text))
   if (meta.length > 0) throw new Error(`import.meta in the bundle: ${meta.map((w) => `${w.location?.file}:${w.location?.line}`).join(', ')}`)
   return outfile

@@ -1,5 +1,6 @@
-// esbuild plugins shared by the two bundles of the CLIs: scripts/bundle.mjs (the ESM bundle every
-// install path runs) and scripts/sea.mjs (the CommonJS bundle inside the single executables).
+// What the two bundles of the CLIs share: scripts/bundle.mjs (the ESM bundle every install path
+// runs) and scripts/sea.mjs (the CommonJS bundle inside the single executables). Their entries, the
+// esbuild options both use, and the plugins.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -75,4 +76,30 @@ export const withoutZodLocales = {
     b.onResolve({ filter: /[\\/]locales[\\/]index\.js$/ }, (args) => (/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'no-zod-locales' } : undefined))
     b.onLoad({ filter: /.*/, namespace: 'no-zod-locales' }, () => ({ contents: 'export {}', loader: 'js' }))
   },
+}
+
+/** Each CLI's source entry, relative to the checkout. */
+export const CLI_ENTRIES = {
+  agent: 'packages/agent/src/bin.ts',
+  relay: 'packages/server/src/bin.ts',
+}
+
+/** The esbuild options both bundles use for one CLI; each adds its format and output. */
+export function cliBuildOptions() {
+  return {
+    bundle: true,
+    platform: 'node',
+    target: `node${process.versions.node.split('.')[0]}`,
+    // The workspace packages' exports point at their TypeScript sources under this condition.
+    conditions: ['porchlight-source'],
+    minify: true,
+    legalComments: 'eof',
+    plugins: [staticImportMeta, pinoWithoutWorkers, absentAddons, withoutZodLocales],
+    logLevel: 'silent',
+  }
+}
+
+/** A CLI's entry as an absolute path. */
+export function cliEntry(target) {
+  return path.join(root, CLI_ENTRIES[target])
 }
