@@ -414,46 +414,61 @@ function peekFirstChunk(stream: Duplex): Promise<Buffer | null> {
   })
 }
 
-/** undici's callbacks for one origin request, handed to the exchange that owns the stream. */
+/**
+ * undici's callbacks for one origin request (its controller API: the onHeaders/onData callbacks
+ * are deprecated), handed to the exchange that owns the stream.
+ */
 class OriginResponseHandler implements Dispatcher.DispatchHandler {
   private settled = false
+  private controller: Dispatcher.DispatchController | null = null
+  /** The stream drained: undici reads the origin again. */
+  private readonly resumeOrigin = (): void => this.controller?.resume()
 
   constructor(
     private readonly exchange: HttpExchange,
     private readonly retry: () => boolean,
   ) {}
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.exchange.setCancel(abort)
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    this.exchange.setCancel((err) => controller.abort(err))
   }
 
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     // Informational answers (103 Early Hints) are not forwarded; the final one follows.
-    if (statusCode < 200) return true
-    if (!this.exchange.startResponse(statusCode, rawHeaderStrings(headers), statusText)) {
+    if (statusCode < 200) return
+    // The raw list keeps the origin's order and repeats; the parsed object is the fallback.
+    const raw = Array.isArray(controller.rawHeaders) ? rawHeaderStrings(controller.rawHeaders) : flatHeaders(headers)
+    if (!this.exchange.startResponse(statusCode, raw, statusMessage ?? '')) {
       this.settled = true
-      return false
+      controller.pause()
     }
-    this.resume = resume
-    return true
   }
 
-  onData(chunk: Buffer): boolean {
-    return this.exchange.writeBody(chunk, this.resume)
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.exchange.writeBody(chunk, this.resumeOrigin)) controller.pause()
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.settled = true
     this.exchange.finishResponse()
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.settled) return
     this.settled = true
     this.exchange.originFailed(err, this.retry)
   }
+}
 
-  private resume: () => void = () => undefined
+/** A parsed header object as a flat name/value list (repeated names become repeated entries). */
+function flatHeaders(headers: Record<string, string | string[] | undefined>): string[] {
+  const out: string[] = []
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) out.push(name, v)
+  }
+  return out
 }
 
 function uncork(stream: Duplex): void {

@@ -144,6 +144,31 @@ t.test('chunked response streams through and ends with FIN', async (t) => {
   t.equal(body.ended, true)
 })
 
+t.test('a response faster than the relay reads pauses the origin: the stream holds a bounded backlog, then every byte arrives', async (t) => {
+  const origin = await startOrigin(t)
+  const { log } = memoryLogger()
+  const agents = buildOriginAgents()
+  t.teardown(() => destroyOriginAgents(agents))
+  const [relay, agent] = streamPair()
+  handleHttpStream(agent, head({ url: '/bytes/8388608' }), { id: 'blog', to: origin.url, host_header: null }, { log, agents })
+  relay.end()
+  const reply = await readReply(relay)
+  if (reply.t !== 'response') throw new Error('expected a response')
+  // The relay side reads nothing for a while: undici must be paused, not buffer 8 MiB here.
+  relay.pause()
+  let peak = 0
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    peak = Math.max(peak, agent.writableLength)
+  }
+  t.ok(peak < 1024 * 1024, `the agent side held at most ${peak} bytes while the relay read nothing`)
+  relay.resume()
+  const body = await readBody(relay)
+  t.equal(body.ended, true)
+  t.equal(body.bytes.length, 8388608)
+  t.equal(sha256(body.bytes), sha256(Buffer.alloc(8388608, 0x61)))
+})
+
 t.test('204 and HEAD end without a body', async (t) => {
   const origin = await startOrigin(t)
   const { serve } = setup(t, origin.url)
