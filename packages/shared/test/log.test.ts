@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { BatchedLines } from '../src/log.js'
 
 const SCRIPT = `
 import { createLogger } from '@porchlight/shared/log'
@@ -45,4 +46,71 @@ t.test('200 MB of log lines to a stdout nobody reads: the process stays small an
   t.equal(report.written, 200_000, 'every log call returned')
   const mb = report.rss / 1024 / 1024
   t.ok(mb < 200, `RSS ${mb.toFixed(1)} MB after 200 MB of unread log lines`)
+})
+
+t.test('BatchedLines: one write per window, at once past 64 KiB, and flushSync writes what waits', async t => {
+  const writes: string[] = []
+  const syncWrites: string[] = []
+  let sinkFlushSyncs = 0
+  const sink = { write: (d: string) => { writes.push(d); return true }, flush: (cb?: () => void) => cb?.(), flushSync: () => { sinkFlushSyncs++ } }
+  const lines = new BatchedLines(sink, 20, (d) => syncWrites.push(d))
+  for (let i = 0; i < 50; i++) lines.write(`line ${i}\n`)
+  t.equal(writes.length, 0, 'nothing written inside the window')
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(writes.length, 1, 'the window left as one write')
+  t.equal(writes[0]!.split('\n').length, 51)
+  t.ok(writes[0]!.startsWith('line 0\n') && writes[0]!.endsWith('line 49\n'), 'in order')
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(writes.length, 1, 'no write while nothing waits')
+  lines.write('x'.repeat(64 * 1024))
+  t.equal(writes.length, 2, 'a 64 KiB batch is written at once')
+  lines.write('last\n')
+  lines.flushSync()
+  t.equal(sinkFlushSyncs, 1, "the destination's own queue first")
+  t.same(syncWrites, ['last\n'], 'then the lines of the open window, synchronously')
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(writes.length, 2, 'flushSync cancelled the window')
+})
+
+function runLogger(script: string): Promise<{ stdout: string; ms: number }> {
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '--import=tsx', '--conditions=porchlight-source', '--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('../', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORCHLIGHT_LOG_LEVEL: 'info' },
+  })
+  let stdout = ''
+  const started = Date.now()
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+  return new Promise(resolve => child.once('close', () => resolve({ stdout, ms: Date.now() - started })))
+}
+
+t.test('a line logged right before process.exit() still reaches stdout', { timeout: 30_000 }, async t => {
+  const { stdout } = await runLogger(`
+import { createLogger } from '@porchlight/shared/log'
+const log = createLogger({ name: 'exiting', pretty: false })
+log.info('first')
+setTimeout(() => { log.info('last words'); process.exit(3) }, 5)
+`)
+  const msgs = stdout.trim().split('\n').map(l => (JSON.parse(l) as { msg: string }).msg)
+  t.same(msgs, ['first', 'last words'])
+})
+
+t.test('a quiet process writes its line within the batch window, not only at exit', { timeout: 30_000 }, async t => {
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '--import=tsx', '--conditions=porchlight-source', '--input-type=module', '-e', `
+import { createLogger } from '@porchlight/shared/log'
+const log = createLogger({ name: 'quiet', pretty: false })
+log.info('hello')
+setInterval(() => {}, 1000)
+`], { cwd: fileURLToPath(new URL('../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PORCHLIGHT_LOG_LEVEL: 'info' } })
+  let stdout = ''
+  const seen = await new Promise<boolean>(resolve => {
+    const timer = setTimeout(() => resolve(false), 15_000)
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString()
+      if (stdout.includes('"msg":"hello"')) { clearTimeout(timer); resolve(true) }
+    })
+  })
+  // SIGKILL: no exit handler runs, so the line came from the window's timer.
+  child.kill('SIGKILL')
+  t.ok(seen, `the line arrived while the process ran; stdout: ${stdout.slice(0, 200)}`)
 })
