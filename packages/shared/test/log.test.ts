@@ -48,20 +48,25 @@ t.test('200 MB of log lines to a stdout nobody reads: the process stays small an
   t.ok(mb < 200, `RSS ${mb.toFixed(1)} MB after 200 MB of unread log lines`)
 })
 
-t.test('BatchedLines: one write per window, at once past 64 KiB, and flushSync writes what waits', async t => {
+t.test('BatchedLines: each line at once when quiet; under load one write per window, at once past 64 KiB; flushSync writes what waits', async t => {
   const writes: string[] = []
   const syncWrites: string[] = []
   let sinkFlushSyncs = 0
   const sink = { write: (d: string) => { writes.push(d); return true }, flush: (cb?: () => void) => cb?.(), flushSync: () => { sinkFlushSyncs++ } }
   const lines = new BatchedLines(sink, 20, (d) => syncWrites.push(d))
+  lines.write('quiet\n')
+  t.same(writes, ['quiet\n'], 'a quiet process writes its line at once')
+  // 60 lines within 100 ms: from the next window on, the process counts as under load.
+  for (let i = 0; i < 59; i++) lines.write(`warm ${i}\n`)
+  t.equal(writes.length, 60, 'still one write per line while the rate is being measured')
+  await new Promise(resolve => setTimeout(resolve, 110))
+  writes.length = 0
   for (let i = 0; i < 50; i++) lines.write(`line ${i}\n`)
-  t.equal(writes.length, 0, 'nothing written inside the window')
+  t.equal(writes.length, 0, 'under load, nothing is written inside the window')
   await new Promise(resolve => setTimeout(resolve, 60))
   t.equal(writes.length, 1, 'the window left as one write')
   t.equal(writes[0]!.split('\n').length, 51)
   t.ok(writes[0]!.startsWith('line 0\n') && writes[0]!.endsWith('line 49\n'), 'in order')
-  await new Promise(resolve => setTimeout(resolve, 60))
-  t.equal(writes.length, 1, 'no write while nothing waits')
   lines.write('x'.repeat(64 * 1024))
   t.equal(writes.length, 2, 'a 64 KiB batch is written at once')
   lines.write('last\n')
@@ -70,6 +75,10 @@ t.test('BatchedLines: one write per window, at once past 64 KiB, and flushSync w
   t.same(syncWrites, ['last\n'], 'then the lines of the open window, synchronously')
   await new Promise(resolve => setTimeout(resolve, 60))
   t.equal(writes.length, 2, 'flushSync cancelled the window')
+  // Quiet again for two windows: lines go at once.
+  await new Promise(resolve => setTimeout(resolve, 250))
+  lines.write('calm\n')
+  t.equal(writes.at(-1), 'calm\n', 'after the load, each line at once again')
 })
 
 function runLogger(script: string): Promise<{ stdout: string; ms: number }> {
@@ -84,15 +93,21 @@ function runLogger(script: string): Promise<{ stdout: string; ms: number }> {
   return new Promise(resolve => child.once('close', () => resolve({ stdout, ms: Date.now() - started })))
 }
 
-t.test('a line logged right before process.exit() still reaches stdout', { timeout: 30_000 }, async t => {
+t.test('lines logged under load right before process.exit() still reach stdout', { timeout: 30_000 }, async t => {
   const { stdout } = await runLogger(`
 import { createLogger } from '@porchlight/shared/log'
 const log = createLogger({ name: 'exiting', pretty: false })
-log.info('first')
-setTimeout(() => { log.info('last words'); process.exit(3) }, 5)
+for (let i = 0; i < 200; i++) log.info({ i }, 'warm')
+setTimeout(() => {
+  for (let i = 0; i < 60; i++) log.info({ i }, 'busy')
+  log.info('last words')
+  process.exit(3)
+}, 110)
 `)
   const msgs = stdout.trim().split('\n').map(l => (JSON.parse(l) as { msg: string }).msg)
-  t.same(msgs, ['first', 'last words'])
+  t.equal(msgs.filter(m => m === 'warm').length, 200)
+  t.equal(msgs.filter(m => m === 'busy').length, 60)
+  t.equal(msgs.at(-1), 'last words')
 })
 
 t.test('a quiet process writes its line within the batch window, not only at exit', { timeout: 30_000 }, async t => {
