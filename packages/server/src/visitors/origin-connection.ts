@@ -3,6 +3,7 @@ import { isPorchlightError, type ErrorCode } from '@porchlight/shared/errors'
 import { httpParsers, type HttpParser } from '@porchlight/shared/net'
 import { MessageDecoder, parseReplyHead, writeHead } from '@porchlight/shared/protocol'
 import type { SessionRef } from '../agents/registry.js'
+import { CountedBody, countedBodyLength } from './counted-body.js'
 
 /**
  * One visitor connection's way to one tunnel's local server (SECURITY.md rule 2): a mux stream the
@@ -39,6 +40,8 @@ export const IDLE_STREAM_MS = 4_000
  * them over as it parses them; the origin gets them one at a time). More: the connection is closed.
  */
 const MAX_WAITING = 128
+/** llhttp's HPE_PAUSED: returned from the head callback, execute() stops right behind the head. */
+const PAUSE_PARSER = 21
 
 /** What one exchange is told: a head, body chunks and the end; or one failure; or a cut. */
 export interface ExchangeHandlers {
@@ -93,6 +96,8 @@ export class OriginConnection {
   private fresh = false
   /** Set inside a parse when the stream must go once the parse returns. */
   private dropAfterParse = false
+  /** The current response's Content-Length body, counted here while llhttp waits paused. */
+  private counted: CountedBody | null = null
   private headerParts: string[] = []
   private retired = false
   private idle: NodeJS.Timeout | null = null
@@ -248,7 +253,11 @@ export class OriginConnection {
         x.answered = false
         return this.refuse(x)
       }
-      return x.isHead ? 1 : 0
+      if (x.isHead) return 1
+      const length = countedBodyLength(status, all)
+      if (length === null) return 0
+      this.counted = new CountedBody(length)
+      return PAUSE_PARSER
     }
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const x = this.current
@@ -257,14 +266,18 @@ export class OriginConnection {
     parser[HTTPParser.kOnMessageComplete] = () => {
       const x = this.current
       if (x === null || !x.answered || this.dropAfterParse) return // an interim response ended
-      this.current = null
-      // Reused only when both sides ended cleanly: an answer before the request body was all
-      // sent leaves body bytes the origin would read as a next request.
-      if (!x.keepAlive || !x.requestDone || this.retired || this.session.isClosed) this.dropAfterParse = true
-      x.handlers.onEnd()
-      this.scheduleNext()
+      this.responseDone(x)
     }
     return parser
+  }
+
+  private responseDone(x: Exchange): void {
+    this.current = null
+    // Reused only when both sides ended cleanly: an answer before the request body was all
+    // sent leaves body bytes the origin would read as a next request.
+    if (!x.keepAlive || !x.requestDone || this.retired || this.session.isClosed) this.dropAfterParse = true
+    x.handlers.onEnd()
+    this.scheduleNext()
   }
 
   /** The head cannot be passed on: the stream goes, the visitor gets a 502. */
@@ -286,20 +299,57 @@ export class OriginConnection {
       // An HTTP response starts with "H"; the agent's framed error head with its length's high byte, 0.
       if (chunk[0] === 0) return this.lose(x, agentErrorIn(chunk))
     }
-    const parser = this.parser!
-    const result = parser.execute(chunk)
-    if (this.stream === null) return
-    if (result instanceof Error) {
-      if (this.current === x) return this.lose(x, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
-      return this.drop()
-    }
+    const stream = this.stream
+    this.read(chunk)
+    if (this.stream !== stream) return
     if (this.dropAfterParse) return this.drop()
     if (this.current === null && this.waiting.length === 0) this.goIdle()
+  }
+
+  /** One chunk through llhttp, and through the counted body where the parser stopped for one. */
+  private read(chunk: Buffer): void {
+    const stream = this.stream
+    let rest = chunk
+    while (rest.length > 0 && !this.dropAfterParse) {
+      if (this.counted !== null) {
+        rest = this.readCounted(this.counted, rest)
+        if (this.stream !== stream) return
+        continue
+      }
+      const x = this.current
+      const result = this.parser!.execute(rest)
+      if (this.stream !== stream) return
+      if (!(result instanceof Error)) return
+      if (this.counted !== null && result.code === 'HPE_PAUSED') {
+        rest = rest.subarray(result.bytesParsed)
+        continue
+      }
+      if (x !== null && this.current === x) return this.lose(x, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
+      return this.drop()
+    }
+  }
+
+  /**
+   * Passes on the body's part of `chunk` and returns what follows it. Bytes past the body go to a
+   * fresh parser with no request pending, as llhttp would read them after the message: a stray
+   * line break is skipped, anything else closes the stream.
+   */
+  private readCounted(body: CountedBody, chunk: Buffer): Buffer {
+    const x = this.current!
+    const piece = body.take(chunk)
+    if (piece.length > 0) x.handlers.onBody(piece)
+    if (!body.done || this.counted !== body) return EMPTY
+    this.counted = null
+    this.parser!.initialize(httpParsers!.HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEADER_BYTES)
+    this.responseDone(x)
+    return chunk.subarray(piece.length)
   }
 
   /** The agent ended the stream (its local server closed the connection). */
   private onEnd(): void {
     const x = this.current
+    // Short of its Content-Length: cut.
+    if (this.counted !== null && x !== null) return this.lose(x, undefined)
     // A response delimited by the close ends here.
     const result = this.parser!.finish()
     if (this.current === x && x !== null) return this.lose(x, result instanceof Error ? 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE' : undefined)
@@ -351,6 +401,7 @@ export class OriginConnection {
     this.parser = null
     this.current = null
     this.dropAfterParse = false
+    this.counted = null
     this.headerParts = []
     if (x !== null) clearTimeout(x.timer)
     this.stopIdle()
@@ -373,5 +424,7 @@ function agentErrorIn(chunk: Buffer): ErrorCode {
     return 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE'
   }
 }
+
+const EMPTY = Buffer.alloc(0)
 
 function ignore(): void {}

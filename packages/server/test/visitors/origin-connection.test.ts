@@ -127,3 +127,112 @@ t.test('an interim 1xx is read and not passed on; 101 is refused', async (t) => 
   t.equal(b.seen.failure, 'PL_ERR_HTTP_BAD_ORIGIN_RESPONSE')
   t.equal(b.seen.head, undefined, 'nothing reached the visitor')
 })
+
+// A Content-Length body is counted by the relay, not fed through llhttp (counted-body.ts).
+t.test('a Content-Length body is passed on as slices of the chunks it came in, not copies', async (t) => {
+  const { session, streams } = fakeSession()
+  const conn = new OriginConnection(session, 'web', 'site.test')
+  const pieces: Buffer[] = []
+  const a = recorder()
+  conn.begin('GET /a HTTP/1.1\r\n\r\n', OPTS, { ...a.handlers, onBody: (chunk) => { pieces.push(chunk); a.handlers.onBody(chunk) } })
+  const first = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd')
+  const second = Buffer.from('efghij')
+  streams[0]!.push(first)
+  streams[0]!.push(second)
+  await tick()
+  t.same([a.seen.body, a.seen.ended], ['abcdefghij', true])
+  t.equal(pieces[0]!.buffer, first.buffer, 'the first piece shares the pushed chunk\'s memory')
+  t.equal(pieces[1], second, 'a chunk that is all body goes on as it is')
+})
+
+t.test('a counted body split byte by byte arrives whole, once, and the stream is reused', async (t) => {
+  const { session, streams } = fakeSession()
+  const conn = new OriginConnection(session, 'web', 'site.test')
+  const a = recorder()
+  conn.begin('GET /a HTTP/1.1\r\n\r\n', OPTS, a.handlers)
+  for (const byte of Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello')) streams[0]!.push(Buffer.from([byte]))
+  await tick()
+  t.same([a.seen.body, a.seen.ended, a.seen.cut], ['hello', true, false])
+  const b = recorder()
+  conn.begin('GET /b HTTP/1.1\r\n\r\n', OPTS, b.handlers)
+  // The parser starts afresh for the next response: a chunked one after a counted one.
+  streams[0]!.push('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n')
+  await tick()
+  const c = recorder()
+  conn.begin('GET /c HTTP/1.1\r\n\r\n', OPTS, c.handlers)
+  streams[0]!.push('HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop')
+  await tick()
+  t.equal(streams.length, 1, 'one stream for all three')
+  t.same([b.seen.head?.status, b.seen.body, b.seen.ended], [200, 'abcde', true], 'chunked is still parsed')
+  t.same([c.seen.head?.status, c.seen.body, c.seen.ended], [404, 'nop', true])
+})
+
+t.test('bytes past a counted body are never passed on and close the stream', async (t) => {
+  for (const [name, parts] of [
+    ['in the same chunk', ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcXYZ']],
+    ['in the chunk that ends the body', ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\na', 'bcHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged']],
+    ['a chunk later', ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc', 'forged']],
+  ] as const) {
+    const { session, streams } = fakeSession()
+    const conn = new OriginConnection(session, 'web', 'site.test')
+    const a = recorder()
+    conn.begin('GET /a HTTP/1.1\r\n\r\n', OPTS, a.handlers)
+    for (const part of parts) streams[0]!.push(part)
+    await tick()
+    t.same([a.seen.body, a.seen.ended, a.seen.cut], ['abc', true, false], `${name}: the body, exactly`)
+    t.equal(streams[0]!.destroyed, true, `${name}: the stream is closed`)
+    const b = recorder()
+    conn.begin('GET /b HTTP/1.1\r\n\r\n', OPTS, b.handlers)
+    await tick()
+    t.equal(streams.length, 2, `${name}: the next request gets a new stream`)
+    t.same([b.seen.head, b.seen.body], [undefined, ''], `${name}: and sees none of the extra bytes`)
+  }
+})
+
+t.test('a line break behind a counted body is skipped, as llhttp skips it', async (t) => {
+  const { session, streams } = fakeSession()
+  const conn = new OriginConnection(session, 'web', 'site.test')
+  const a = recorder()
+  conn.begin('GET /a HTTP/1.1\r\n\r\n', OPTS, a.handlers)
+  streams[0]!.push('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc\r\n')
+  await tick()
+  const b = recorder()
+  conn.begin('GET /b HTTP/1.1\r\n\r\n', OPTS, b.handlers)
+  streams[0]!.push('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  await tick()
+  t.equal(streams.length, 1)
+  t.same([a.seen.body, b.seen.body, b.seen.ended], ['abc', 'ok', true])
+})
+
+t.test('a counted body short of its length is cut, whether the stream ends or closes', async (t) => {
+  for (const how of ['end', 'close'] as const) {
+    const { session, streams } = fakeSession()
+    const conn = new OriginConnection(session, 'web', 'site.test')
+    const a = recorder()
+    conn.begin('GET /a HTTP/1.1\r\n\r\n', OPTS, a.handlers)
+    streams[0]!.push('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc')
+    if (how === 'end') streams[0]!.push(null)
+    else { await tick(); streams[0]!.destroy() }
+    await tick()
+    t.same([a.seen.body, a.seen.ended, a.seen.cut], ['abc', false, true], how)
+  }
+})
+
+t.test('no body is counted where llhttp reads none: HEAD, 204, 304', async (t) => {
+  const { session, streams } = fakeSession()
+  const conn = new OriginConnection(session, 'web', 'site.test')
+  const a = recorder()
+  conn.begin('HEAD /a HTTP/1.1\r\n\r\n', { ...OPTS, isHead: true }, a.handlers)
+  streams[0]!.push('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n')
+  await tick()
+  const b = recorder()
+  conn.begin('GET /b HTTP/1.1\r\n\r\n', OPTS, b.handlers)
+  streams[0]!.push('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n')
+  await tick()
+  const c = recorder()
+  conn.begin('GET /c HTTP/1.1\r\n\r\n', OPTS, c.handlers)
+  streams[0]!.push('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  await tick()
+  t.equal(streams.length, 1)
+  t.same([a.seen.body, a.seen.ended, b.seen.body, b.seen.ended, c.seen.body], ['', true, '', true, 'ok'])
+})

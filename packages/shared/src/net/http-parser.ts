@@ -4,9 +4,16 @@
  * agent's inspector reading copies. Loaded through `_http_common` with process.getBuiltinModule,
  * which also works in the single executable; null on a Node that lacks either.
  */
+/** What execute() returns when it stops early: llhttp's error name and where it stopped. */
+export interface HttpParseError extends Error {
+  /** HPE_PAUSED when a callback paused the parser (returned 21), else the parse error. */
+  code: string
+  bytesParsed: number
+}
+
 export interface HttpParser {
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void
-  execute(data: Buffer): number | Error
+  execute(data: Buffer): number | HttpParseError
   finish(): number | Error | undefined
   close(): void
   [key: number]: unknown
