@@ -1,4 +1,4 @@
-import { Duplex } from 'node:stream'
+import { Duplex, Writable } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
 import { noteBytesMoved } from './scavenge.js'
 
@@ -116,23 +116,31 @@ class WebSocketDuplex extends Duplex {
       batchBytes = 0
       ws.send(message, { binary: true }, this.onSent)
     }
-    for (let chunk of chunks) {
-      // Big chunks (frame bodies) travel as their own messages, without a copy; small ones
-      // (headers, control frames, short writes) are packed together.
-      if (chunk.length >= COPY_BELOW_BYTES) {
-        if (batchBytes > 0) flush()
-        while (chunk.length > max) {
-          ws.send(chunk.subarray(0, max), { binary: true }, this.onSent)
-          chunk = chunk.subarray(max)
+    // ws writes every message to its socket on its own (a frame header with a 12-byte mux header
+    // is a syscall, and a wakeup of the peer, of its own); corked, the batch leaves in one writev.
+    const socket = socketOf(ws)
+    socket?.cork()
+    try {
+      for (let chunk of chunks) {
+        // Big chunks (frame bodies) travel as their own messages, without a copy; small ones
+        // (headers, control frames, short writes) are packed together.
+        if (chunk.length >= COPY_BELOW_BYTES) {
+          if (batchBytes > 0) flush()
+          while (chunk.length > max) {
+            ws.send(chunk.subarray(0, max), { binary: true }, this.onSent)
+            chunk = chunk.subarray(max)
+          }
+          ws.send(chunk, { binary: true }, this.onSent)
+          continue
         }
-        ws.send(chunk, { binary: true }, this.onSent)
-        continue
+        if (batchBytes + chunk.length > max) flush()
+        batch.push(chunk)
+        batchBytes += chunk.length
       }
-      if (batchBytes + chunk.length > max) flush()
-      batch.push(chunk)
-      batchBytes += chunk.length
+      if (batchBytes > 0) flush()
+    } finally {
+      socket?.uncork()
     }
-    if (batchBytes > 0) flush()
     this.waitingCb = cb
     this.releaseWhenRoom()
   }
@@ -167,6 +175,12 @@ class WebSocketDuplex extends Duplex {
     this.waitingCb = null
     cb(err)
   }
+}
+
+/** The TCP socket under a ws WebSocket (its `_socket`; ws has no public cork). */
+function socketOf(ws: WebSocket): Writable | null {
+  const socket = (ws as unknown as { _socket?: unknown })._socket
+  return socket instanceof Writable ? socket : null
 }
 
 function toBuffer(data: RawData): Buffer {

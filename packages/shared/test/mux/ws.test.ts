@@ -186,3 +186,31 @@ t.test('websocketDuplex: close ends the readable side; destroy closes or termina
   const [err] = (await Promise.all([once(d3, 'error'), Promise.resolve(failing.emit('error', new Error('socket hang up')))]))[0] as [Error]
   t.equal(err.message, 'socket hang up')
 })
+
+t.test('websocketDuplex: the messages of one batch leave in one socket write', async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
+  await once(wss, 'listening')
+  t.teardown(() => wss.close())
+  const received: Buffer[] = []
+  wss.once('connection', (serverWs) => serverWs.on('message', (data: Buffer) => received.push(data)))
+  const clientWs = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate: false })
+  const d = websocketDuplex(clientWs)
+  await once(clientWs, 'open')
+  t.teardown(() => clientWs.terminate())
+  const socket = (clientWs as unknown as { _socket: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } })._socket
+  let writes = 0
+  for (const method of ['_write', '_writev'] as const) {
+    const original = socket[method].bind(socket)
+    socket[method] = (...args: unknown[]) => { writes++; original(...args) }
+  }
+  // A frame header, its body, another header and body: four messages.
+  d.cork()
+  d.write(Buffer.alloc(12, 1))
+  d.write(Buffer.alloc(64 * 1024, 2))
+  d.write(Buffer.alloc(12, 3))
+  d.write(Buffer.alloc(64 * 1024, 4))
+  d.uncork()
+  await waitFor(() => received.length === 4, 2_000, 'four messages')
+  t.equal(writes, 1, 'one writev for the four messages')
+  t.same(received.map((b) => [b.length, b[0]]), [[12, 1], [64 * 1024, 2], [12, 3], [64 * 1024, 4]])
+})
