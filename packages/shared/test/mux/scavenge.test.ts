@@ -34,3 +34,17 @@ t.test('dead read buffers are freed every few MiB instead of piling up to V8\'s 
   t.ok(paced <= 4 * SCAVENGE_EVERY_BYTES, `paced peak ${(paced / MiB).toFixed(1)} MiB <= ${4 * SCAVENGE_EVERY_BYTES / MiB} MiB`)
   t.ok(unpaced > paced + 16 * MiB, `without pacing it grows much further (${(unpaced / MiB).toFixed(1)} MiB)`)
 })
+
+t.test('buffer memory is looked at on every 8th scavenge, not on each', async (t) => {
+  const real = process.memoryUsage
+  let looks = 0
+  const counting = Object.assign(() => { looks++; return real() }, { rss: real.rss }) as typeof process.memoryUsage
+  process.memoryUsage = counting
+  t.teardown(() => { process.memoryUsage = real })
+  for (let i = 0; i < 32; i++) {
+    noteBytesMoved(SCAVENGE_EVERY_BYTES)
+    await nextTurn()
+  }
+  process.memoryUsage = real
+  t.ok(looks >= 3 && looks <= 5, `${looks} looks in 32 scavenges`)
+})
